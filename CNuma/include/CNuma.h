@@ -1,0 +1,69 @@
+// CNuma: the C shim under the NUMA module.
+//
+// It wraps only what Swift cannot call directly: libnuma's weak error hooks, getcpu(2),
+// sched_{get,set}affinity(2) over plain word masks (cpu_set_t is reached through macros), and
+// hwloc's topology lifecycle and inline iterators. libnuma's own functions (mbind,
+// set_mempolicy, get_mempolicy, move_pages, numa_*) are called from Swift directly through the
+// CLibNuma system module. Every symbol here is prefixed CNuma_.
+// Functions that fail return -1 and leave the reason in errno, which nothing here overwrites.
+#ifndef CNUMA_H
+#define CNUMA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// getcpu(2): the CPU and node the calling thread runs on now. Returns 0 or -1 with errno.
+int CNuma_getcpu(unsigned int *cpu, unsigned int *node);
+
+/// sched_getcpu(3) for the fast path (served from the rseq area on current glibc).
+int CNuma_sched_getcpu(void);
+
+/// sched_getaffinity(2) of the calling thread into `words` (64 CPUs per word).
+/// Returns 0 or -1 with errno.
+int CNuma_getaffinity(uint64_t *words, size_t nwords);
+
+/// sched_setaffinity(2) of the calling thread from `words` (64 CPUs per word).
+/// Returns 0 or -1 with errno.
+int CNuma_setaffinity(const uint64_t *words, size_t nwords);
+
+/// Whether libnuma lists `node` as configured (a bit of its global `numa_nodes_ptr`, which
+/// strict concurrency keeps Swift from reading directly).
+int CNuma_node_configured(int node);
+
+/// The last libnuma error or warning text, captured by the numa_error/numa_warn overrides
+/// instead of being printed. Empty when there was none.
+const char *CNuma_last_diagnostic(void);
+
+// MARK: hwloc
+
+/// An opaque, loaded hwloc topology.
+typedef struct CNuma_hwloc CNuma_hwloc;
+
+/// hwloc_topology_init(3) + hwloc_topology_load(3). Returns NULL with errno on failure.
+CNuma_hwloc *CNuma_hwloc_open(void);
+
+/// hwloc_topology_destroy(3).
+void CNuma_hwloc_close(CNuma_hwloc *topology);
+
+/// The size in bytes of the last-level data or unified cache (the deepest level present,
+/// L5 down to L1), and its level in `level`; 0 when hwloc knows no cache.
+uint64_t CNuma_hwloc_llc_size(CNuma_hwloc *topology, unsigned int *level);
+
+/// The number of cache objects at the last level (e.g. one L3 per socket or CCX).
+int CNuma_hwloc_llc_count(CNuma_hwloc *topology);
+
+/// The number of NUMA nodes hwloc sees (HWLOC_OBJ_NUMANODE).
+int CNuma_hwloc_numa_count(CNuma_hwloc *topology);
+
+/// The number of packages (sockets) hwloc sees.
+int CNuma_hwloc_package_count(CNuma_hwloc *topology);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,62 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "swift-numa",
+    products: [
+        .library(name: "NUMA", targets: ["NUMA"]),
+        .library(name: "NUMAPool", targets: ["NUMAPool"]),
+        .library(name: "MembenchKit", targets: ["MembenchKit"]),
+        .executable(name: "membench", targets: ["membench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/yaslab/CSV.swift", from: "2.5.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLibNuma",
+            path: "CNuma/system",
+            pkgConfig: "numa",
+            providers: [.apt(["libnuma-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLibHwloc",
+            path: "CNuma/hwloc",
+            pkgConfig: "hwloc",
+            providers: [.apt(["libhwloc-dev"])]
+        ),
+        .target(
+            name: "CNuma",
+            dependencies: ["CLibNuma", "CLibHwloc"],
+            path: "CNuma",
+            exclude: ["system", "hwloc"],
+            cSettings: [.define("_GNU_SOURCE")],
+            linkerSettings: [.linkedLibrary("numa"), .linkedLibrary("hwloc")]
+        ),
+        .target(name: "NUMA", dependencies: ["CNuma"]),
+        .target(
+            name: "NUMAPool",
+            dependencies: ["NUMA"]
+        ),
+        .target(
+            name: "MembenchKit",
+            dependencies: [
+                "NUMA", "NUMAPool",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "CSV", package: "CSV.swift"),
+            ]
+        ),
+        .executableTarget(
+            name: "membench",
+            dependencies: [
+                "MembenchKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "NUMATests", dependencies: ["NUMA"]),
+        .testTarget(name: "NUMAPoolTests", dependencies: ["NUMAPool"]),
+        .testTarget(name: "MembenchKitTests", dependencies: ["MembenchKit", "membench"]),
+    ]
+)

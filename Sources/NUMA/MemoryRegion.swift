@@ -1,0 +1,156 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How a region is backed by pages.
+public enum PageMode: String, Hashable, Sendable, CaseIterable, Codable {
+    /// 4 KiB pages, with transparent huge pages turned off for the range (`MADV_NOHUGEPAGE`).
+    case base = "4k"
+    /// Transparent huge pages asked for (`MADV_HUGEPAGE`); the kernel may still use 4 KiB.
+    case transparentHuge = "thp"
+    /// Explicit 2 MiB huge pages from the hugetlb pool (`MAP_HUGETLB | MAP_HUGE_2MB`).
+    case huge2M = "2m"
+    /// Explicit 1 GiB huge pages from the hugetlb pool (`MAP_HUGETLB | MAP_HUGE_1GB`).
+    case huge1G = "1g"
+
+    /// The page size that placement is decided in.
+    public var placementGranule: Int {
+        switch self {
+        case .base: PagePlacement.basePageSize
+        case .transparentHuge, .huge2M: 2 << 20
+        case .huge1G: 1 << 30
+        }
+    }
+
+    var hugetlbSize: Int? {
+        switch self {
+        case .huge2M: 2 << 20
+        case .huge1G: 1 << 30
+        default: nil
+        }
+    }
+
+    /// Free explicit huge pages of this size on the system, from sysfs; nil for other modes.
+    public var freeHugePages: Int? {
+        guard let size = hugetlbSize else { return nil }
+        return SysFS.read("/sys/kernel/mm/hugepages/hugepages-\(size / 1024)kB/free_hugepages").flatMap { Int($0) } ?? 0
+    }
+}
+
+/// Anonymous memory that this value owns: mmap(2) on creation, mbind(2) to a policy, and
+/// munmap(2) in `deinit`. It cannot be copied, so it is freed exactly once.
+///
+/// The bytes are reached through `withUnsafeMutableBytes`; what threads do with them is up to
+/// the caller.
+public struct MemoryRegion: ~Copyable, @unchecked Sendable {
+    // @unchecked: the mapping is owned by this one value (it cannot be copied) and its
+    // address never changes; sharing the bytes across threads is the caller's concern.
+
+    /// The first usable byte, aligned to the page mode's granule.
+    public let baseAddress: UnsafeMutableRawPointer
+    /// Usable bytes: the requested size rounded up to whole pages.
+    public let size: Int
+    /// The page mode it was mapped with.
+    public let pageMode: PageMode
+    /// The policy applied with mbind(2), or nil when the thread's policy governs.
+    public let policy: MemoryPolicy?
+    private let mapping: UnsafeMutableRawPointer
+    private let mappingLength: Int
+
+    /// Maps `size` bytes with `pages` and applies `policy` before any page is touched.
+    ///
+    /// Throws when the size is not positive, exceeds the memory of the nodes it may use, the
+    /// policy names a bad node, or mmap(2), madvise(2) or mbind(2) fail.
+    public init(size: Int, policy: MemoryPolicy? = nil, pages: PageMode = .base,
+                topology: Topology = .current) throws(NUMAError) {
+        guard size > 0 else {
+            throw NUMAError(operation: "mmap", errno: EINVAL, message: "size must be positive, got \(size)")
+        }
+        if let policy { try policy.validate(in: topology, operation: "mbind") }
+        let limitNodes = policy.map { $0 == .local ? topology.allowedNodes : $0.nodes } ?? topology.allowedNodes
+        let capacity = limitNodes.reduce(UInt64(0)) { $0 + (topology.node($1)?.memoryTotal ?? 0) }
+        guard UInt64(size) <= capacity else {
+            throw NUMAError(operation: "mmap", errno: ENOMEM,
+                            message: "size \(size) bytes exceeds the \(capacity) bytes of memory on nodes \(limitNodes)")
+        }
+        let granule = pages.placementGranule
+        let rounded = (size + granule - 1) / granule * granule
+        var flags = MAP_PRIVATE | MAP_ANONYMOUS
+        var length = rounded
+        if let huge = pages.hugetlbSize {
+            let needed = rounded / huge
+            let free = pages.freeHugePages ?? 0
+            guard free >= needed else {
+                throw NUMAError(operation: "mmap", errno: ENOMEM,
+                                message: "\(needed) free \(pages.rawValue) huge pages needed, \(free) free (see /proc/sys/vm/nr_hugepages)")
+            }
+            flags |= MAP_HUGETLB | Int32((huge == 1 << 30 ? 30 : 21) << MAP_HUGE_SHIFT)
+        } else if pages == .transparentHuge {
+            length += granule
+        }
+        let raw = mmap(nil, length, PROT_READ | PROT_WRITE, flags, -1, 0)
+        guard let raw, raw != MAP_FAILED else {
+            throw NUMAError(operation: "mmap", errno: Glibc.errno)
+        }
+        let aligned = UnsafeMutableRawPointer(bitPattern: (Int(bitPattern: raw) + granule - 1) & ~(granule - 1))!
+        let base = pages.hugetlbSize == nil ? aligned : raw
+        do {
+            switch pages {
+            case .base: try systemCall("madvise") { madvise(base, rounded, MADV_NOHUGEPAGE) }
+            case .transparentHuge: try systemCall("madvise") { madvise(base, rounded, MADV_HUGEPAGE) }
+            case .huge2M, .huge1G: break
+            }
+            try policy?.apply(to: base, length: rounded)
+        } catch {
+            munmap(raw, length)
+            throw error
+        }
+        mapping = raw
+        mappingLength = length
+        baseAddress = base
+        self.size = rounded
+        pageMode = pages
+        self.policy = policy
+    }
+
+    deinit {
+        munmap(mapping, mappingLength)
+    }
+
+    /// Touches every page from the calling thread, so first-touch placement happens here and
+    /// now rather than during later use. `MADV_POPULATE_WRITE` where the kernel has it, one
+    /// write per page otherwise.
+    public func faultIn() {
+        if madvise(baseAddress, size, 23 /* MADV_POPULATE_WRITE */) == 0 { return }
+        let step = PagePlacement.basePageSize
+        var offset = 0
+        while offset < size {
+            baseAddress.storeBytes(of: 0, toByteOffset: offset, as: UInt8.self)
+            offset += step
+        }
+    }
+
+    public func withUnsafeMutableBytes<R, E: Error>(_ body: (UnsafeMutableRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        try body(UnsafeMutableRawBufferPointer(start: baseAddress, count: size))
+    }
+
+    public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        try body(UnsafeRawBufferPointer(start: baseAddress, count: size))
+    }
+
+    /// The node of every base page (move_pages(2) with NULL nodes).
+    public func pageNodes() throws(NUMAError) -> PagePlacement {
+        try PagePlacement(address: baseAddress, length: size)
+    }
+
+    /// Pages per node.
+    public func nodeHistogram() throws(NUMAError) -> [Int: Int] {
+        try pageNodes().histogram
+    }
+
+    /// Moves the pages to `nodes` and keeps them there: mbind(2) with `MPOL_BIND` and
+    /// `MPOL_MF_MOVE`.
+    public func migrate(to nodes: NodeSet) throws(NUMAError) {
+        try MemoryPolicy.bind(nodes).apply(to: baseAddress, length: size, move: true)
+    }
+}

@@ -1,0 +1,138 @@
+import CNuma
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The CPUs the calling thread may run on: sched_getaffinity(2) and sched_setaffinity(2).
+public enum ThreadAffinity {
+    static let words = 128  // 8192 CPUs
+
+    /// The affinity of the calling thread.
+    public static func current() throws(NUMAError) -> CPUSet {
+        var mask = [UInt64](repeating: 0, count: words)
+        try systemCall("sched_getaffinity") { CNuma_getaffinity(&mask, words) }
+        return CPUSet(words: mask)
+    }
+
+    /// Restricts the calling thread to `cpus`. Every CPU must be allowed for this process.
+    public static func set(_ cpus: CPUSet, topology: Topology = .current) throws(NUMAError) {
+        guard !cpus.isEmpty else {
+            throw NUMAError(operation: "sched_setaffinity", errno: EINVAL, message: "the CPU set is empty")
+        }
+        for cpu in cpus where !topology.allowedCPUs.contains(cpu) {
+            let known = topology.node(ofCPU: cpu) != nil
+            throw NUMAError(operation: "sched_setaffinity", errno: known ? EPERM : EINVAL,
+                            message: known ? "CPU \(cpu) is not allowed for this process (allowed: \(topology.allowedCPUs))"
+                                : "CPU \(cpu) does not exist (CPUs: \(topology.allowedCPUs))")
+        }
+        var mask = cpus.words
+        try systemCall("sched_setaffinity") { CNuma_setaffinity(&mask, mask.count) }
+    }
+
+    /// Restricts the calling thread to the allowed CPUs of `nodes`. Throws for a node that
+    /// does not exist or has no CPU this process may use.
+    public static func bind(toNodes nodes: NodeSet, topology: Topology = .current) throws(NUMAError) {
+        try set(cpus(ofNodes: nodes, topology: topology), topology: topology)
+    }
+
+    /// The allowed CPUs of `nodes`, or an error naming the node that has none.
+    public static func cpus(ofNodes nodes: NodeSet, topology: Topology = .current) throws(NUMAError) -> CPUSet {
+        guard !nodes.isEmpty else {
+            throw NUMAError(operation: "sched_setaffinity", errno: EINVAL, message: "the node set is empty")
+        }
+        try topology.validate(nodes, operation: "sched_setaffinity", needsMemory: false)
+        for node in nodes where topology.allowedCPUs(on: [node]).isEmpty {
+            throw NUMAError(operation: "sched_setaffinity", errno: EINVAL,
+                            message: "node \(node) has no CPU this process may use")
+        }
+        return topology.allowedCPUs(on: nodes)
+    }
+
+    /// The process-wide allowed CPUs, read from the calling thread at start-up.
+    static func processCPUs() -> CPUSet {
+        (try? current()) ?? CPUSet()
+    }
+}
+
+/// An OS thread (pthread_create(3)) that runs `body` on a fixed CPU set and hands back its
+/// result on `join()`. Swift tasks hop between threads; placement needs a real thread.
+public final class PinnedThread<Result: Sendable>: @unchecked Sendable {
+    // @unchecked: `thread` and `joined` are touched only by the owner's join() and deinit.
+
+    /// The work and its outcome, shared with the new thread.
+    private final class Job: @unchecked Sendable {
+        // @unchecked: `outcome` is written once by the new thread before it exits and read
+        // only after pthread_join(3), which orders the two.
+        let cpus: CPUSet
+        let body: @Sendable () throws -> Result
+        var outcome: Swift.Result<Result, any Error>?
+
+        init(cpus: CPUSet, body: @escaping @Sendable () throws -> Result) {
+            self.cpus = cpus
+            self.body = body
+        }
+
+        func run() {
+            do {
+                try ThreadAffinity.set(cpus)
+                outcome = .success(try body())
+            } catch {
+                outcome = .failure(error)
+            }
+        }
+    }
+
+    private let job: Job
+    private var thread = pthread_t()
+    private var joined = false
+    /// The CPUs the thread is restricted to.
+    public var cpus: CPUSet { job.cpus }
+
+    /// Starts a thread restricted to `cpus`. The affinity is set before `body` runs; if it
+    /// cannot be set, `join()` throws that error and `body` never runs.
+    public init(cpus: CPUSet, body: @escaping @Sendable () throws -> Result) throws(NUMAError) {
+        job = Job(cpus: cpus, body: body)
+        let job = self.job
+        let rc = startThread(&thread, ThreadEntry { job.run() })
+        if rc != 0 {
+            joined = true
+            throw NUMAError(operation: "pthread_create", errno: rc)
+        }
+    }
+
+    /// Starts a thread on the allowed CPUs of `node`.
+    public convenience init(node: Int, body: @escaping @Sendable () throws -> Result) throws(NUMAError) {
+        try self.init(cpus: ThreadAffinity.cpus(ofNodes: [node]), body: body)
+    }
+
+    /// Waits for the thread and returns its result, or rethrows its error.
+    public func join() throws -> Result {
+        if !joined {
+            pthread_join(thread, nil)
+            joined = true
+        }
+        return try job.outcome!.get()
+    }
+
+    deinit {
+        if !joined { pthread_join(thread, nil) }
+    }
+}
+
+/// The closure a new thread runs, boxed so that a non-generic C entry point can call it.
+private final class ThreadEntry: @unchecked Sendable {
+    // @unchecked: handed to exactly one new thread; its creator keeps no reference.
+    let run: () -> Void
+    init(_ run: @escaping () -> Void) { self.run = run }
+}
+
+/// pthread_create(3) with a Swift closure. Returns its error number, 0 on success.
+private func startThread(_ thread: inout pthread_t, _ entry: ThreadEntry) -> Int32 {
+    let context = Unmanaged.passRetained(entry).toOpaque()
+    let rc = pthread_create(&thread, nil, { context in
+        Unmanaged<ThreadEntry>.fromOpaque(context!).takeRetainedValue().run()
+        return nil
+    }, context)
+    if rc != 0 { Unmanaged<ThreadEntry>.fromOpaque(context).release() }
+    return rc
+}

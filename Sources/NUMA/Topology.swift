@@ -1,0 +1,244 @@
+import CLibNuma
+import CNuma
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One NUMA node as the kernel reports it.
+public struct Node: Hashable, Sendable, Codable {
+    /// The kernel's node id. Ids may have gaps.
+    public let id: Int
+    /// The CPUs on this node; empty for a memory-only node (such as CXL memory).
+    public let cpus: CPUSet
+    /// Total memory in bytes (`numa_node_size64`); 0 for a node without memory.
+    public let memoryTotal: UInt64
+    /// Free memory in bytes when the topology was read.
+    public let memoryFree: UInt64
+    /// The distance to every node, in the order of `Topology.nodes` (`numa_distance`).
+    public let distances: [Int]
+
+    public var hasMemory: Bool { memoryTotal > 0 }
+    public var hasCPUs: Bool { !cpus.isEmpty }
+}
+
+/// The last-level cache as hwloc reports it.
+public struct CacheInfo: Hashable, Sendable, Codable {
+    /// 3 for an L3 and so on.
+    public let level: Int
+    /// Bytes in one cache instance.
+    public let size: UInt64
+    /// How many instances the machine has.
+    public let instances: Int
+}
+
+/// The machine's NUMA layout, read once and cached (`Topology.current`); `reload()` reads it
+/// again. Built from libnuma (nodes, CPUs, memory, distances, allowed memory nodes),
+/// sched_getaffinity(2) (allowed CPUs) and hwloc (caches, packages). A kernel without NUMA
+/// support yields one node built from sysfs and `/proc/meminfo`.
+public struct Topology: Hashable, Sendable, Codable {
+    /// The nodes in ascending id order.
+    public let nodes: [Node]
+    /// Whether the kernel has the NUMA syscalls (`numa_available() == 0`).
+    public let numaAvailable: Bool
+    /// The nodes this process may allocate memory on (its cpuset's `mems`).
+    public let allowedNodes: NodeSet
+    /// The CPUs this process may run on (its affinity and cpuset).
+    public let allowedCPUs: CPUSet
+    /// The last-level cache, when hwloc knows one.
+    public let lastLevelCache: CacheInfo?
+    /// Packages (sockets), as hwloc counts them.
+    public let packages: Int
+    /// The node of each CPU id; -1 for ids that are not present.
+    public let cpuToNode: [Int]
+
+    private static let cache = Mutex<Topology?>(nil)
+
+    /// The topology read at first use.
+    public static var current: Topology {
+        cache.withLock { cached in
+            if let cached { return cached }
+            let fresh = Topology.read()
+            cached = fresh
+            return fresh
+        }
+    }
+
+    /// Reads the topology again (after hot-plug or a cpuset change) and caches it.
+    @discardableResult
+    public static func reload() -> Topology {
+        let fresh = Topology.read()
+        cache.withLock { $0 = fresh }
+        return fresh
+    }
+
+    public var nodeCount: Int { nodes.count }
+    public var nodeIDs: NodeSet { NodeSet(nodes.map(\.id)) }
+    public var nodesWithMemory: NodeSet { NodeSet(nodes.filter(\.hasMemory).map(\.id)) }
+    public var nodesWithCPUs: NodeSet { NodeSet(nodes.filter(\.hasCPUs).map(\.id)) }
+
+    public func node(_ id: Int) -> Node? { nodes.first { $0.id == id } }
+
+    /// The node of a CPU, or nil for an unknown CPU.
+    public func node(ofCPU cpu: Int) -> Int? {
+        cpu >= 0 && cpu < cpuToNode.count && cpuToNode[cpu] >= 0 ? cpuToNode[cpu] : nil
+    }
+
+    /// The kernel's distance from one node to another (10 is local), or nil for unknown ids.
+    public func distance(from a: Int, to b: Int) -> Int? {
+        guard let row = node(a), let column = nodes.firstIndex(where: { $0.id == b }) else { return nil }
+        return row.distances[column]
+    }
+
+    /// The CPUs of the given nodes that this process may use.
+    public func allowedCPUs(on nodes: NodeSet) -> CPUSet {
+        var cpus = CPUSet()
+        for id in nodes { if let node = node(id) { cpus = cpus.union(node.cpus) } }
+        return cpus.intersection(allowedCPUs)
+    }
+
+    /// The nodes with memory that this process may use, nearest first from `node`.
+    public func memoryNodes(nearestTo node: Int) -> [Int] {
+        nodesWithMemory.intersection(allowedNodes).ids.sorted {
+            (distance(from: node, to: $0) ?? Int.max, $0) < (distance(from: node, to: $1) ?? Int.max, $1)
+        }
+    }
+
+    /// Checks that every node exists, is allowed for this process and, when `needsMemory`,
+    /// has memory. Throws a `NUMAError` naming the first bad node.
+    public func validate(_ set: NodeSet, operation: String, needsMemory: Bool = true) throws(NUMAError) {
+        guard !set.isEmpty else {
+            throw NUMAError(operation: operation, errno: EINVAL, message: "the node set is empty")
+        }
+        for id in set {
+            guard let node = node(id) else {
+                throw NUMAError(operation: operation, errno: ENODEV,
+                                message: "node \(id) does not exist (nodes: \(nodeIDs))")
+            }
+            guard allowedNodes.contains(id) || !node.hasMemory && !needsMemory else {
+                throw NUMAError(operation: operation, errno: EPERM,
+                                message: "node \(id) is not allowed for this process (allowed: \(allowedNodes))")
+            }
+            if needsMemory && !node.hasMemory {
+                throw NUMAError(operation: operation, errno: ENOMEM, message: "node \(id) has no memory")
+            }
+        }
+    }
+
+    /// The CPU and node the calling thread runs on now (getcpu(2)).
+    public static func currentCPU() -> (cpu: Int, node: Int) {
+        var cpu: UInt32 = 0, node: UInt32 = 0
+        if CNuma_getcpu(&cpu, &node) != 0 { return (0, 0) }
+        return (Int(cpu), Int(node))
+    }
+
+    /// The node of the CPU the calling thread runs on now.
+    public static var currentNode: Int { currentCPU().node }
+
+    static func read() -> Topology {
+        let hwloc = HwlocSummary.read()
+        let allowedCPUs = ThreadAffinity.processCPUs()
+        guard numa_available() >= 0 else {
+            return singleNode(allowedCPUs: allowedCPUs, hwloc: hwloc)
+        }
+        var ids: [Int] = []
+        let maxNode = Int(numa_max_node())
+        for id in 0...max(0, maxNode) where CNuma_node_configured(Int32(id)) != 0 {
+            ids.append(id)
+        }
+        var nodes: [Node] = []
+        var cpuToNode: [Int] = []
+        let cpumask = numa_allocate_cpumask()!
+        defer { numa_bitmask_free(cpumask) }
+        for id in ids {
+            numa_bitmask_clearall(cpumask)
+            var cpus = CPUSet()
+            if numa_node_to_cpus(Int32(id), cpumask) == 0 {
+                for cpu in 0..<Int(cpumask.pointee.size) where numa_bitmask_isbitset(cpumask, UInt32(cpu)) != 0 {
+                    cpus.insert(cpu)
+                    if cpu >= cpuToNode.count { cpuToNode += repeatElement(-1, count: cpu - cpuToNode.count + 1) }
+                    cpuToNode[cpu] = id
+                }
+            }
+            var free: Int64 = 0
+            let total = numa_node_size64(Int32(id), &free)
+            nodes.append(Node(
+                id: id, cpus: cpus,
+                memoryTotal: UInt64(max(0, total)), memoryFree: UInt64(max(0, total > 0 ? free : 0)),
+                distances: ids.map { Int(numa_distance(Int32(id), Int32($0))) }
+            ))
+        }
+        var allowedNodes = NodeSet()
+        if let mems = numa_get_mems_allowed() {
+            for id in ids where numa_bitmask_isbitset(mems, UInt32(id)) != 0 { allowedNodes.insert(id) }
+            numa_bitmask_free(mems)
+        }
+        return Topology(nodes: nodes, numaAvailable: true, allowedNodes: allowedNodes,
+                        allowedCPUs: allowedCPUs, lastLevelCache: hwloc.cache,
+                        packages: hwloc.packages, cpuToNode: cpuToNode)
+    }
+
+    /// One node 0 from `/sys/devices/system/cpu/online` and `/proc/meminfo`.
+    static func singleNode(allowedCPUs: CPUSet, hwloc: HwlocSummary) -> Topology {
+        let online = (try? CPUSet(parsing: SysFS.read("/sys/devices/system/cpu/online") ?? "", all: allowedCPUs))
+            ?? allowedCPUs
+        let meminfo = SysFS.meminfo()
+        let node = Node(id: 0, cpus: online, memoryTotal: meminfo["MemTotal"] ?? 0,
+                        memoryFree: meminfo["MemFree"] ?? 0, distances: [10])
+        var cpuToNode = [Int](repeating: -1, count: (online.ids.last ?? 0) + 1)
+        for cpu in online { cpuToNode[cpu] = 0 }
+        return Topology(nodes: [node], numaAvailable: false, allowedNodes: [0], allowedCPUs: allowedCPUs,
+                        lastLevelCache: hwloc.cache, packages: hwloc.packages, cpuToNode: cpuToNode)
+    }
+}
+
+/// What the topology takes from hwloc, read through one load and destroy cycle.
+struct HwlocSummary {
+    var cache: CacheInfo?
+    var packages = 1
+
+    static func read() -> HwlocSummary {
+        guard let handle = CNuma_hwloc_open() else { return HwlocSummary() }
+        defer { CNuma_hwloc_close(handle) }
+        var level: UInt32 = 0
+        let size = CNuma_hwloc_llc_size(handle, &level)
+        let cache = size > 0
+            ? CacheInfo(level: Int(level), size: size, instances: Int(CNuma_hwloc_llc_count(handle))) : nil
+        return HwlocSummary(cache: cache, packages: max(1, Int(CNuma_hwloc_package_count(handle))))
+    }
+}
+
+/// Small readers for sysfs and procfs text files.
+enum SysFS {
+    static func read(_ path: String) -> String? {
+        guard let file = fopen(path, "r") else { return nil }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = fread(&buffer, 1, buffer.count, file)
+            if n <= 0 { break }
+            bytes += buffer[0..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: "\n ")
+    }
+
+    /// `/proc/meminfo` as bytes by key.
+    static func meminfo() -> [String: UInt64] {
+        var result: [String: UInt64] = [:]
+        for line in (read("/proc/meminfo") ?? "").split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 2, let value = UInt64(fields[1]) else { continue }
+            let key = String(fields[0].dropLast())
+            result[key] = fields.count > 2 && fields[2] == "kB" ? value * 1024 : value
+        }
+        return result
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: String) -> String {
+        let chars = Set(set)
+        return String(drop(while: { chars.contains($0) }).reversed().drop(while: { chars.contains($0) }).reversed())
+    }
+}
