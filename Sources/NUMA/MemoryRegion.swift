@@ -118,16 +118,40 @@ public struct MemoryRegion: ~Copyable, @unchecked Sendable {
     }
 
     /// Touches every page from the calling thread, so first-touch placement happens here and
-    /// now rather than during later use. `MADV_POPULATE_WRITE` where the kernel has it, one
-    /// write per page otherwise.
+    /// now rather than during later use.
     public func faultIn() {
-        if madvise(baseAddress, size, 23 /* MADV_POPULATE_WRITE */) == 0 { return }
+        faultIn(offset: 0, length: size)
+    }
+
+    /// Touches the pages of `[offset, offset + length)` from the calling thread:
+    /// `MADV_POPULATE_WRITE` (Linux 5.14) where the kernel has it, one write per page otherwise.
+    public func faultIn(offset: Int, length: Int) {
         let step = PagePlacement.basePageSize
-        var offset = 0
-        while offset < size {
-            baseAddress.storeBytes(of: 0, toByteOffset: offset, as: UInt8.self)
-            offset += step
+        let start = offset & ~(step - 1)
+        let end = min(size, offset + length)
+        guard end > start else { return }
+        if madvise(baseAddress + start, end - start, 23 /* MADV_POPULATE_WRITE */) == 0 { return }
+        var page = start
+        while page < end {
+            let pointer = (baseAddress + page).assumingMemoryBound(to: UInt8.self)
+            pointer.pointee = pointer.pointee
+            page += step
         }
+    }
+
+    /// Gives the pages of `[offset, offset + length)` back to the kernel (`MADV_DONTNEED`);
+    /// they read as zero and are placed again by the policy when next touched.
+    public func release(offset: Int, length: Int) {
+        let step = PagePlacement.basePageSize
+        let start = (offset + step - 1) & ~(step - 1)
+        let end = min(size, offset + length) & ~(step - 1)
+        if end > start { madvise(baseAddress + start, end - start, MADV_DONTNEED) }
+    }
+
+    /// Whether `pointer` lies inside the region.
+    public func contains(_ pointer: UnsafeRawPointer) -> Bool {
+        let address = Int(bitPattern: pointer), base = Int(bitPattern: baseAddress)
+        return address >= base && address < base + size
     }
 
     public func withUnsafeMutableBytes<R, E: Error>(_ body: (UnsafeMutableRawBufferPointer) throws(E) -> R) throws(E) -> R {

@@ -75,6 +75,8 @@ public struct Topology: Hashable, Sendable, Codable {
     public var nodeCount: Int { nodes.count }
     public var nodeIDs: NodeSet { NodeSet(nodes.map(\.id)) }
     public var nodesWithMemory: NodeSet { NodeSet(nodes.filter(\.hasMemory).map(\.id)) }
+    /// The nodes with memory that this process may bind to.
+    public var bindableNodes: NodeSet { nodesWithMemory.intersection(allowedNodes) }
     public var nodesWithCPUs: NodeSet { NodeSet(nodes.filter(\.hasCPUs).map(\.id)) }
 
     public func node(_ id: Int) -> Node? { nodes.first { $0.id == id } }
@@ -99,7 +101,7 @@ public struct Topology: Hashable, Sendable, Codable {
 
     /// The nodes with memory that this process may use, nearest first from `node`.
     public func memoryNodes(nearestTo node: Int) -> [Int] {
-        nodesWithMemory.intersection(allowedNodes).ids.sorted {
+        bindableNodes.ids.sorted {
             (distance(from: node, to: $0) ?? Int.max, $0) < (distance(from: node, to: $1) ?? Int.max, $1)
         }
     }
@@ -241,4 +243,10 @@ extension String {
         let chars = Set(set)
         return String(drop(while: { chars.contains($0) }).reversed().drop(while: { chars.contains($0) }).reversed())
     }
+}
+
+/// The CPU the calling thread runs on (sched_getcpu(3), served from the rseq area by current
+/// glibc, so cheap enough for an allocator's fast path); 0 if the kernel cannot say.
+public func currentCPUIndex() -> Int {
+    Int(max(0, CNuma_sched_getcpu()))
 }

@@ -5,7 +5,7 @@ import Testing
 @Suite("MultiNode placement", .serialized,
        .enabled(if: Topology.current.nodeCount > 1, "needs two or more NUMA nodes"))
 struct MultiNodePlacementTests {
-    static let memoryNodes = Topology.current.bindableNodes
+    static let memoryNodes = Topology.current.bindableNodes.ids
     static let cpuNodes = Topology.current.nodesWithCPUs.ids
 
     @Test("preferred places pages on the preferred node while it has room", arguments: memoryNodes)

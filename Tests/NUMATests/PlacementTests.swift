@@ -5,7 +5,7 @@ let pageSize = PagePlacement.basePageSize
 
 @Suite("Memory placement on every allowed node", .serialized)
 struct PlacementTests {
-    static let nodes = Topology.current.bindableNodes
+    static let nodes = Topology.current.bindableNodes.ids
 
     @Test("a region bound to a node has every page there", arguments: nodes)
     func bound(node: Int) throws {

@@ -63,7 +63,3 @@ enum NodeSysfs {
     }
 }
 
-extension Topology {
-    /// Nodes with memory that this process may bind to.
-    var bindableNodes: [Int] { nodesWithMemory.intersection(allowedNodes).ids }
-}

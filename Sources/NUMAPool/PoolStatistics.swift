@@ -1,0 +1,81 @@
+/// A snapshot of a pool's counters. Counters are kept per thread or per node and merged when
+/// the snapshot is taken; rates come from the difference of two snapshots.
+public struct PoolStatistics: Sendable, Equatable {
+    /// Blocks handed out.
+    public var gets: UInt64 = 0
+    /// Blocks taken back.
+    public var puts: UInt64 = 0
+    /// Gets served by a block that had been used before.
+    public var hits: UInt64 = 0
+    /// Gets served by fresh memory, never handed out before.
+    public var misses: UInt64 = 0
+    /// Blocks returned by a thread on another node than the block's home; they go home.
+    public var remoteReturns: UInt64 = 0
+    /// Gets refused because a strictly bound arena was full.
+    public var exhausted: UInt64 = 0
+    /// Gets served by another node's arena because the local one was full (preferred binding).
+    public var fallbacks: UInt64 = 0
+    /// Objects dropped on return because something else still referenced them (`ObjectPool`).
+    public var escaped: UInt64 = 0
+    /// Objects dropped before reuse because validation rejected them (`ObjectPool`).
+    public var rejected: UInt64 = 0
+    /// Bytes of memory faulted in for blocks.
+    public var bytesReserved: Int = 0
+    /// Bytes in blocks that callers hold now: (gets − puts) × block size.
+    public var bytesInUse: Int = 0
+    /// The most bytes ever handed out by the arenas at once, blocks parked in thread caches
+    /// included, so an upper bound of the callers' peak.
+    public var bytesPeak: Int = 0
+    /// The same figures by node.
+    public var perNode: [Int: NodeStatistics] = [:]
+    /// When the snapshot was taken.
+    public var taken: ContinuousClock.Instant = .now
+
+    public init() {}
+
+    /// hits / gets.
+    public var reuseRate: Double { gets == 0 ? 0 : Double(hits) / Double(gets) }
+    /// misses / gets.
+    public var freshAllocationRate: Double { gets == 0 ? 0 : Double(misses) / Double(gets) }
+    /// 1 − inUse / reserved: the share of reserved memory that callers do not hold.
+    public var fragmentation: Double { bytesReserved == 0 ? 0 : 1 - Double(bytesInUse) / Double(bytesReserved) }
+    /// Blocks that callers hold now.
+    public var outstanding: Int64 { Int64(bitPattern: gets &- puts) }
+
+    /// Per-second rates of the counters between an earlier snapshot and this one.
+    public func rates(since earlier: PoolStatistics) -> PoolRates {
+        let seconds = max(1e-9, Double((taken - earlier.taken).components.attoseconds) / 1e18
+            + Double((taken - earlier.taken).components.seconds))
+        func rate(_ a: UInt64, _ b: UInt64) -> Double { Double(a &- b) / seconds }
+        return PoolRates(seconds: seconds, getsPerSecond: rate(gets, earlier.gets), putsPerSecond: rate(puts, earlier.puts),
+                         missesPerSecond: rate(misses, earlier.misses),
+                         remoteReturnsPerSecond: rate(remoteReturns, earlier.remoteReturns))
+    }
+}
+
+/// One node's share of a pool.
+public struct NodeStatistics: Sendable, Equatable {
+    /// Blocks handed out by this node's arena (to callers or thread caches).
+    public var gets: UInt64 = 0
+    /// Blocks given back to this node's arena.
+    public var puts: UInt64 = 0
+    /// Blocks that came home from threads on other nodes.
+    public var remoteReturns: UInt64 = 0
+    /// Gets refused because the arena was full.
+    public var exhausted: UInt64 = 0
+    /// Bytes faulted in on this node.
+    public var bytesReserved: Int = 0
+    /// Bytes handed out by the arena now, thread caches included.
+    public var bytesOutstanding: Int = 0
+
+    public init() {}
+}
+
+/// Counter rates between two snapshots.
+public struct PoolRates: Sendable, Equatable {
+    public var seconds: Double
+    public var getsPerSecond: Double
+    public var putsPerSecond: Double
+    public var missesPerSecond: Double
+    public var remoteReturnsPerSecond: Double
+}
