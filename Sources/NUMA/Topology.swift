@@ -1,6 +1,5 @@
 import CLibNuma
 import CNuma
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -52,7 +51,7 @@ public struct Topology: Hashable, Sendable, Codable {
     /// The node of each CPU id; -1 for ids that are not present.
     public let cpuToNode: [Int]
 
-    private static let cache = Mutex<Topology?>(nil)
+    private static let cache = Locked<Topology?>(nil)
 
     /// The topology read at first use.
     public static var current: Topology {

@@ -1,5 +1,4 @@
 import NUMA
-import Synchronization
 
 /// One node's memory for `LocalPool`: a region bound to the node, carved into blocks in chunks.
 /// A chunk is faulted in by the thread that grows the arena, which runs on the arena's node.
@@ -10,7 +9,7 @@ final class Arena: Sendable {
     let chunkBytes: Int
     let base: UInt
     private let region: MemoryRegion
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     struct State {
         /// Addresses of returned blocks, ready for reuse.

@@ -1,5 +1,4 @@
 import NUMA
-import Synchronization
 
 /// The baseline strategy: one free list under one lock, over one region that knows nothing of
 /// nodes. The region is placed when the pool is made, either by first touch (every page lands
@@ -28,7 +27,7 @@ public final class GlobalPool: BlockPool {
     private let base: UInt
     /// Pages per node after the fill, read once with move_pages(2).
     private let pagesPerNode: [Int: Int]
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     struct State {
         var free: [UInt] = []

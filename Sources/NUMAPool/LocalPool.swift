@@ -1,5 +1,4 @@
 import NUMA
-import Synchronization
 
 /// The NUMA-aware strategy: one arena per node, bound to that node, and a bounded cache per
 /// thread in front of them.
@@ -121,7 +120,7 @@ final class LocalPoolCore: Sendable {
     let arenaOfCPU: [Int]
     /// For each arena, the other arenas nearest first (the fallback order).
     let fallbackOrder: [[Int]]
-    private let registry = Mutex(Registry())
+    private let registry = Locked(Registry())
 
     struct Registry {
         var caches: [ObjectIdentifier: ThreadCache] = [:]

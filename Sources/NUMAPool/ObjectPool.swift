@@ -1,5 +1,4 @@
 import NUMA
-import Synchronization
 
 /// A typed pool of reusable objects, stored in the blocks of a `BlockPool` of either strategy.
 ///
@@ -24,7 +23,7 @@ public final class ObjectPool<Object>: @unchecked Sendable {
     private let reset: (inout Object) -> Void
     private let validate: ((borrowing Object) -> Bool)?
     private let maxIdle: Int
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     struct State {
         var idle: [UInt] = []

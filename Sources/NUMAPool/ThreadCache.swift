@@ -87,7 +87,7 @@ final class ThreadCaches {
 /// Slots for pools in every thread's `ThreadCaches`: reused after a pool ends; a cache left in
 /// a reused slot is recognised by its pool id and replaced.
 enum PoolSlots {
-    private static let state = Mutex<(next: UInt64, free: [Int], count: Int)>((1, [], 0))
+    private static let state = Locked<(next: UInt64, free: [Int], count: Int)>((1, [], 0))
 
     static func claim() -> (id: UInt64, slot: Int) {
         state.withLock { state in

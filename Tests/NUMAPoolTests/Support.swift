@@ -1,6 +1,5 @@
 import NUMA
 @testable import NUMAPool
-import Synchronization
 
 let page = PagePlacement.basePageSize
 
@@ -23,7 +22,7 @@ struct SplitMix: RandomNumberGenerator {
 
 /// Every address handed out and not yet returned, across threads.
 final class LiveSet: Sendable {
-    private let state = Mutex<Set<UInt>>([])
+    private let state = Locked<Set<UInt>>([])
 
     /// False when the address was already live: a block handed out twice.
     func insert(_ block: UnsafeMutableRawPointer) -> Bool {

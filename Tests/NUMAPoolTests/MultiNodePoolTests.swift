@@ -1,0 +1,103 @@
+import NUMA
+@testable import NUMAPool
+import Testing
+
+/// Runs in the emulated-NUMA guests (scripts/numa-vm); skipped on one-node hosts.
+@Suite("MultiNode pools", .serialized,
+       .enabled(if: Topology.current.nodeCount > 1, "needs two or more NUMA nodes"))
+struct MultiNodePoolTests {
+    /// Nodes that have both CPUs and memory.
+    static let computeNodes = Topology.current.nodes.filter { $0.hasCPUs && $0.hasMemory }.map(\.id)
+
+    @Test("a thread pinned to node k gets blocks on node k", arguments: computeNodes)
+    func local(node: Int) throws {
+        let pool = try LocalPool(blockSize: 128, capacityPerNode: 4 << 20)
+        let thread = try PinnedThread(node: node) { () throws -> [Int?] in
+            var nodes: [Int?] = []
+            var blocks: [UnsafeMutableRawPointer] = []
+            for _ in 0..<200 { blocks.append(try pool.allocate()) }
+            for block in blocks {
+                block.storeBytes(of: 1, as: UInt8.self)
+                nodes.append(pool.homeNode(of: block))
+            }
+            for block in blocks.prefix(10) { nodes.append(try nodeOfPage(block)) }
+            for block in blocks { pool.deallocate(block) }
+            return nodes
+        }
+        let nodes = try thread.join()
+        #expect(nodes.count == 210)
+        #expect(nodes.allSatisfy { $0 == node })
+        #expect(pool.statistics().perNode[node]?.gets ?? 0 >= 200)
+    }
+
+    @Test("a block freed on another node goes back to its home arena, not the freeing thread's cache")
+    func remoteReturn() throws {
+        let home = try #require(Self.computeNodes.last), away = try #require(Self.computeNodes.first)
+        let pool = try LocalPool(blockSize: 64, capacityPerNode: 1 << 20)
+        let address = try PinnedThread(node: home) { UInt(bitPattern: try pool.allocate()) }.join()
+        let seenAway = try PinnedThread(node: away) { () throws -> [UInt] in
+            pool.deallocate(UnsafeMutableRawPointer(bitPattern: address)!)
+            var got: [UnsafeMutableRawPointer] = []
+            for _ in 0..<100 { got.append(try pool.allocate()) }
+            let addresses = got.map { UInt(bitPattern: $0) }
+            for block in got { pool.deallocate(block) }
+            pool.trim()
+            return addresses
+        }.join()
+        #expect(!seenAway.contains(address), "the remote thread never reuses the block")
+        let stats = pool.statistics()
+        #expect(stats.remoteReturns == 1)
+        #expect(stats.perNode[home]?.remoteReturns == 1)
+        let again = try PinnedThread(node: home) { () throws -> Bool in
+            var got: [UnsafeMutableRawPointer] = []
+            for _ in 0..<64 { got.append(try pool.allocate()) }
+            defer { for block in got { pool.deallocate(block) } }
+            return got.contains { UInt(bitPattern: $0) == address }
+        }.join()
+        #expect(again, "the home node reuses its block")
+    }
+
+    @Test("a global pool filled on one node serves that node's pages to a thread on another")
+    func globalFirstTouch() throws {
+        let filler = try #require(Self.computeNodes.last), reader = try #require(Self.computeNodes.first)
+        let pool = try PinnedThread(node: filler) { try GlobalPool(blockSize: 256, capacity: 2 << 20) }.join()
+        #expect(pool.placementHistogram.keys.sorted() == [filler])
+        let nodes = try PinnedThread(node: reader) { () throws -> [Int?] in
+            var result: [Int?] = []
+            for _ in 0..<50 {
+                let block = try pool.allocate()
+                result.append(try nodeOfPage(block))
+                pool.deallocate(block)
+            }
+            return result
+        }.join()
+        #expect(nodes.allSatisfy { $0 == filler })
+    }
+
+    @Test("an interleaved global pool spreads its pages evenly")
+    func globalInterleave() throws {
+        let nodes = Topology.current.bindableNodes
+        let pages = 64 * nodes.count
+        let pool = try GlobalPool(blockSize: 4096, capacity: pages * page, placement: .interleave(nodes))
+        let histogram = pool.placementHistogram
+        #expect(Set(histogram.keys) == Set(nodes.ids))
+        for node in nodes { #expect(abs(histogram[node, default: 0] - 64) <= 1) }
+        #expect(pool.statistics().perNode.count == nodes.count)
+    }
+
+    @Test("under preferred binding a full arena falls back to the nearest node and counts it")
+    func fallback() throws {
+        let node = try #require(Self.computeNodes.first)
+        let pool = try LocalPool(blockSize: 4096, capacityPerNode: 8 * 4096, binding: .preferred)
+        let homes = try PinnedThread(node: node) { () throws -> [Int?] in
+            var blocks: [UnsafeMutableRawPointer] = []
+            for _ in 0..<12 { blocks.append(try pool.allocate()) }
+            defer { for block in blocks { pool.deallocate(block) } }
+            return blocks.map { pool.homeNode(of: $0) }
+        }.join()
+        #expect(homes.prefix(8).allSatisfy { $0 == node })
+        let nearest = Topology.current.memoryNodes(nearestTo: node).dropFirst().first
+        #expect(homes.suffix(4).allSatisfy { $0 == nearest })
+        #expect(pool.statistics().fallbacks == 4)
+    }
+}
