@@ -57,6 +57,9 @@ let package = Package(
         ),
         .testTarget(name: "NUMATests", dependencies: ["NUMA"]),
         .testTarget(name: "NUMAPoolTests", dependencies: ["NUMAPool"]),
-        .testTarget(name: "MembenchKitTests", dependencies: ["MembenchKit", "membench"]),
+        .testTarget(
+            name: "MembenchKitTests",
+            dependencies: ["MembenchKit", "membench", .product(name: "CSV", package: "CSV.swift")]
+        ),
     ]
 )

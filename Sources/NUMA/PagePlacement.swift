@@ -35,6 +35,12 @@ public struct PagePlacement: Sendable, Hashable {
         nodes = status
     }
 
+    /// A placement already known, such as one read earlier or one to compute shares from.
+    public init(pageSize: Int, nodes: [Int32]) {
+        self.pageSize = pageSize
+        self.nodes = nodes
+    }
+
     /// The base page size of the system (sysconf(_SC_PAGESIZE)).
     public static let basePageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
 

@@ -23,10 +23,11 @@ final class Arena: Sendable {
         var peakOutstanding = 0
     }
 
-    init(node: Int, blockSize: Int, capacity: Int, strict: Bool, topology: Topology) throws(NUMAError) {
+    init(node: Int, blockSize: Int, capacity: Int, strict: Bool, pages: PageMode, topology: Topology) throws(NUMAError) {
         self.node = node
         self.blockSize = blockSize
-        region = try MemoryRegion(size: capacity, policy: strict ? .bind([node]) : .preferred(node), topology: topology)
+        region = try MemoryRegion(size: capacity, policy: strict ? .bind([node]) : .preferred(node), pages: pages,
+                                  topology: topology)
         self.capacity = region.size / blockSize * blockSize
         base = UInt(bitPattern: region.baseAddress)
         chunkBytes = max(64 << 10, blockSize * 64)

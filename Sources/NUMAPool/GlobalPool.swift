@@ -39,14 +39,15 @@ public final class GlobalPool: BlockPool {
 
     /// Maps `capacity` bytes, places them as `placement` says and faults them all in from the
     /// calling thread.
-    public init(blockSize: Int, capacity: Int, placement: Placement = .firstTouch,
+    public init(blockSize: Int, capacity: Int, placement: Placement = .firstTouch, pages: PageMode = .base,
                 topology: Topology = .current) throws(PoolError) {
         self.blockSize = try checkedBlockSize(blockSize, capacity: capacity)
         self.placement = placement
         do {
             switch placement {
-            case .firstTouch: region = try MemoryRegion(size: capacity, topology: topology)
-            case .interleave(let nodes): region = try MemoryRegion(size: capacity, policy: .interleave(nodes), topology: topology)
+            case .firstTouch: region = try MemoryRegion(size: capacity, pages: pages, topology: topology)
+            case .interleave(let nodes):
+                region = try MemoryRegion(size: capacity, policy: .interleave(nodes), pages: pages, topology: topology)
             }
             region.faultIn()
             pagesPerNode = try region.nodeHistogram()

@@ -24,9 +24,10 @@ public final class LocalPool: BlockPool {
     let core: LocalPoolCore
 
     /// Creates arenas of `capacityPerNode` bytes on `nodes` (by default every node with memory
-    /// that this process may use). Nothing is faulted in until blocks are handed out.
+    /// that this process may use), backed by `pages`. Nothing is faulted in until blocks are
+    /// handed out.
     public init(blockSize: Int, capacityPerNode: Int, binding: Binding = .strict, nodes: NodeSet? = nil,
-                cacheCapacity: Int = 256, topology: Topology = .current) throws(PoolError) {
+                cacheCapacity: Int = 256, pages: PageMode = .base, topology: Topology = .current) throws(PoolError) {
         let size = try checkedBlockSize(blockSize, capacity: capacityPerNode)
         guard cacheCapacity >= 2 else { throw .invalidArgument("cache capacity must be at least 2, got \(cacheCapacity)") }
         let chosen = nodes ?? topology.bindableNodes
@@ -36,7 +37,7 @@ public final class LocalPool: BlockPool {
             throw .numa(error)
         }
         core = try LocalPoolCore(blockSize: size, capacity: capacityPerNode, strict: binding == .strict,
-                                 nodes: chosen.ids, cacheCapacity: cacheCapacity, topology: topology)
+                                 nodes: chosen.ids, cacheCapacity: cacheCapacity, pages: pages, topology: topology)
     }
 
     deinit { PoolSlots.release(core.slot) }
@@ -141,7 +142,7 @@ final class LocalPoolCore: Sendable {
         }
     }
 
-    init(blockSize: Int, capacity: Int, strict: Bool, nodes: [Int], cacheCapacity: Int,
+    init(blockSize: Int, capacity: Int, strict: Bool, nodes: [Int], cacheCapacity: Int, pages: PageMode,
          topology: Topology) throws(PoolError) {
         (id, slot) = PoolSlots.claim()
         self.blockSize = blockSize
@@ -152,7 +153,7 @@ final class LocalPoolCore: Sendable {
         for node in nodes {
             do {
                 arenas.append(try Arena(node: node, blockSize: blockSize, capacity: capacity, strict: strict,
-                                        topology: topology))
+                                        pages: pages, topology: topology))
             } catch {
                 PoolSlots.release(slot)
                 throw .numa(error)

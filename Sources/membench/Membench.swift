@@ -1,10 +1,41 @@
 import ArgumentParser
+import Foundation
+import MembenchKit
 
 @main
 struct Membench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "membench",
-        abstract: "NUMA memory latency and pool measurements.",
-        subcommands: [TopologyCommand.self]
+        abstract: "NUMA memory latency, remote-access share and pool throughput.",
+        discussion: """
+            Sizes take B, KB/KiB, MB/MiB, GB/GiB; all are binary (1GB = 1GiB = 2^30 bytes).
+            Node and CPU lists take numactl's forms: 0, 0,2, 1-3, all.
+            Exit codes: 0 success, 64 bad input, 1 a run the machine refused or an output error.
+            """,
+        subcommands: [RunCommand.self, CompareCommand.self, MatrixCommand.self, AllocCommand.self, TopologyCommand.self],
+        defaultSubcommand: RunCommand.self
     )
+
+    /// Parses and runs, printing any error as one line: `membench: error: <flag>: <reason>`.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as MembenchError {
+            fail(error.description, code: error.exitCode)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            let message = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            fail(message, code: code.rawValue)
+        }
+    }
+
+    static func fail(_ message: String, code: Int32) -> Never {
+        FileHandle.standardError.write(Data("membench: error: \(message)\n".utf8))
+        Foundation.exit(code)
+    }
 }

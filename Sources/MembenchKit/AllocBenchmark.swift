@@ -1,0 +1,194 @@
+import Foundation
+import NUMA
+import NUMAPool
+
+/// The allocators `membench alloc` compares.
+public enum AllocStrategy: String, Sendable, Codable, CaseIterable {
+    case local, global
+    /// The process's malloc/free: glibc's, or whichever `LD_PRELOAD` puts in front.
+    case malloc
+}
+
+/// Parameters of an allocator throughput run.
+public struct AllocOptions: Sendable, Equatable {
+    public var strategies: [AllocStrategy] = AllocStrategy.allCases
+    public var threadCounts: [Int] = [1]
+    public var blockSize = 64
+    /// Blocks taken before they are all given back; 1 is a get+put pair.
+    public var batch = 32
+    public var duration = 1.0
+    public var placement = PlacementOptions()
+    /// Bytes each pool may reserve per node.
+    public var capacity = 256 << 20
+
+    public init() {}
+}
+
+/// One strategy at one thread count.
+public struct AllocResult: Sendable {
+    public var strategy: AllocStrategy
+    public var allocatorName: String
+    public var threads: Int
+    public var pairs: UInt64
+    public var seconds: Double
+    /// Pool counters over the run; nil for malloc.
+    public var statistics: PoolStatistics?
+
+    public var pairsPerSecond: Double { seconds > 0 ? Double(pairs) / seconds : 0 }
+    /// Wall time per get+put pair, per thread.
+    public var nanosecondsPerPair: Double { pairs > 0 ? seconds * 1e9 * Double(threads) / Double(pairs) : 0 }
+}
+
+/// Measures get+put throughput of the pools against malloc/free.
+public enum AllocBenchmark {
+    public static func run(_ options: AllocOptions, topology: Topology = .current) throws(MembenchError) -> [AllocResult] {
+        guard options.blockSize >= 1 && options.blockSize <= 1 << 30 else {
+            throw .usage(flag: "--block-size", reason: "must be between 1 byte and 1GiB, got \(options.blockSize)")
+        }
+        guard options.batch >= 1 && options.batch <= 1 << 20 else {
+            throw .usage(flag: "--batch", reason: "must be between 1 and 1048576, got \(options.batch)")
+        }
+        guard options.duration > 0 && options.duration <= 3600 else {
+            throw .usage(flag: "--duration", reason: "must be between 0 and 3600 seconds, got \(options.duration)")
+        }
+        var results: [AllocResult] = []
+        for strategy in options.strategies {
+            for threads in options.threadCounts {
+                var probe = RunOptions()
+                probe.threads = threads
+                probe.placement = options.placement
+                probe.size = options.blockSize * options.batch
+                probe.stride = 8
+                probe.tlbLocality = 0
+                let run = try probe.resolve(topology: topology)
+                results.append(try measure(strategy, threads: threads, cpus: run.cpus, options: options,
+                                           nodes: run.poolNodes, topology: topology))
+            }
+        }
+        return results
+    }
+
+    static func measure(_ strategy: AllocStrategy, threads: Int, cpus: [Int], options: AllocOptions, nodes: NodeSet,
+                        topology: Topology) throws(MembenchError) -> AllocResult {
+        let pool: (any BlockPool)?
+        do {
+            switch strategy {
+            case .local:
+                pool = try LocalPool(blockSize: options.blockSize, capacityPerNode: options.capacity, nodes: nodes,
+                                     topology: topology)
+            case .global:
+                let placement: GlobalPool.Placement = options.placement.interleave.map { .interleave($0) } ?? .firstTouch
+                pool = try GlobalPool(blockSize: options.blockSize, capacity: options.capacity, placement: placement,
+                                      topology: topology)
+            case .malloc:
+                pool = nil
+            }
+        } catch {
+            throw MembenchError.from(error)
+        }
+        let before = pool?.statistics()
+        let start = StartLine(parties: threads)
+        let blockSize = options.blockSize, batch = options.batch, duration = options.duration
+        var workers: [PinnedThread<(UInt64, Double)>] = []
+        for cpu in cpus {
+            do {
+                workers.append(try PinnedThread(cpus: [cpu]) { () throws -> (UInt64, Double) in
+                    let held = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: batch)
+                    defer { held.deallocate() }
+                    start.arriveAndWait()
+                    var pairs: UInt64 = 0
+                    let began = monotonicNanoseconds()
+                    let deadline = began + UInt64(duration * 1e9)
+                    var now = began
+                    while now < deadline {
+                        if let pool {
+                            for i in 0..<batch { held[i] = try pool.allocate() }
+                            for i in 0..<batch { pool.deallocate(held[i]) }
+                        } else {
+                            for i in 0..<batch { held[i] = malloc(blockSize)! }
+                            for i in 0..<batch { free(held[i]) }
+                        }
+                        pairs &+= UInt64(batch)
+                        now = monotonicNanoseconds()
+                    }
+                    pool?.trim()
+                    return (pairs, Double(now - began) / 1e9)
+                })
+            } catch {
+                throw .refused("cannot start thread on CPU \(cpu): \(error)")
+            }
+        }
+        var pairs: UInt64 = 0
+        var seconds = 0.0
+        for worker in workers {
+            do {
+                let (count, elapsed) = try worker.join()
+                pairs += count
+                seconds = max(seconds, elapsed)
+            } catch let error as PoolError {
+                throw MembenchError.from(error)
+            } catch {
+                throw .refused("\(error)")
+            }
+        }
+        var statistics = pool?.statistics()
+        if var stats = statistics, let before {
+            stats.gets -= before.gets
+            stats.puts -= before.puts
+            stats.hits -= before.hits
+            stats.misses -= before.misses
+            stats.remoteReturns -= before.remoteReturns
+            statistics = stats
+        }
+        return AllocResult(strategy: strategy, allocatorName: allocatorName(strategy), threads: threads,
+                           pairs: pairs, seconds: seconds, statistics: statistics)
+    }
+
+    /// `local`, `global`, `malloc (glibc)` or `malloc (<LD_PRELOAD library>)`.
+    static func allocatorName(_ strategy: AllocStrategy) -> String {
+        guard strategy == .malloc else { return strategy.rawValue }
+        let preload = ProcessInfo.processInfo.environment["LD_PRELOAD"].flatMap { $0.isEmpty ? nil : $0 }
+        return "malloc (\(preload.map { URL(fileURLWithPath: $0).lastPathComponent } ?? "glibc"))"
+    }
+
+    public static func table(_ results: [AllocResult]) -> String {
+        var table = TextTable(["allocator", "threads", "ns/pair", "pairs/s", "scaling", "reuse", "fresh",
+                               "remote returns", "fragmentation"])
+        for result in results {
+            let single = results.first { $0.strategy == result.strategy && $0.threads == 1 }
+            let scaling = single.map { String(format: "%.2fx", result.pairsPerSecond / max(1, $0.pairsPerSecond)) } ?? ""
+            let stats = result.statistics
+            table.add([result.allocatorName, String(result.threads), Format.fixed(result.nanosecondsPerPair, 2),
+                       Format.rate(result.pairsPerSecond), scaling,
+                       stats.map { Format.percent($0.reuseRate) } ?? "", stats.map { Format.percent($0.freshAllocationRate) } ?? "",
+                       stats.map { String($0.remoteReturns) } ?? "", stats.map { Format.percent($0.fragmentation) } ?? ""])
+        }
+        return table.render()
+    }
+
+    public static func records(_ results: [AllocResult], options: AllocOptions, environment: RunEnvironment) -> [Record] {
+        results.map { result in
+            let stats = result.statistics
+            return Record([
+                ("timestamp", .string(environment.timestamp)),
+                ("command", .string("alloc")),
+                ("allocator", .string(result.allocatorName)),
+                ("strategy", .string(result.strategy.rawValue)),
+                ("threads", .int(result.threads)),
+                ("block_bytes", .int(options.blockSize)),
+                ("batch", .int(options.batch)),
+                ("cpunodebind", .string(options.placement.cpunodebind?.description ?? "")),
+                ("duration_s", .double(result.seconds)),
+                ("pairs", .int(Int(result.pairs))),
+                ("ns_per_pair", .double(result.nanosecondsPerPair)),
+                ("pairs_per_s", .double(result.pairsPerSecond)),
+                ("reuse_rate", stats.map { .double($0.reuseRate) } ?? .string("")),
+                ("fresh_rate", stats.map { .double($0.freshAllocationRate) } ?? .string("")),
+                ("remote_returns", stats.map { .int(Int($0.remoteReturns)) } ?? .string("")),
+                ("fragmentation", stats.map { .double($0.fragmentation) } ?? .string("")),
+                ("bytes_reserved", stats.map { .int($0.bytesReserved) } ?? .string("")),
+                ("bytes_peak", stats.map { .int($0.bytesPeak) } ?? .string("")),
+            ] + Record.environmentFields(environment))
+        }
+    }
+}

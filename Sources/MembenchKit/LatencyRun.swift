@@ -1,0 +1,165 @@
+import NUMA
+import NUMAPool
+import Synchronization
+
+/// One thread's measurements.
+public struct ThreadResult: Sendable, Codable, Equatable {
+    public var thread: Int
+    public var cpu: Int
+    public var node: Int
+    public var latency: LatencySummary
+    public var accesses: UInt64
+    public var accessesPerSecond: Double
+    public var remoteShare: Double
+    public var placement: PlacementReport
+    /// Whether the page placement after the run differs from before (NUMA balancing, migration).
+    public var placementChanged: Bool
+    /// Whether the thread was seen off its CPU during the run.
+    public var migrated: Bool
+}
+
+/// A finished latency run of one strategy.
+public struct RunResult: Sendable {
+    public var options: RunOptions
+    public var size: Int
+    public var groupBytes: Int
+    public var threads: [ThreadResult]
+    public var total: ThreadResult
+    public var environment: RunEnvironment
+    /// How the remote share was found.
+    public var remoteSource = "page-placement"
+    /// The percentile curve of all samples, for plots.
+    public var curve: [LatencyPoint]
+}
+
+public struct LatencyPoint: Sendable, Codable, Equatable {
+    public var percentile: Double
+    public var nanoseconds: Double
+}
+
+/// All threads wait here until every chain is built, so that timing starts together.
+final class StartLine: Sendable {
+    private let waiting: Atomic<Int>
+    init(parties: Int) { waiting = Atomic(parties) }
+    func arriveAndWait() {
+        waiting.subtract(1, ordering: .acquiringAndReleasing)
+        while waiting.load(ordering: .acquiring) > 0 { sched_yield() }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs latency measurements.
+public enum LatencyRunner {
+    /// Reports progress in [0, 1]; called from the first worker thread.
+    public typealias Progress = @Sendable (Double) -> Void
+
+    /// Measures one strategy as `options` says: each thread on its own CPU chases its own chain
+    /// over memory from the strategy, and reports latency and placement.
+    public static func run(_ options: RunOptions, topology: Topology = .current,
+                           progress: Progress? = nil) throws(MembenchError) -> RunResult {
+        let run = try options.resolve(topology: topology)
+        let environment = RunEnvironment.current(topology: topology)
+        let source = try MemorySource.make(for: run, topology: topology)
+        let start = StartLine(parties: run.cpus.count)
+        let sink = Sink(count: run.cpus.count)
+        var workers: [PinnedThread<(ThreadResult, LatencyStatistics)>] = []
+        for (index, cpu) in run.cpus.enumerated() {
+            do {
+                workers.append(try PinnedThread(cpus: [cpu]) { () throws -> (ThreadResult, LatencyStatistics) in
+                    try measure(run, index: index, cpu: cpu, source: source, start: start, sink: sink,
+                                topology: topology, progress: index == 0 ? progress : nil)
+                })
+            } catch {
+                throw .refused("cannot start thread on CPU \(cpu): \(error)")
+            }
+        }
+        var results: [(ThreadResult, LatencyStatistics)] = []
+        var failure: MembenchError?
+        for worker in workers {
+            do {
+                results.append(try worker.join())
+            } catch let error as MembenchError {
+                failure = failure ?? error
+            } catch {
+                failure = failure ?? .refused("\(error)")
+            }
+        }
+        if let failure { throw failure }
+        return summarize(run, results: results, environment: environment)
+    }
+
+    static func measure(_ run: ResolvedRun, index: Int, cpu: Int, source: MemorySource, start: StartLine,
+                        sink: Sink, topology: Topology, progress: Progress?) throws -> (ThreadResult, LatencyStatistics) {
+        var ready = false
+        defer { if !ready { start.arriveAndWait() } }
+        let options = run.options
+        if let policy = run.policy {
+            do { try policy.applyToCurrentThread() } catch { throw MembenchError.from(error, flag: "--membind") }
+        }
+        let memory = try source.acquire(size: run.size, groupBytes: run.groupBytes, pages: options.pageMode)
+        defer { source.release(memory) }
+        let chain = Chain.build(groups: memory.groups, groupBytes: run.groupBytes, stride: options.stride,
+                                pattern: options.pattern, seed: options.seed &+ UInt64(index))
+        let node = topology.node(ofCPU: cpu) ?? -1
+        let before = try PlacementReport.measure(groups: memory.groups, groupBytes: run.groupBytes, stride: options.stride)
+        ready = true
+        start.arriveAndWait()
+
+        var pointer = chain.start
+        let loads = options.loadsPerSample
+        let warmupEnd = monotonicNanoseconds() + UInt64(options.warmup * 1e9)
+        repeat { pointer = chase(from: pointer, loads: loads) } while monotonicNanoseconds() < warmupEnd
+
+        var statistics = LatencyStatistics()
+        let began = monotonicNanoseconds()
+        let deadline = began + UInt64(options.duration * 1e9)
+        let target = options.samples ?? Int.max
+        var now = began
+        var nextReport = began + 250_000_000
+        var migrated = false
+        while statistics.count < target && (options.samples != nil || now < deadline) {
+            let t0 = monotonicNanoseconds()
+            pointer = chase(from: pointer, loads: loads)
+            now = monotonicNanoseconds()
+            statistics.record(Double(now - t0) / Double(loads))
+            if now >= nextReport {
+                nextReport = now + 250_000_000
+                if Topology.currentCPU().cpu != cpu { migrated = true }
+                if let progress {
+                    progress(options.samples.map { Double(statistics.count) / Double($0) }
+                        ?? Double(now - began) / Double(deadline - began))
+                }
+            }
+        }
+        let elapsed = Double(now - began) / 1e9
+        sink.keep(pointer, at: index)
+        if Topology.currentCPU().cpu != cpu { migrated = true }
+        let after = try PlacementReport.measure(groups: memory.groups, groupBytes: run.groupBytes, stride: options.stride)
+        let accesses = UInt64(statistics.count) * UInt64(loads)
+        let result = ThreadResult(thread: index, cpu: cpu, node: node, latency: statistics.summary, accesses: accesses,
+                            accessesPerSecond: elapsed > 0 ? Double(accesses) / elapsed : 0,
+                            remoteShare: before.remoteShare(from: node), placement: before,
+                            placementChanged: before != after, migrated: migrated)
+        return (result, statistics)
+    }
+
+    static func summarize(_ run: ResolvedRun, results: [(ThreadResult, LatencyStatistics)],
+                          environment: RunEnvironment) -> RunResult {
+        let sorted = results.map(\.0).sorted { $0.thread < $1.thread }
+        var merged = LatencyStatistics()
+        for (_, statistics) in results { merged.merge(statistics) }
+        let accesses = sorted.reduce(UInt64(0)) { $0 + $1.accesses }
+        let share = accesses == 0 ? 0 : sorted.reduce(0.0) { $0 + $1.remoteShare * Double($1.accesses) } / Double(accesses)
+        let total = ThreadResult(
+            thread: -1, cpu: -1, node: -1, latency: merged.summary, accesses: accesses,
+            accessesPerSecond: sorted.reduce(0) { $0 + $1.accessesPerSecond }, remoteShare: share,
+            placement: sorted.map(\.placement).reduce(PlacementReport(), +),
+            placementChanged: sorted.contains { $0.placementChanged }, migrated: sorted.contains { $0.migrated })
+        return RunResult(options: run.options, size: run.size / run.groupBytes * run.groupBytes, groupBytes: run.groupBytes, threads: sorted,
+                         total: total, environment: environment,
+                         curve: merged.curve().map { LatencyPoint(percentile: $0.percentile, nanoseconds: $0.nanoseconds) })
+    }
+}

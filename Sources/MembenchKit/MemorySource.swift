@@ -1,0 +1,112 @@
+import NUMA
+import NUMAPool
+
+/// The memory one worker chases: groups of `groupBytes` from a pool, or a region of its own.
+final class AcquiredMemory: @unchecked Sendable {
+    // @unchecked: made, used and released by one worker thread.
+    let groups: [UnsafeMutableRawPointer]
+    let region: MemoryRegion?
+
+    init(groups: [UnsafeMutableRawPointer], region: consuming MemoryRegion?) {
+        self.groups = groups
+        self.region = region
+    }
+}
+
+/// Where workers draw their memory, per strategy.
+final class MemorySource: Sendable {
+    enum Kind: Sendable {
+        case local(LocalPool)
+        case global(GlobalPool)
+        case direct
+    }
+
+    let kind: Kind
+
+    private init(_ kind: Kind) { self.kind = kind }
+
+    /// Makes the pool for a run. The global pool is filled by a thread on the first worker's CPU
+    /// under the run's memory policy, the way a service's start-up thread fills a shared pool.
+    static func make(for run: ResolvedRun, topology: Topology) throws(MembenchError) -> MemorySource {
+        let options = run.options
+        let blocks = max(1, run.size / run.groupBytes)
+        switch options.strategy {
+        case .direct:
+            return MemorySource(.direct)
+        case .local:
+            // Each arena reserves room for every thread it may serve, plus a refill batch.
+            let perNode = blocks * run.cpus.count * run.groupBytes + 64 * run.groupBytes
+            let smallest = run.poolNodes.compactMap { topology.node($0)?.memoryTotal }.min() ?? 0
+            let capacity = Int(min(UInt64(perNode), smallest))
+            do {
+                return MemorySource(.local(try LocalPool(blockSize: run.groupBytes, capacityPerNode: capacity,
+                                                         binding: options.binding, nodes: run.poolNodes,
+                                                         cacheCapacity: 128, pages: options.pageMode,
+                                                         topology: topology)))
+            } catch {
+                throw MembenchError.from(error)
+            }
+        case .global:
+            let capacity = blocks * run.cpus.count * run.groupBytes
+            let placement: GlobalPool.Placement = options.placement.interleave.map { .interleave($0) } ?? .firstTouch
+            let policy = run.policy
+            do {
+                let filler = try PinnedThread(cpus: [run.cpus[0]]) { () throws -> GlobalPool in
+                    if let policy { try policy.applyToCurrentThread() }
+                    return try GlobalPool(blockSize: run.groupBytes, capacity: capacity, placement: placement,
+                                          pages: options.pageMode, topology: topology)
+                }
+                return MemorySource(.global(try filler.join()))
+            } catch let error as PoolError {
+                throw MembenchError.from(error)
+            } catch {
+                throw .refused("\(error)")
+            }
+        }
+    }
+
+    /// Takes `size` bytes in groups for the calling worker, faulted in by it.
+    func acquire(size: Int, groupBytes: Int, pages: PageMode) throws -> AcquiredMemory {
+        let count = max(1, size / groupBytes)
+        switch kind {
+        case .direct:
+            let region: MemoryRegion
+            do {
+                region = try MemoryRegion(size: count * groupBytes, pages: pages)
+            } catch {
+                throw MembenchError.refused("--size: \(error.message)")
+            }
+            region.faultIn()
+            let base = region.baseAddress
+            return AcquiredMemory(groups: (0..<count).map { base + $0 * groupBytes }, region: region)
+        case .local(let pool as any BlockPool), .global(let pool as any BlockPool):
+            var groups: [UnsafeMutableRawPointer] = []
+            groups.reserveCapacity(count)
+            do {
+                for _ in 0..<count { groups.append(try pool.allocate()) }
+            } catch {
+                for group in groups { pool.deallocate(group) }
+                throw MembenchError.from(error)
+            }
+            return AcquiredMemory(groups: groups, region: nil)
+        }
+    }
+
+    func release(_ memory: AcquiredMemory) {
+        switch kind {
+        case .direct: break
+        case .local(let pool as any BlockPool), .global(let pool as any BlockPool):
+            for group in memory.groups { pool.deallocate(group) }
+            pool.trim()
+        }
+    }
+
+    /// The pool's counters, for records; nil for `direct`.
+    var statistics: PoolStatistics? {
+        switch kind {
+        case .direct: nil
+        case .local(let pool): pool.statistics()
+        case .global(let pool): pool.statistics()
+        }
+    }
+}

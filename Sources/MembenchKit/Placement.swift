@@ -1,0 +1,69 @@
+import NUMA
+
+/// Where a thread's chased memory lies, and the share of its accesses that are remote.
+///
+/// Every slot of the chain is visited once per cycle, so accesses are spread evenly over the
+/// slots; the remote-access share is the share of slots whose page lies on a node other than
+/// the node of the CPU that chases them. Pages come from move_pages(2) (source `page-placement`).
+public struct PlacementReport: Sendable, Codable, Equatable {
+    /// Pages per node.
+    public var pagesPerNode: [Int: Int]
+    /// Slots per node.
+    public var slotsPerNode: [Int: Int]
+    /// Slots on pages with no node (never touched or not queryable).
+    public var unplacedSlots: Int
+
+    public init(pagesPerNode: [Int: Int] = [:], slotsPerNode: [Int: Int] = [:], unplacedSlots: Int = 0) {
+        self.pagesPerNode = pagesPerNode
+        self.slotsPerNode = slotsPerNode
+        self.unplacedSlots = unplacedSlots
+    }
+
+    /// Queries the pages of every group and counts the chain's slots on each node.
+    public static func measure(groups: [UnsafeMutableRawPointer], groupBytes: Int, stride: Int) throws(NUMAError) -> PlacementReport {
+        var report = PlacementReport()
+        for group in groups {
+            let placement = try PagePlacement(address: group, length: groupBytes)
+            report.add(placement, base: UInt(bitPattern: group), groupBytes: groupBytes, stride: stride)
+        }
+        return report
+    }
+
+    /// Adds one group's placement: slots at `base + k * stride` for `k < groupBytes / stride`.
+    mutating func add(_ placement: PagePlacement, base: UInt, groupBytes: Int, stride: Int) {
+        let page = placement.pageSize
+        let firstPage = Int(base) & ~(page - 1)
+        let end = Int(base) + groupBytes / stride * stride
+        // Slots whose address is below x: ceil((x - base) / stride), clamped.
+        func slotsBelow(_ x: Int) -> Int { max(0, min(end, x) - Int(base) + stride - 1) / stride }
+        for (index, node) in placement.nodes.enumerated() {
+            let start = firstPage + index * page
+            let slots = slotsBelow(start + page) - slotsBelow(max(start, Int(base)))
+            if node >= 0 {
+                pagesPerNode[Int(node), default: 0] += 1
+                slotsPerNode[Int(node), default: 0] += slots
+            } else {
+                unplacedSlots += slots
+            }
+        }
+    }
+
+    public var totalSlots: Int { slotsPerNode.values.reduce(0, +) + unplacedSlots }
+
+    /// The share of slots (so of accesses) not on `node`; unplaced slots count as remote.
+    public func remoteShare(from node: Int) -> Double {
+        let total = totalSlots
+        return total == 0 ? 0 : Double(total - slotsPerNode[node, default: 0]) / Double(total)
+    }
+
+    public static func + (a: PlacementReport, b: PlacementReport) -> PlacementReport {
+        PlacementReport(pagesPerNode: a.pagesPerNode.merging(b.pagesPerNode, uniquingKeysWith: +),
+                        slotsPerNode: a.slotsPerNode.merging(b.slotsPerNode, uniquingKeysWith: +),
+                        unplacedSlots: a.unplacedSlots + b.unplacedSlots)
+    }
+
+    /// `0:512;1:512`, for tables and CSV.
+    public var pagesText: String {
+        pagesPerNode.keys.sorted().map { "\($0):\(pagesPerNode[$0]!)" }.joined(separator: ";")
+    }
+}

@@ -1,0 +1,92 @@
+import NUMA
+import NUMAPool
+
+/// Where a run's memory comes from.
+public enum PoolStrategy: String, Sendable, Codable, CaseIterable {
+    /// `LocalPool`: each thread's blocks from its own node's arena.
+    case local
+    /// `GlobalPool`: every thread's blocks from one shared region.
+    case global
+    /// A plain `MemoryRegion` per thread under the given policy, with no pool.
+    case direct
+}
+
+/// numactl's placement flags. Unset flags inherit the process's own policy and CPU set, so a
+/// run under `numactl` behaves as numactl says.
+public struct PlacementOptions: Sendable, Codable, Equatable {
+    public var membind: NodeSet?
+    public var interleave: NodeSet?
+    public var preferred: Int?
+    public var localalloc = false
+    public var cpunodebind: NodeSet?
+    public var physcpubind: CPUSet?
+
+    public init(membind: NodeSet? = nil, interleave: NodeSet? = nil, preferred: Int? = nil, localalloc: Bool = false,
+                cpunodebind: NodeSet? = nil, physcpubind: CPUSet? = nil) {
+        self.membind = membind
+        self.interleave = interleave
+        self.preferred = preferred
+        self.localalloc = localalloc
+        self.cpunodebind = cpunodebind
+        self.physcpubind = physcpubind
+    }
+
+    /// The memory policy the flags ask for, or nil to inherit.
+    public var memoryPolicy: MemoryPolicy? {
+        if let membind { return .bind(membind) }
+        if let interleave { return .interleave(interleave) }
+        if let preferred { return .preferred(preferred) }
+        return localalloc ? .local : nil
+    }
+
+    /// A short text form for tables and records, e.g. `bind:0 cpus:node0`.
+    public var summary: String {
+        var parts: [String] = [memoryPolicy?.description ?? "inherit"]
+        if let cpunodebind { parts.append("cpunodebind:\(cpunodebind)") }
+        if let physcpubind { parts.append("physcpubind:\(physcpubind)") }
+        return parts.joined(separator: " ")
+    }
+}
+
+/// Every parameter of a latency run.
+public struct RunOptions: Sendable, Codable, Equatable {
+    public var strategy: PoolStrategy = .local
+    /// The buffer each thread chases, in bytes; nil picks `defaultSize`.
+    public var size: Int?
+    public var threads = 1
+    /// Bytes between slots of the chain.
+    public var stride = 256
+    /// Bytes of each TLB-locality group; 0 makes the whole buffer one group (fully random).
+    public var tlbLocality = 256 << 10
+    public var pageMode: PageMode = .base
+    public var pattern: ChasePattern = .chase
+    /// Seconds of timed samples, unless `samples` is set.
+    public var duration = 2.0
+    /// A fixed number of samples instead of a duration.
+    public var samples: Int?
+    /// Seconds of untimed chasing before the samples.
+    public var warmup = 0.25
+    /// Dependent loads per timed sample.
+    public var loadsPerSample = 1024
+    public var placement = PlacementOptions()
+    /// How `local` binds its arenas.
+    public var binding: LocalPool.Binding = .strict
+    public var seed: UInt64 = 0x5EED
+
+    public init() {}
+
+    /// At least 4 times the last-level cache, and at least 256 MiB, so that the run measures
+    /// memory rather than cache.
+    public static func defaultSize(topology: Topology = .current) -> Int {
+        let llc = Int(topology.lastLevelCache?.size ?? 32 << 20)
+        return max(4 * llc, 256 << 20)
+    }
+
+    /// The TLB-locality group size in effect for a buffer of `size` bytes.
+    public func groupBytes(for size: Int) -> Int {
+        let group = tlbLocality == 0 ? size : min(tlbLocality, size)
+        return max(stride, group / stride * stride)
+    }
+}
+
+extension LocalPool.Binding: Codable {}

@@ -1,0 +1,27 @@
+import ArgumentParser
+import MembenchKit
+import NUMA
+
+struct MatrixCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "matrix",
+        abstract: "Node x node idle latency: one thread on each CPU node chasing memory bound to each memory node."
+    )
+
+    @OptionGroup(title: "Workload") var workload: WorkloadGroup
+    @OptionGroup(title: "Output") var output: OutputGroup
+
+    func run() throws {
+        var options = RunOptions()
+        workload.apply(to: &options)
+        warnAboutBalancing()
+        let topology = Topology.current
+        let cells = Double(topology.nodes.count * max(1, topology.bindableNodes.count))
+        let progress = ProgressLine(expectedSeconds: cells * (options.duration + options.warmup))
+        let matrix = try LatencyMatrix.run(options) { progress.show("matrix", $0) }
+        progress.clear()
+        try output.emit(table: matrix.render(), records: matrix.results.flatMap { $0 }.flatMap {
+            Record.rows(for: $0, command: "matrix").filter { $0["thread"] == .string("total") }
+        })
+    }
+}

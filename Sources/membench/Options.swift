@@ -1,0 +1,168 @@
+import ArgumentParser
+import Foundation
+import MembenchKit
+import NUMA
+import NUMAPool
+
+/// A byte size argument: `256MiB`, `1GB` (binary units).
+struct ByteCount: ExpressibleByArgument {
+    let bytes: Int
+    init?(argument: String) {
+        guard let bytes = ByteSize.parse(argument) else { return nil }
+        self.bytes = bytes
+    }
+    static var defaultCompletionKind: CompletionKind { .default }
+}
+
+extension PoolStrategy: ExpressibleByArgument {}
+extension PageMode: ExpressibleByArgument {}
+extension ChasePattern: ExpressibleByArgument {}
+extension LocalPool.Binding: ExpressibleByArgument {}
+
+struct PlacementGroup: ParsableArguments {
+    @Option(help: ArgumentHelp("Allocate only on these nodes (MPOL_BIND).", valueName: "nodes"))
+    var membind: String?
+
+    @Option(help: ArgumentHelp("Run threads on the CPUs of these nodes.", valueName: "nodes"))
+    var cpunodebind: String?
+
+    @Option(help: ArgumentHelp("Run threads on these CPUs.", valueName: "cpus"))
+    var physcpubind: String?
+
+    @Option(help: ArgumentHelp("Interleave pages over these nodes (MPOL_INTERLEAVE).", valueName: "nodes"))
+    var interleave: String?
+
+    @Option(help: ArgumentHelp("Prefer this node (MPOL_PREFERRED).", valueName: "node"))
+    var preferred: String?
+
+    @Flag(help: "Allocate on the node of the touching CPU (MPOL_LOCAL).")
+    var localalloc = false
+
+    /// The flags as placement options; without flags the process's policy and CPUs are inherited.
+    func resolve() throws -> PlacementOptions {
+        func nodes(_ text: String?, _ flag: String) throws -> NodeSet? {
+            guard let text else { return nil }
+            do { return try NodeSet(parsing: text) } catch { throw ValidationError("\(flag): \(error.message)") }
+        }
+        var options = PlacementOptions()
+        options.membind = try nodes(membind, "--membind")
+        options.interleave = try nodes(interleave, "--interleave")
+        options.cpunodebind = try nodes(cpunodebind, "--cpunodebind")
+        if let preferred {
+            guard let node = Int(preferred), node >= 0, node <= IDSetLimit.maximumID else {
+                throw ValidationError("--preferred: '\(preferred)' is not a node id")
+            }
+            options.preferred = node
+        }
+        if let physcpubind {
+            do { options.physcpubind = try CPUSet(parsing: physcpubind) } catch {
+                throw ValidationError("--physcpubind: \(error.message)")
+            }
+        }
+        options.localalloc = localalloc
+        return options
+    }
+
+    func validate() throws { _ = try resolve() }
+}
+
+struct WorkloadGroup: ParsableArguments {
+    @Option(help: ArgumentHelp("Buffer each thread chases (default: 4x the last-level cache, at least 256MiB).", valueName: "size"))
+    var size: ByteCount?
+
+    @Option(help: "Worker threads, one per CPU.")
+    var threads = 1
+
+    @Option(help: ArgumentHelp("Bytes between chain slots.", valueName: "size"))
+    var stride = ByteCount(argument: "256")!
+
+    @Option(name: .customLong("tlb-locality"), help: ArgumentHelp("Bytes per randomised group; 0 for fully random.", valueName: "size"))
+    var tlbLocality = ByteCount(argument: "256KiB")!
+
+    @Option(name: .customLong("page-size"), help: "Page backing: 4k, thp, 2m or 1g.")
+    var pageSize: PageMode = .base
+
+    @Option(help: "Walk: chase (random) or sequential.")
+    var pattern: ChasePattern = .chase
+
+    @Option(help: "Seconds of timed samples per strategy.")
+    var duration = 2.0
+
+    @Option(help: "A fixed number of samples per thread instead of --duration.")
+    var samples: Int?
+
+    @Option(help: "Seconds of untimed warm-up.")
+    var warmup = 0.25
+
+    @Option(name: .customLong("loads-per-sample"), help: "Dependent loads per timed sample (at least 256).")
+    var loadsPerSample = 1024
+
+    @Option(help: "Local pool arenas: strict (MPOL_BIND) or preferred.")
+    var binding: LocalPool.Binding = .strict
+
+    @Option(help: "Seed of the chain's shuffle.")
+    var seed: UInt64 = 0x5EED
+
+    func validate() throws {
+        if let size, size.bytes <= 0 { throw ValidationError("--size: must be positive") }
+        if threads < 1 { throw ValidationError("--threads: must be at least 1, got \(threads)") }
+        if let samples, samples < 1 { throw ValidationError("--samples: must be at least 1, got \(samples)") }
+        if !(duration > 0) { throw ValidationError("--duration: must be positive, got \(duration)") }
+    }
+
+    func apply(to options: inout RunOptions) {
+        options.size = size?.bytes
+        options.threads = threads
+        options.stride = stride.bytes
+        options.tlbLocality = tlbLocality.bytes
+        options.pageMode = pageSize
+        options.pattern = pattern
+        options.duration = duration
+        options.samples = samples
+        options.warmup = warmup
+        options.loadsPerSample = loadsPerSample
+        options.binding = binding
+        options.seed = seed
+    }
+}
+
+struct OutputGroup: ParsableArguments {
+    @Option(help: ArgumentHelp("Append records to this CSV file (header written when new).", valueName: "file"))
+    var csv: String?
+
+    @Flag(help: "Print the records as JSON instead of the table.")
+    var json = false
+
+    /// Prints the table (or JSON), then appends the CSV; a CSV failure comes after the table.
+    func emit(table: String, records: [Record]) throws {
+        print(json ? RecordWriter.json(records) : table, terminator: "")
+        if let csv { try RecordWriter.appendCSV(records, to: csv) }
+    }
+}
+
+/// A one-line progress indicator on stderr, shown only when stderr is a terminal.
+struct ProgressLine: Sendable {
+    let enabled: Bool
+
+    init(expectedSeconds: Double) {
+        enabled = isatty(STDERR_FILENO) != 0 && expectedSeconds > 1
+    }
+
+    func show(_ label: String, _ fraction: Double) {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data(String(format: "\r%@ %3.0f%%", label, min(1, fraction) * 100).utf8))
+    }
+
+    func clear() {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    }
+}
+
+/// Warns on stderr when the kernel may move pages during a run.
+func warnAboutBalancing() {
+    let environment = RunEnvironment.current()
+    if environment.numaBalancingOn {
+        FileHandle.standardError.write(Data("membench: warning: NUMA balancing is on (/proc/sys/kernel/numa_balancing=\(environment.numaBalancing)); pages may migrate during the run\n".utf8))
+    }
+}

@@ -1,0 +1,217 @@
+import CSV
+import Foundation
+@testable import MembenchKit
+import NUMA
+import Testing
+
+/// Runs the built `membench` binary, which sits beside the test bundle.
+enum CLI {
+    static let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        .deletingLastPathComponent().appendingPathComponent("membench").path
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func run(_ arguments: [String]) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// Parses a CSV file into dictionaries by header.
+    static func rows(_ path: String) throws -> [[String: String]] {
+        let reader = try CSVReader(string: try String(contentsOfFile: path, encoding: .utf8), hasHeaderRow: true)
+        var rows: [[String: String]] = []
+        while reader.next() != nil {
+            var row: [String: String] = [:]
+            for (name, value) in zip(reader.headerRow ?? [], reader.currentRow ?? []) { row[name] = value }
+            rows.append(row)
+        }
+        return rows
+    }
+
+    static func temporaryPath(_ suffix: String) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("membench-\(UUID().uuidString)\(suffix)").path
+    }
+
+    /// Quick run arguments: a small buffer and a short duration.
+    static let quick = ["--size", "8MiB", "--duration", "0.2", "--warmup", "0"]
+}
+
+@Suite("TopologyAgreement CLI: membench topology")
+struct TopologyCLITests {
+    @Test("topology --json matches the library's topology, node for node")
+    func json() throws {
+        let output = try CLI.run(["topology", "--json"])
+        #expect(output.status == 0)
+        let decoded = try JSONDecoder().decode(Topology.self, from: Data(output.stdout.utf8))
+        let topology = Topology.reload()
+        #expect(decoded.nodes.map(\.id) == topology.nodes.map(\.id))
+        #expect(decoded.nodes.map(\.cpus) == topology.nodes.map(\.cpus))
+        #expect(decoded.nodes.map(\.distances) == topology.nodes.map(\.distances))
+        #expect(decoded.nodes.map(\.memoryTotal) == topology.nodes.map(\.memoryTotal))
+        #expect(decoded.allowedNodes == topology.allowedNodes && decoded.allowedCPUs == topology.allowedCPUs)
+    }
+
+    @Test("the text view has numactl's lines plus the cache and allowed sets")
+    func text() throws {
+        let output = try CLI.run(["topology"])
+        #expect(output.status == 0)
+        #expect(output.stdout.hasPrefix("available: \(Topology.current.nodeCount) nodes"))
+        #expect(output.stdout.contains("node distances:"))
+        #expect(output.stdout.contains("last-level cache: L"))
+        #expect(output.stdout.contains("allowed cpus: \(Topology.current.allowedCPUs)"))
+    }
+}
+
+@Suite("membench end to end", .serialized)
+struct CLITests {
+    @Test("run writes a table, a CSV with one header and appended rows, and JSON")
+    func csvAndJSON() throws {
+        let csv = CLI.temporaryPath(".csv")
+        defer { try? FileManager.default.removeItem(atPath: csv) }
+        let first = try CLI.run(["run", "--pool", "local", "--csv", csv] + CLI.quick)
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout.contains("remote"))
+        #expect(first.stdout.contains("total"))
+        let second = try CLI.run(["--pool=global", "--threads", "2", "--csv", csv] + CLI.quick)
+        #expect(second.status == 0, "\(second.stderr)")
+        let text = try String(contentsOfFile: csv, encoding: .utf8)
+        #expect(text.components(separatedBy: "timestamp,command,strategy").count == 2, "one header")
+        let rows = try CLI.rows(csv)
+        #expect(rows.count == 2 + 3, "thread and total rows of both runs")
+        #expect(rows.map { $0["strategy"] } == ["local", "local", "global", "global", "global"])
+        #expect(rows.map { $0["thread"] } == ["0", "total", "0", "1", "total"])
+        for row in rows {
+            #expect(Double(row["mean_ns"] ?? "") ?? 0 > 0)
+            #expect(row["remote_share"] == "0.0000" || Topology.current.nodeCount > 1)
+            #expect(row["remote_source"] == "page-placement")
+            #expect(row["size_bytes"] == String(8 << 20))
+            #expect(row["kernel"]?.isEmpty == false && row["thp"]?.isEmpty == false)
+            #expect(row["numa_balancing"]?.isEmpty == false)
+            #expect(ISO8601DateFormatter().date(from: row["timestamp"] ?? "") != nil)
+        }
+        let json = try CLI.run(["run", "--pool", "direct", "--json"] + CLI.quick)
+        #expect(json.status == 0)
+        let records = try #require(JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+        #expect(records.count == 2)
+        #expect(records[1]["thread"] as? String == "total")
+        #expect((records[1]["mean_ns"] as? Double ?? 0) > 0)
+        #expect(records[0]["strategy"] as? String == "direct")
+    }
+
+    @Test("compare prints the reference table for local, global and direct")
+    func compare() throws {
+        let output = try CLI.run(["compare", "--direct"] + CLI.quick)
+        #expect(output.status == 0, "\(output.stderr)")
+        for column in ["strategy", "mean", "deviation", "p99", "remote share", "relative to local"] {
+            #expect(output.stdout.contains(column))
+        }
+        let lines = output.stdout.split(separator: "\n")
+        for strategy in ["local", "global", "direct"] {
+            #expect(lines.contains { $0.hasPrefix(strategy + " ") })
+        }
+        #expect(lines.contains { $0.hasPrefix("local ") && $0.hasSuffix("1.00x") })
+    }
+
+    @Test("alloc reports throughput and pool statistics for every allocator")
+    func alloc() throws {
+        let csv = CLI.temporaryPath(".csv")
+        defer { try? FileManager.default.removeItem(atPath: csv) }
+        let output = try CLI.run(["alloc", "--duration", "0.2", "--threads", "1", "2", "--csv", csv])
+        #expect(output.status == 0, "\(output.stderr)")
+        let rows = try CLI.rows(csv)
+        #expect(rows.count == 6)
+        #expect(Set(rows.compactMap { $0["strategy"] }) == ["local", "global", "malloc"])
+        for row in rows {
+            #expect(Double(row["pairs_per_s"] ?? "") ?? 0 > 0)
+            if row["strategy"] != "malloc" { #expect(Double(row["reuse_rate"] ?? "") ?? 0 > 0.9) }
+        }
+    }
+
+    @Test("matrix covers every CPU node and memory node")
+    func matrix() throws {
+        let output = try CLI.run(["matrix"] + CLI.quick)
+        #expect(output.status == 0, "\(output.stderr)")
+        let topology = Topology.current
+        for node in topology.bindableNodes { #expect(output.stdout.contains("node \(node)")) }
+        #expect(output.stdout.contains("kernel distances"))
+    }
+
+    @Test("bad input gets one line naming the flag and exit code 64", arguments: [
+        (["--size", "1QB"], "--size"),
+        (["--size=-1"], "--size"),
+        (["--membind", "0-"], "--membind"),
+        (["--membind", "3-1"], "--membind"),
+        (["--membind", "4000"], "--membind"),
+        (["--cpunodebind", "4000"], "--cpunodebind"),
+        (["--interleave", "a"], "--interleave"),
+        (["--threads", "0"], "--threads"),
+        (["--threads", "100000"], "--threads"),
+        (["--membind", "0", "--interleave", "0"], "--membind"),
+        (["--cpunodebind", "0", "--physcpubind", "0"], "--cpunodebind"),
+        (["--stride", "12"], "--stride"),
+        (["--pool", "magic"], "--pool"),
+        (["--page-size", "3k"], "--page-size"),
+        (["--bogus"], "--bogus"),
+    ])
+    func usage(arguments: [String], flag: String) throws {
+        let output = try CLI.run(["run"] + arguments + CLI.quick)
+        #expect(output.status == 64)
+        #expect(output.stdout.isEmpty)
+        let lines = output.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(output.stderr)")
+        #expect(lines.first?.hasPrefix("membench: error: ") == true)
+        #expect(lines.first?.contains(flag) == true, "\(output.stderr)")
+    }
+
+    @Test("a size beyond free memory is refused with exit code 1")
+    func tooLarge() throws {
+        let output = try CLI.run(["run", "--size", "64TiB", "--duration", "0.1"])
+        #expect(output.status == 1)
+        #expect(output.stderr.split(separator: "\n").count == 1)
+        #expect(output.stderr.contains("--size"))
+    }
+
+    @Test("an unwritable CSV path still prints the table, then fails with the write error")
+    func unwritable() throws {
+        let output = try CLI.run(["run", "--csv", "/nonexistent-dir/out.csv"] + CLI.quick)
+        #expect(output.status == 1)
+        #expect(output.stdout.contains("total"))
+        #expect(output.stderr.contains("cannot write /nonexistent-dir/out.csv"))
+    }
+
+    @Test("a CSV with other columns is not appended to")
+    func mismatchedHeader() throws {
+        let csv = CLI.temporaryPath(".csv")
+        defer { try? FileManager.default.removeItem(atPath: csv) }
+        try "a,b\n1,2\n".write(toFile: csv, atomically: true, encoding: .utf8)
+        let output = try CLI.run(["run", "--csv", csv] + CLI.quick)
+        #expect(output.status == 1)
+        #expect(try String(contentsOfFile: csv, encoding: .utf8) == "a,b\n1,2\n")
+    }
+
+    @Test("fields with commas and quotes are quoted so the CSV reads back")
+    func quoting() throws {
+        let csv = CLI.temporaryPath(".csv")
+        defer { try? FileManager.default.removeItem(atPath: csv) }
+        let record = Record([("name", .string("a, \"b\"")), ("value", .double(1.5))])
+        try RecordWriter.appendCSV([record], to: csv)
+        try RecordWriter.appendCSV([record], to: csv)
+        let rows = try CLI.rows(csv)
+        #expect(rows.count == 2)
+        #expect(rows.allSatisfy { $0["name"] == "a, \"b\"" && $0["value"] == "1.5000" })
+    }
+}

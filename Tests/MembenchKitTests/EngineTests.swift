@@ -1,0 +1,276 @@
+import Foundation
+@testable import MembenchKit
+import NUMA
+import Testing
+
+@Suite("Chain building")
+struct ChainTests {
+    /// Walks the chain and returns the visited slot addresses until it returns to the start.
+    static func walk(_ chain: Chain, limit: Int) -> [UInt] {
+        var visited: [UInt] = []
+        var pointer = chain.start
+        repeat {
+            visited.append(UInt(bitPattern: pointer))
+            pointer = pointer.load(as: UnsafeRawPointer.self)
+        } while pointer != chain.start && visited.count <= limit
+        return visited
+    }
+
+    @Test("Sattolo's shuffle yields one cycle over every item", arguments: [1, 2, 3, 10, 1000])
+    func sattolo(n: Int) {
+        var generator = SplitMix64(seed: UInt64(n))
+        let order = Chain.sattoloOrder(n, using: &generator)
+        #expect(order.count == n)
+        #expect(Set(order).count == n)
+        #expect(order.first == 0)
+    }
+
+    @Test("the chain is one cycle that covers every slot", arguments: [ChasePattern.chase, .sequential])
+    func oneCycle(pattern: ChasePattern) throws {
+        let region = try MemoryRegion(size: 1 << 20)
+        let groups = (0..<16).map { region.baseAddress + $0 * (64 << 10) }
+        let chain = Chain.build(groups: groups, groupBytes: 64 << 10, stride: 128, pattern: pattern, seed: 42)
+        #expect(chain.slots == 8192)
+        let visited = Self.walk(chain, limit: 10_000)
+        #expect(visited.count == 8192)
+        #expect(Set(visited).count == 8192)
+        let base = UInt(bitPattern: region.baseAddress)
+        #expect(visited.allSatisfy { ($0 - base) % 128 == 0 && $0 - base < 1 << 20 })
+        if pattern == .sequential { #expect(visited == visited.sorted()) }
+    }
+
+    @Test("TLB-locality grouping keeps each group's slots together, in random order")
+    func grouping() throws {
+        let region = try MemoryRegion(size: 1 << 20)
+        let group = 32 << 10
+        let groups = (0..<32).map { region.baseAddress + $0 * group }
+        let chain = Chain.build(groups: groups, groupBytes: group, stride: 64, pattern: .chase, seed: 7)
+        let visited = Self.walk(chain, limit: 20_000)
+        let base = UInt(bitPattern: region.baseAddress)
+        let perGroup = group / 64
+        var groupOrder: [Int] = []
+        for run in stride(from: 0, to: visited.count, by: perGroup) {
+            let ids = Set(visited[run..<run + perGroup].map { Int($0 - base) / group })
+            #expect(ids.count == 1, "a run of \(perGroup) visits stays in one group")
+            groupOrder.append(ids.first!)
+        }
+        #expect(Set(groupOrder).count == 32)
+        #expect(groupOrder != groupOrder.sorted(), "groups are visited in shuffled order")
+        let inFirst = visited[0..<perGroup].map { Int($0 - base) % group }
+        #expect(inFirst != inFirst.sorted(), "slots inside a group are shuffled")
+    }
+
+    @Test("the same seed builds the same chain")
+    func deterministic() throws {
+        let a = try MemoryRegion(size: 256 << 10), b = try MemoryRegion(size: 256 << 10)
+        let chainA = Chain.build(groups: [a.baseAddress], groupBytes: 256 << 10, stride: 256, pattern: .chase, seed: 9)
+        let chainB = Chain.build(groups: [b.baseAddress], groupBytes: 256 << 10, stride: 256, pattern: .chase, seed: 9)
+        let offsetsA = Self.walk(chainA, limit: 2000).map { $0 - UInt(bitPattern: a.baseAddress) }
+        let offsetsB = Self.walk(chainB, limit: 2000).map { $0 - UInt(bitPattern: b.baseAddress) }
+        #expect(offsetsA == offsetsB)
+    }
+
+    @Test("the chase follows the chain for exactly the given loads")
+    func chaseLoads() throws {
+        let region = try MemoryRegion(size: 64 << 10)
+        let chain = Chain.build(groups: [region.baseAddress], groupBytes: 64 << 10, stride: 64, pattern: .sequential, seed: 1)
+        let end = chase(from: chain.start, loads: 37)
+        #expect(UInt(bitPattern: end) == UInt(bitPattern: region.baseAddress) + 37 * 64)
+        #expect(chase(from: chain.start, loads: 1024) == chain.start)
+    }
+}
+
+@Suite("Latency statistics")
+struct StatisticsTests {
+    @Test("mean, deviation and extremes match hand-computed values")
+    func handComputed() {
+        var stats = LatencyStatistics()
+        for value in [80.0, 82, 84, 86, 88] { stats.record(value) }
+        let summary = stats.summary
+        #expect(summary.samples == 5)
+        #expect(abs(summary.mean - 84) < 1e-9)
+        #expect(abs(summary.standardDeviation - 10.0.squareRoot()) < 1e-9)  // sample variance 10
+        #expect(summary.min == 80 && summary.max == 88)
+        #expect(abs(summary.p50 - 84) < 0.1)
+        #expect(abs(summary.p99 - 88) < 0.1)
+    }
+
+    @Test("merging equals recording everything in one")
+    func merge() {
+        var a = LatencyStatistics(), b = LatencyStatistics(), all = LatencyStatistics()
+        for i in 0..<1000 {
+            let value = 100 + Double(i % 37) * 1.5
+            if i % 3 == 0 { a.record(value) } else { b.record(value) }
+            all.record(value)
+        }
+        a.merge(b)
+        #expect(a.count == all.count)
+        #expect(abs(a.mean - all.mean) < 1e-9)
+        #expect(abs(a.standardDeviation - all.standardDeviation) < 1e-9)
+        #expect(a.percentile(90) == all.percentile(90))
+    }
+
+    @Test("percentiles of a known distribution")
+    func percentiles() {
+        var stats = LatencyStatistics()
+        for i in 1...1000 { stats.record(Double(i)) }
+        #expect(abs(stats.percentile(50) - 500) <= 1)
+        #expect(abs(stats.percentile(90) - 900) <= 1)
+        #expect(abs(stats.percentile(99.9) - 999) <= 1)
+    }
+}
+
+@Suite("Remote-access share")
+struct PlacementShareTests {
+    @Test("the share comes from the page placement, weighted by slots")
+    func known() {
+        // Four 4 KiB pages: nodes 0, 1, 1, 0; 64-byte stride, so 64 slots per page.
+        var report = PlacementReport()
+        report.add(PagePlacement(pageSize: 4096, nodes: [0, 1, 1, 0]), base: 0x10000, groupBytes: 4 * 4096, stride: 64)
+        #expect(report.pagesPerNode == [0: 2, 1: 2])
+        #expect(report.slotsPerNode == [0: 128, 1: 128])
+        #expect(report.remoteShare(from: 0) == 0.5)
+        var skewed = PlacementReport()
+        skewed.add(PagePlacement(pageSize: 4096, nodes: [1, 1, 1, 0]), base: 0x10000, groupBytes: 4 * 4096, stride: 64)
+        #expect(skewed.remoteShare(from: 0) == 0.75)
+        #expect(skewed.remoteShare(from: 1) == 0.25)
+        #expect((report + skewed).remoteShare(from: 0) == 0.625)
+        #expect(skewed.pagesText == "0:1;1:3")
+    }
+
+    @Test("a group that starts inside a page counts only its own slots")
+    func partialPages() {
+        var report = PlacementReport()
+        // 6 KiB from the middle of page 0 into page 1, stride 1 KiB: 2 slots on page 0, 4 on page 1.
+        report.add(PagePlacement(pageSize: 4096, nodes: [2, 3]), base: 0x20800, groupBytes: 6144, stride: 1024)
+        #expect(report.slotsPerNode == [2: 2, 3: 4])
+        #expect(report.unplacedSlots == 0)
+    }
+
+    @Test("untouched pages count as remote, not local")
+    func unplaced() {
+        var report = PlacementReport()
+        report.add(PagePlacement(pageSize: 4096, nodes: [0, -2]), base: 0, groupBytes: 8192, stride: 4096)
+        #expect(report.unplacedSlots == 1)
+        #expect(report.remoteShare(from: 0) == 0.5)
+    }
+}
+
+@Suite("Latency runs on this machine", .serialized)
+struct LatencyRunTests {
+    static func options(_ strategy: PoolStrategy) -> RunOptions {
+        var options = RunOptions()
+        options.strategy = strategy
+        options.size = 8 << 20
+        options.duration = 0.2
+        options.warmup = 0.02
+        return options
+    }
+
+    @Test("every strategy measures, and memory on the thread's own node is 0% remote",
+          arguments: PoolStrategy.allCases)
+    func local(strategy: PoolStrategy) throws {
+        let node = Topology.current.bindableNodes.ids[0]
+        let cpu = try #require(Topology.current.allowedCPUs(on: [node]).first)
+        var options = Self.options(strategy)
+        options.placement = PlacementOptions(membind: [node], physcpubind: [cpu])
+        let result = try LatencyRunner.run(options)
+        #expect(result.threads.count == 1)
+        #expect(result.total.latency.samples > 10)
+        #expect(result.total.latency.mean > 0)
+        #expect(result.total.latency.min <= result.total.latency.p50 && result.total.latency.p50 <= result.total.latency.max)
+        #expect(result.total.remoteShare == 0)
+        #expect(result.total.placement.pagesPerNode == [node: (8 << 20) / PagePlacement.basePageSize])
+        #expect(result.threads[0].cpu == cpu && result.threads[0].node == node)
+        #expect(!result.total.placementChanged)
+    }
+
+    @Test("a fixed sample count is honoured, with several threads")
+    func samples() throws {
+        var options = Self.options(.direct)
+        options.samples = 50
+        options.threads = Topology.current.allowedCPUs.count
+        let result = try LatencyRunner.run(options)
+        #expect(result.threads.count == options.threads)
+        #expect(result.threads.allSatisfy { $0.latency.samples == 50 })
+        #expect(result.total.latency.samples == 50 * options.threads)
+        #expect(Set(result.threads.map(\.cpu)).count == options.threads)
+    }
+
+    @Test("the default size is at least four times the last-level cache")
+    func defaultSize() {
+        let llc = Int(Topology.current.lastLevelCache?.size ?? 0)
+        #expect(RunOptions.defaultSize() >= 4 * llc)
+        #expect(RunOptions.defaultSize() >= 256 << 20)
+    }
+}
+
+@Suite("Bad input is refused with one line naming the flag")
+struct ValidationTests {
+    static func check(_ change: (inout RunOptions) -> Void) -> MembenchError? {
+        var options = RunOptions()
+        options.size = 1 << 20
+        change(&options)
+        do {
+            _ = try options.resolve()
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test("usage errors exit 64 and name the flag")
+    func usage() {
+        let missing = (Topology.current.nodes.map(\.id).max() ?? 0) + 5
+        let cases: [(String, (inout RunOptions) -> Void)] = [
+            ("--threads", { $0.threads = 0 }),
+            ("--threads", { $0.threads = 100_000 }),
+            ("--threads", { $0.threads = Topology.current.allowedCPUs.count + 1 }),
+            ("--stride", { $0.stride = 12 }),
+            ("--tlb-locality", { $0.tlbLocality = 100 }),
+            ("--size", { $0.size = 8 }),
+            ("--membind", { $0.placement.membind = [missing] }),
+            ("--interleave", { $0.placement.interleave = [0, missing] }),
+            ("--cpunodebind", { $0.placement.cpunodebind = [missing] }),
+            ("--membind", { $0.placement.membind = [0]; $0.placement.interleave = [0] }),
+            ("--cpunodebind", { $0.placement.cpunodebind = [0]; $0.placement.physcpubind = [0] }),
+            ("--physcpubind", { $0.placement.physcpubind = [100_000 % 8000] }),
+            ("--loads-per-sample", { $0.loadsPerSample = 10 }),
+            ("--duration", { $0.duration = -1 }),
+        ]
+        for (flag, change) in cases {
+            let error = Self.check(change)
+            #expect(error?.exitCode == 64, "\(flag)")
+            #expect(error?.description.hasPrefix(flag) == true, "\(String(describing: error))")
+            #expect(error?.description.contains("\n") == false)
+        }
+    }
+
+    @Test("a size beyond free memory is a refused run, exit 1")
+    func tooLarge() {
+        let error = Self.check { $0.size = 1 << 50 }
+        #expect(error?.exitCode == 1)
+        #expect(error?.description.hasPrefix("--size") == true)
+    }
+
+    @Test("threads are spread over nodes in turn")
+    func spread() {
+        let topology = Topology.current
+        let cpus = RunOptions.spread(topology.allowedCPUs, count: topology.allowedCPUs.count, topology: topology)
+        #expect(Set(cpus) == Set(topology.allowedCPUs.ids))
+    }
+
+    @Test("byte sizes parse with binary units and refuse the rest")
+    func sizes() {
+        #expect(ByteSize.parse("64") == 64)
+        #expect(ByteSize.parse("4KB") == 4096)
+        #expect(ByteSize.parse("256MiB") == 256 << 20)
+        #expect(ByteSize.parse("1GB") == 1 << 30)
+        #expect(ByteSize.parse("1gib") == 1 << 30)
+        for bad in ["1QB", "-1", "", "GB", "1.5GB", "99999999999999999999", "8589934592TB"] {
+            #expect(ByteSize.parse(bad) == nil, "\(bad)")
+        }
+        #expect(ByteSize.format(256 << 20) == "256MiB")
+        #expect(ByteSize.format(1000) == "1000B")
+    }
+}
