@@ -21,7 +21,7 @@ struct MatrixCommand: ParsableCommand {
         let matrix = try LatencyMatrix.run(options) { progress.show("matrix", $0) }
         progress.clear()
         try output.emit(table: matrix.render(), records: matrix.results.flatMap { $0 }.flatMap {
-            Record.rows(for: $0, command: "matrix").filter { $0["thread"] == .string("total") }
+            Record.rows(for: $0, command: "matrix").filter { $0["thread"] == .string("0") }
         })
     }
 }

@@ -55,16 +55,17 @@ struct MultiNodeCLITests {
         let rows = try Self.rows(["run", "--pool", "global", "--membind", "0,1", "--cpunodebind", "0,1", "--threads", "2"])
         let threads = rows.filter { $0["thread"] != "total" }
         #expect(threads.count == 2)
-        var remote = 0, total = 0
+        var weighted = 0.0, accesses = 0.0
         for row in threads {
-            let (r, t) = Self.predicted(row)
-            #expect(abs(Self.share(row) - Double(r) / Double(t)) < 0.001)
-            remote += r
-            total += t
+            let (remote, total) = Self.predicted(row)
+            #expect(abs(Self.share(row) - Double(remote) / Double(total)) < 0.001)
+            let count = Double(row["accesses"] ?? "") ?? 0
+            weighted += Double(remote) / Double(total) * count
+            accesses += count
         }
         let share = Self.share(Self.total(rows))
         #expect(share > 0 && share < 1)
-        #expect(abs(share - Double(remote) / Double(total)) < 0.02, "accesses weight the threads about equally")
+        #expect(abs(share - weighted / accesses) < 0.001, "the total weights each thread by its accesses")
     }
 
     @Test("direct memory interleaved over two nodes: 50% ±2% remote")
