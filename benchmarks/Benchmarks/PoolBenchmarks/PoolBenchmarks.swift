@@ -1,0 +1,105 @@
+// Microbenchmarks of the pools' hot paths, the chain builder and the chase loop, each beside its
+// baseline in the same run: malloc/free of the same size, and a plain C pointer chase.
+import Benchmark
+import Foundation
+import MembenchKit
+import NUMA
+import NUMAPool
+import ReferenceChase
+
+let blockSize = 64
+
+/// Memory shared by the chase benchmarks: a 16 MiB region with a random chain built once.
+final class ChaseFixture: @unchecked Sendable {
+    // @unchecked: built once before the benchmarks run, then only read.
+    let region: MemoryRegion
+    let chain: Chain
+
+    init() {
+        region = try! MemoryRegion(size: 16 << 20)
+        region.faultIn()
+        let groups = (0..<64).map { region.baseAddress + $0 * (256 << 10) }
+        chain = Chain.build(groups: groups, groupBytes: 256 << 10, stride: 256, pattern: .chase, seed: 1)
+    }
+}
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .throughput],
+        warmupIterations: 1000,
+        scalingFactor: .kilo,
+        maxDuration: .seconds(2),
+        maxIterations: 1_000_000,
+        thresholds: [.wallClock: .relaxed]
+    )
+
+    let local = try! LocalPool(blockSize: blockSize, capacityPerNode: 64 << 20)
+    Benchmark("LocalPool get+put, cache hit") { benchmark in
+        for _ in benchmark.scaledIterations {
+            let block = try local.allocate()
+            blackHole(block)
+            local.deallocate(block)
+        }
+    }
+
+    // A two-block cache and 64 blocks in flight: nearly every get and put goes to the arena.
+    let missing = try! LocalPool(blockSize: blockSize, capacityPerNode: 64 << 20, cacheCapacity: 2)
+    Benchmark("LocalPool get+put, cache miss (x64)") { benchmark in
+        var held = [UnsafeMutableRawPointer?](repeating: nil, count: 64)
+        for _ in benchmark.scaledIterations {
+            for i in 0..<64 { held[i] = try missing.allocate() }
+            for i in 0..<64 { missing.deallocate(held[i]!) }
+        }
+    }
+
+    let global = try! GlobalPool(blockSize: blockSize, capacity: 64 << 20)
+    Benchmark("GlobalPool get+put") { benchmark in
+        for _ in benchmark.scaledIterations {
+            let block = try global.allocate()
+            blackHole(block)
+            global.deallocate(block)
+        }
+    }
+
+    Benchmark("malloc+free, same size") { benchmark in
+        for _ in benchmark.scaledIterations {
+            let block = malloc(blockSize)
+            blackHole(block)
+            free(block)
+        }
+    }
+
+    let objects = try! ObjectPool(backing: LocalPool(blockSize: blockSize, capacityPerNode: 16 << 20),
+                                  factory: { [UInt8]() }, reset: { $0.removeAll(keepingCapacity: true) })
+    Benchmark("ObjectPool lease+release") { benchmark in
+        for _ in benchmark.scaledIterations {
+            let lease = try objects.lease()
+            lease.value.append(1)
+            lease.release()
+        }
+    }
+
+    Benchmark("Chain build, 16 MiB, stride 256, TLB locality 256 KiB",
+              configuration: .init(metrics: [.wallClock], scalingFactor: .one, maxDuration: .seconds(3), maxIterations: 20)) { benchmark in
+        let region = try MemoryRegion(size: 16 << 20)
+        region.faultIn()
+        let groups = (0..<64).map { region.baseAddress + $0 * (256 << 10) }
+        benchmark.startMeasurement()
+        let chain = Chain.build(groups: groups, groupBytes: 256 << 10, stride: 256, pattern: .chase, seed: 3)
+        benchmark.stopMeasurement()
+        blackHole(chain.slots)
+    }
+
+    let fixture = ChaseFixture()
+    Benchmark("Chase, Swift loop, 1024 loads (16 MiB chain)") { benchmark in
+        var pointer = fixture.chain.start
+        for _ in benchmark.scaledIterations { pointer = chase(from: pointer, loads: 1024) }
+        blackHole(pointer)
+    }
+
+    Benchmark("Chase, reference C loop, 1024 loads (16 MiB chain)") { benchmark in
+        var pointer = fixture.chain.start
+        for _ in benchmark.scaledIterations { pointer = ReferenceChase_chase(pointer, 1024)! }
+        blackHole(pointer)
+    }
+}
