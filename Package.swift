@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/yaslab/CSV.swift", from: "2.5.2"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
     ],
     targets: [
         .systemLibrary(
@@ -38,7 +39,7 @@ let package = Package(
         .target(name: "NUMA", dependencies: ["CNuma"]),
         .target(
             name: "NUMAPool",
-            dependencies: ["NUMA"]
+            dependencies: ["NUMA", .product(name: "Atomics", package: "swift-atomics")]
         ),
         .target(
             name: "MembenchKit",

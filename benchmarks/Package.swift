@@ -7,7 +7,7 @@ let package = Package(
     name: "swift-numa-benchmarks",
     dependencies: [
         .package(name: "swift-numa", path: ".."),
-        .package(url: "https://github.com/ordo-one/package-benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
         .target(name: "ReferenceChase", path: "Sources/ReferenceChase"),
@@ -16,14 +16,14 @@ let package = Package(
         .executableTarget(
             name: "PoolBenchmarks",
             dependencies: [
-                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "NUMA", package: "swift-numa"),
                 .product(name: "NUMAPool", package: "swift-numa"),
                 .product(name: "MembenchKit", package: "swift-numa"),
                 "ReferenceChase",
             ],
             path: "Benchmarks/PoolBenchmarks",
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
     ]
 )

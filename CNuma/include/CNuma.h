@@ -19,8 +19,24 @@ extern "C" {
 /// getcpu(2): the CPU and node the calling thread runs on now. Returns 0 or -1 with errno.
 int CNuma_getcpu(unsigned int *cpu, unsigned int *node);
 
-/// sched_getcpu(3) for the fast path (served from the rseq area on current glibc).
+/// sched_getcpu(3).
 int CNuma_sched_getcpu(void);
+
+/// The CPU the calling thread runs on, for allocators' fast paths: read straight from the
+/// thread's rseq area (struct rseq's cpu_id, kept current by the kernel; glibc 2.35 registers
+/// it and exports __rseq_offset), or sched_getcpu(3) where rseq is not registered. Inline, so it
+/// costs one load. The answer may be stale by the time it is used, as with any getcpu.
+static inline int CNuma_current_cpu(void) {
+#if defined(__x86_64__) && defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
+    extern const ptrdiff_t __rseq_offset;
+    extern const unsigned int __rseq_size;
+    if (__rseq_size > 0) {
+        int cpu = (int)*(volatile const uint32_t *)((const char *)__builtin_thread_pointer() + __rseq_offset + 4);
+        if (cpu >= 0) return cpu;
+    }
+#endif
+    return CNuma_sched_getcpu();
+}
 
 /// sched_getaffinity(2) of the calling thread into `words` (64 CPUs per word).
 /// Returns 0 or -1 with errno.

@@ -93,8 +93,11 @@ public enum AllocBenchmark {
         for cpu in cpus {
             do {
                 workers.append(try PinnedThread(cpus: [cpu]) { () throws -> (UInt64, Double) in
-                    let held = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: batch)
-                    defer { held.deallocate() }
+                    // Cache-line aligned and padded, so that threads never share a line here.
+                    let bytes = (batch * 8 + 63) / 64 * 64
+                    let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+                    defer { raw.deallocate() }
+                    let held = raw.bindMemory(to: UnsafeMutableRawPointer.self, capacity: batch)
                     start.arriveAndWait()
                     var pairs: UInt64 = 0
                     let began = monotonicNanoseconds()

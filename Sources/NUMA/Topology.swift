@@ -1,5 +1,5 @@
 import CLibNuma
-import CNuma
+public import CNuma
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -244,8 +244,9 @@ extension String {
     }
 }
 
-/// The CPU the calling thread runs on (sched_getcpu(3), served from the rseq area by current
-/// glibc, so cheap enough for an allocator's fast path); 0 if the kernel cannot say.
+/// The CPU the calling thread runs on, cheap enough for an allocator's fast path: the rseq
+/// area's cpu_id where glibc registered one, sched_getcpu(3) otherwise; 0 if neither can say.
+@inlinable
 public func currentCPUIndex() -> Int {
-    Int(max(0, CNuma_sched_getcpu()))
+    Int(max(0, CNuma_current_cpu()))
 }

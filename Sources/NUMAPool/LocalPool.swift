@@ -1,4 +1,7 @@
 import NUMA
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The NUMA-aware strategy: one arena per node, bound to that node, and a bounded cache per
 /// thread in front of them.
@@ -22,6 +25,17 @@ public final class LocalPool: BlockPool {
     }
 
     let core: LocalPoolCore
+    // The fast path's facts, copied out of `core` as plain values so that it takes no
+    // references: the pthread key, this pool's slot and id, the CPU→arena table and the
+    // arenas' address ranges (both owned by `core`).
+    private let key: pthread_key_t
+    private let slot: Int
+    private let id: UInt64
+    // nonisolated(unsafe): the tables are written once in init and only read after.
+    private nonisolated(unsafe) let arenaOfCPU: UnsafePointer<Int32>
+    private let cpuCount: Int
+    private nonisolated(unsafe) let bounds: UnsafePointer<(base: UInt, size: UInt)>
+    private let arenaCount: Int
 
     /// Creates arenas of `capacityPerNode` bytes on `nodes` (by default every node with memory
     /// that this process may use), backed by `pages`. Nothing is faulted in until blocks are
@@ -38,6 +52,13 @@ public final class LocalPool: BlockPool {
         }
         core = try LocalPoolCore(blockSize: size, capacity: capacityPerNode, strict: binding == .strict,
                                  nodes: chosen.ids, cacheCapacity: cacheCapacity, pages: pages, topology: topology)
+        key = ThreadCaches.key
+        slot = core.slot
+        id = core.id
+        arenaOfCPU = UnsafePointer(core.arenaOfCPU)
+        cpuCount = core.cpuCount
+        bounds = UnsafePointer(core.bounds)
+        arenaCount = core.arenas.count
     }
 
     deinit { PoolSlots.release(core.slot) }
@@ -46,62 +67,72 @@ public final class LocalPool: BlockPool {
     /// The nodes that have an arena, in ascending order.
     public var nodes: [Int] { core.arenas.map(\.node) }
 
+    /// The calling thread's cache, made on first use; the thread's `ThreadCaches` owns it.
     @inline(__always)
-    private func cache() -> ThreadCache {
-        let caches = ThreadCaches.current
-        if core.slot < caches.slots.count, let cache = caches.slots[core.slot], cache.poolID == core.id {
-            return cache
-        }
-        return core.makeCache(in: caches)
+    private func cache() -> Unmanaged<ThreadCache> {
+        if let cache = ThreadCaches.lookup(key: key, slot: slot, id: id) { return cache }
+        return Unmanaged.passUnretained(core.makeCache(in: ThreadCaches.current))
+    }
+
+    /// The arena of the node the calling thread runs on (sched_getcpu(3) and the CPU table).
+    @inline(__always)
+    private func currentArena() -> Int {
+        let cpu = currentCPUIndex()
+        return cpu < cpuCount ? Int(arenaOfCPU[cpu]) : 0
+    }
+
+    /// The arena whose range holds `block`.
+    @inline(__always)
+    private func arenaIndex(of block: UnsafeRawPointer) -> Int? {
+        let address = UInt(bitPattern: block)
+        for index in 0..<arenaCount where address &- bounds[index].base < bounds[index].size { return index }
+        return nil
     }
 
     public func allocate() throws(PoolError) -> UnsafeMutableRawPointer {
         let cache = cache()
-        let arena = core.arenaOfCurrentCPU()
-        if arena != cache.arena { core.rebind(cache, to: arena) }
-        if cache.count > 0 {
-            cache.count -= 1
-            ThreadCache.bump(cache.gets)
-            if cache.count < cache.freshBelow {
-                cache.freshBelow = cache.count
-                ThreadCache.bump(cache.misses)
-            } else {
-                ThreadCache.bump(cache.hits)
-            }
-            return cache.blocks[cache.count]
+        let arena = currentArena()
+        let hit: UnsafeMutableRawPointer? = cache._withUnsafeGuaranteedRef { cache in
+            let state = cache.state
+            if arena != state.pointee.arena { core.rebind(cache, to: arena) }
+            return state.pointee.count > 0 ? cache.pop() : nil
         }
-        return try core.refill(cache)
+        if let hit { return hit }
+        return try core.refill(cache.takeUnretainedValue())
     }
 
     public func deallocate(_ block: UnsafeMutableRawPointer) {
-        let cache = cache()
-        guard let home = core.arenaIndex(of: block) else {
+        guard let home = arenaIndex(of: block) else {
             preconditionFailure("LocalPool.deallocate: \(block) was not allocated by this pool")
         }
-        ThreadCache.bump(cache.puts)
-        let arena = core.arenaOfCurrentCPU()
-        if arena != cache.arena { core.rebind(cache, to: arena) }
-        if home == arena {
-            if cache.count == cache.capacity { core.spill(cache) }
-            cache.blocks[cache.count] = block
-            cache.count += 1
-        } else {
-            ThreadCache.bump(cache.remoteReturns)
-            cache.homebound[home].append(block)
-            if cache.homebound[home].count >= core.homeBatch { core.sendHome(cache, home) }
+        cache()._withUnsafeGuaranteedRef { cache in
+            let state = cache.state
+            ThreadCache.bump(cache.puts)
+            // The cache's arena is the node this thread last allocated on; `allocate()` rebinds
+            // it when the thread moves, so only blocks of the cache's own arena ever enter it.
+            if state.pointee.arena < 0 { core.rebind(cache, to: currentArena()) }
+            let arena = state.pointee.arena
+            if home == arena {
+                if state.pointee.count == state.pointee.capacity { core.spill(cache) }
+                state.pointee.blocks[state.pointee.count] = block
+                state.pointee.count += 1
+            } else {
+                ThreadCache.bump(cache.remoteReturns)
+                cache.homebound[home].append(block)
+                if cache.homebound[home].count >= core.homeBatch { core.sendHome(cache, home) }
+            }
         }
     }
 
     public func homeNode(of block: UnsafeRawPointer) -> Int? {
-        core.arenaIndex(of: block).map { core.arenas[$0].node }
+        arenaIndex(of: block).map { core.arenas[$0].node }
     }
 
     public func statistics() -> PoolStatistics { core.statistics() }
 
     public func trim() {
-        let caches = ThreadCaches.current
-        if core.slot < caches.slots.count, let cache = caches.slots[core.slot], cache.poolID == core.id {
-            core.flush(cache)
+        if let cache = ThreadCaches.lookup(key: key, slot: slot, id: id) {
+            core.flush(cache.takeUnretainedValue())
         }
         for arena in core.arenas { arena.trim() }
     }
@@ -117,8 +148,12 @@ final class LocalPoolCore: Sendable {
     let refillBatch: Int
     let strict: Bool
     let arenas: [Arena]
+    // nonisolated(unsafe): both tables are written once in init and only read after.
     /// The arena index for each CPU id.
-    let arenaOfCPU: [Int]
+    nonisolated(unsafe) let arenaOfCPU: UnsafeMutablePointer<Int32>
+    let cpuCount: Int
+    /// Each arena's address range.
+    nonisolated(unsafe) let bounds: UnsafeMutablePointer<(base: UInt, size: UInt)>
     /// For each arena, the other arenas nearest first (the fallback order).
     let fallbackOrder: [[Int]]
     private let registry = Locked(Registry())
@@ -129,13 +164,12 @@ final class LocalPoolCore: Sendable {
     }
 
     struct Counters {
-        var gets: UInt64 = 0, puts: UInt64 = 0, hits: UInt64 = 0, misses: UInt64 = 0
+        var gets: UInt64 = 0, puts: UInt64 = 0, misses: UInt64 = 0
         var remoteReturns: UInt64 = 0, fallbacks: UInt64 = 0
 
         mutating func add(_ cache: ThreadCache) {
             gets &+= cache.gets.load(ordering: .relaxed)
             puts &+= cache.puts.load(ordering: .relaxed)
-            hits &+= cache.hits.load(ordering: .relaxed)
             misses &+= cache.misses.load(ordering: .relaxed)
             remoteReturns &+= cache.remoteReturns.load(ordering: .relaxed)
             fallbacks &+= cache.fallbacks.load(ordering: .relaxed)
@@ -166,68 +200,57 @@ final class LocalPoolCore: Sendable {
                     < (topology.distance(from: node, to: arenas[$1].node) ?? Int.max, arenas[$1].node)
             }
         }
-        arenaOfCPU = topology.cpuToNode.map { node in node < 0 ? 0 : nearest(to: node).first ?? 0 }
+        let table = topology.cpuToNode.map { node in Int32(node < 0 ? 0 : nearest(to: node).first ?? 0) }
+        cpuCount = table.count
+        arenaOfCPU = .allocate(capacity: max(1, table.count))
+        arenaOfCPU.initialize(from: table, count: table.count)
+        bounds = .allocate(capacity: max(1, arenas.count))
+        for (index, arena) in arenas.enumerated() { (bounds + index).initialize(to: (arena.base, UInt(arena.capacity))) }
         fallbackOrder = arenas.map { arena in nearest(to: arena.node).filter { arenas[$0].node != arena.node } }
     }
 
-    @inline(__always)
-    func arenaOfCurrentCPU() -> Int {
-        let cpu = currentCPUIndex()
-        return cpu < arenaOfCPU.count ? arenaOfCPU[cpu] : 0
-    }
-
-    @inline(__always)
-    func arenaIndex(of block: UnsafeRawPointer) -> Int? {
-        for index in arenas.indices where arenas[index].contains(block) { return index }
-        return nil
+    deinit {
+        arenaOfCPU.deallocate()
+        bounds.deallocate()
     }
 
     func makeCache(in caches: ThreadCaches) -> ThreadCache {
         let cache = ThreadCache(poolID: id, core: self, capacity: cacheCapacity, arenas: arenas.count)
-        if slot >= caches.slots.count {
-            caches.slots.append(contentsOf: repeatElement(nil, count: slot - caches.slots.count + 1))
-        }
-        if let stale = caches.slots[slot] { stale.core?.retire(stale) }
-        caches.slots[slot] = cache
         registry.withLock { $0.caches[ObjectIdentifier(cache)] = cache }
+        if let stale = caches.install(cache, in: slot) { stale.core?.retire(stale) }
         return cache
     }
 
     /// The thread now runs on another arena's node: its cached blocks go home first.
     func rebind(_ cache: ThreadCache, to arena: Int) {
-        if cache.arena >= 0 && cache.count > 0 {
-            arenas[cache.arena].give(UnsafeBufferPointer(start: cache.blocks, count: cache.count), remote: false)
+        let state = cache.state
+        if state.pointee.arena >= 0 && state.pointee.count > 0 {
+            arenas[state.pointee.arena].give(UnsafeBufferPointer(start: state.pointee.blocks, count: state.pointee.count),
+                                             remote: false)
         }
-        cache.count = 0
-        cache.freshBelow = 0
-        cache.arena = arena
+        state.pointee.count = 0
+        state.pointee.freshBelow = 0
+        state.pointee.arena = arena
     }
 
     /// The cache is empty: take a batch from the local arena, or fall back.
     func refill(_ cache: ThreadCache) throws(PoolError) -> UnsafeMutableRawPointer {
         var taken: [UnsafeMutableRawPointer] = []
         taken.reserveCapacity(refillBatch)
-        let arena = arenas[cache.arena]
+        let state = cache.state
+        let arena = arenas[state.pointee.arena]
         if let fresh = arena.take(refillBatch, into: &taken) {
-            for (i, block) in taken.enumerated() { cache.blocks[i] = block }
-            cache.count = taken.count
-            cache.freshBelow = fresh
-            cache.count -= 1
-            ThreadCache.bump(cache.gets)
-            if cache.count < cache.freshBelow {
-                cache.freshBelow = cache.count
-                ThreadCache.bump(cache.misses)
-            } else {
-                ThreadCache.bump(cache.hits)
-            }
-            return cache.blocks[cache.count]
+            for (i, block) in taken.enumerated() { state.pointee.blocks[i] = block }
+            state.pointee.count = taken.count
+            state.pointee.freshBelow = fresh
+            return cache.pop()
         }
         if !strict {
-            for other in fallbackOrder[cache.arena] {
+            for other in fallbackOrder[state.pointee.arena] {
                 taken.removeAll(keepingCapacity: true)
                 if let fresh = arenas[other].take(1, into: &taken) {
                     ThreadCache.bump(cache.gets)
-                    if fresh > 0 { ThreadCache.bump(cache.misses) } else { ThreadCache.bump(cache.hits) }
+                    if fresh > 0 { ThreadCache.bump(cache.misses) }
                     ThreadCache.bump(cache.fallbacks)
                     return taken[0]
                 }
@@ -238,11 +261,13 @@ final class LocalPoolCore: Sendable {
 
     /// The cache is full: the older half goes back to the arena.
     func spill(_ cache: ThreadCache) {
-        let half = cache.count / 2
-        arenas[cache.arena].give(UnsafeBufferPointer(start: cache.blocks, count: half), remote: false)
-        (cache.blocks).update(from: cache.blocks + half, count: cache.count - half)
-        cache.count -= half
-        cache.freshBelow = max(0, cache.freshBelow - half)
+        let state = cache.state
+        let half = state.pointee.count / 2
+        let blocks = state.pointee.blocks
+        arenas[state.pointee.arena].give(UnsafeBufferPointer(start: blocks, count: half), remote: false)
+        blocks.update(from: blocks + half, count: state.pointee.count - half)
+        state.pointee.count -= half
+        state.pointee.freshBelow = max(0, state.pointee.freshBelow - half)
     }
 
     func sendHome(_ cache: ThreadCache, _ home: Int) {
@@ -252,7 +277,7 @@ final class LocalPoolCore: Sendable {
 
     /// Everything the cache holds goes back to the arenas.
     func flush(_ cache: ThreadCache) {
-        if cache.arena >= 0 { rebind(cache, to: cache.arena) }
+        if cache.state.pointee.arena >= 0 { rebind(cache, to: cache.state.pointee.arena) }
         for home in cache.homebound.indices where !cache.homebound[home].isEmpty { sendHome(cache, home) }
     }
 
@@ -282,7 +307,7 @@ final class LocalPoolCore: Sendable {
         if counters.puts > counters.gets { counters.puts = counters.gets }
         stats.gets = counters.gets
         stats.puts = counters.puts
-        stats.hits = counters.hits
+        stats.hits = counters.gets &- counters.misses
         stats.misses = counters.misses
         stats.remoteReturns = counters.remoteReturns
         stats.fallbacks = counters.fallbacks

@@ -130,14 +130,24 @@ struct MisuseCompileTests {
         let swiftc = ["/opt/swift/usr/bin/swiftc", "/usr/bin/swiftc"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "swiftc"
         let process = Process()
         process.executableURL = URL(fileURLWithPath: swiftc)
+        // Every C module the package and its dependencies build: their generated module maps
+        // in the build directory, plus the system-library maps of the shim.
+        let built = ((try? FileManager.default.contentsOfDirectory(atPath: buildDirectory.path)) ?? [])
+            .filter { $0.hasSuffix(".build") }
+            .map { buildDirectory.appendingPathComponent($0).appendingPathComponent("module.modulemap").path }
+            .filter { FileManager.default.fileExists(atPath: $0) }
+        // C modules of dependencies that ship their own map (swift-atomics' _AtomicsShims).
+        let checkouts = buildDirectory.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("checkouts")
+        let shipped = (FileManager.default.enumerator(atPath: checkouts.path)?.allObjects as? [String] ?? [])
+            .filter { $0.hasSuffix("include/module.modulemap") && !$0.contains("/Tests/") }
+            .map { checkouts.appendingPathComponent($0).path }
+        let maps = built + shipped
+            + ["CNuma/system/module.modulemap", "CNuma/hwloc/module.modulemap"].map { root.appendingPathComponent($0).path }
         process.arguments = [
             "-emit-sil", "-o", "/dev/null", "-swift-version", "6", source.path,
             "-I", buildDirectory.appendingPathComponent("Modules").path,
-            "-Xcc", "-fmodule-map-file=\(buildDirectory.appendingPathComponent("CNuma.build/module.modulemap").path)",
-            "-Xcc", "-fmodule-map-file=\(root.appendingPathComponent("CNuma/system/module.modulemap").path)",
-            "-Xcc", "-fmodule-map-file=\(root.appendingPathComponent("CNuma/hwloc/module.modulemap").path)",
             "-Xcc", "-I\(root.appendingPathComponent("CNuma/include").path)",
-        ]
+        ] + maps.flatMap { ["-Xcc", "-fmodule-map-file=\($0)"] }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe

@@ -16,10 +16,12 @@ final class ChaseFixture: @unchecked Sendable {
     let chain: Chain
 
     init() {
-        region = try! MemoryRegion(size: 16 << 20)
+        let region = try! MemoryRegion(size: 16 << 20)
         region.faultIn()
-        let groups = (0..<64).map { region.baseAddress + $0 * (256 << 10) }
+        let base = region.baseAddress
+        let groups = (0..<64).map { base + $0 * (256 << 10) }
         chain = Chain.build(groups: groups, groupBytes: 256 << 10, stride: 256, pattern: .chase, seed: 1)
+        self.region = region
     }
 }
 
@@ -83,7 +85,8 @@ let benchmarks: @Sendable () -> Void = {
               configuration: .init(metrics: [.wallClock], scalingFactor: .one, maxDuration: .seconds(3), maxIterations: 20)) { benchmark in
         let region = try MemoryRegion(size: 16 << 20)
         region.faultIn()
-        let groups = (0..<64).map { region.baseAddress + $0 * (256 << 10) }
+        let base = region.baseAddress
+        let groups = (0..<64).map { base + $0 * (256 << 10) }
         benchmark.startMeasurement()
         let chain = Chain.build(groups: groups, groupBytes: 256 << 10, stride: 256, pattern: .chase, seed: 3)
         benchmark.stopMeasurement()

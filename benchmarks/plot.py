@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Draws the plots in results/ from its CSV files (matplotlib)."""
+import csv
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+RESULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results")
+
+
+def rows(name):
+    path = os.path.join(RESULTS, name)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [r for r in csv.DictReader(line for line in f if not line.startswith("#"))]
+
+
+def save(figure, name):
+    figure.tight_layout()
+    figure.savefig(os.path.join(RESULTS, name), dpi=110)
+    plt.close(figure)
+
+
+def latency_by_size():
+    data = [r for r in rows("latency-sweep.csv") if r["thread"] == "total"]
+    if not data:
+        return
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    for strategy in sorted({r["strategy"] for r in data}):
+        points = sorted((int(r["size_bytes"]), float(r["mean_ns"]), float(r["stddev_ns"])) for r in data if r["strategy"] == strategy)
+        axis.errorbar([p[0] / 2**20 for p in points], [p[1] for p in points], yerr=[p[2] for p in points],
+                      marker="o", capsize=3, label=strategy)
+    axis.set_xscale("log", base=2)
+    axis.set_xlabel("buffer per thread (MiB)")
+    axis.set_ylabel("mean latency (ns per access, ±1 sd)")
+    axis.set_title("Latency by size and strategy (one NUMA node)")
+    axis.legend()
+    axis.grid(alpha=0.3)
+    save(figure, "latency-by-size.png")
+
+
+def percentile_curves():
+    data = [r for r in rows("latency-sweep.csv") if r["thread"] == "total"]
+    if not data:
+        return
+    size = max(int(r["size_bytes"]) for r in data if int(r["size_bytes"]) <= 256 << 20)
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    marks = [("min_ns", 0), ("p50_ns", 50), ("p90_ns", 90), ("p99_ns", 99), ("p999_ns", 99.9), ("max_ns", 100)]
+    for r in data:
+        if int(r["size_bytes"]) != size:
+            continue
+        axis.plot([m[1] for m in marks], [float(r[m[0]]) for m in marks], marker="o", label=r["strategy"])
+    axis.set_xlabel("percentile")
+    axis.set_ylabel("ns per access")
+    axis.set_yscale("log")
+    axis.set_title(f"Latency distribution at {size >> 20} MiB")
+    axis.legend()
+    axis.grid(alpha=0.3)
+    save(figure, "latency-percentiles.png")
+
+
+def allocator_bars():
+    data = rows("alloc.csv")
+    if not data:
+        return
+    names = list(dict.fromkeys(r["allocator"] for r in data))
+    threads = sorted({int(r["threads"]) for r in data})
+    figure, axis = plt.subplots(figsize=(8, 4.2))
+    width = 0.8 / len(threads)
+    for i, count in enumerate(threads):
+        values = [next((float(r["pairs_per_s"]) / 1e6 for r in data if r["allocator"] == n and int(r["threads"]) == count), 0)
+                  for n in names]
+        axis.bar([x + i * width for x in range(len(names))], values, width, label=f"{count} thread(s)")
+    axis.set_xticks([x + width * (len(threads) - 1) / 2 for x in range(len(names))], names, rotation=15)
+    axis.set_ylabel("million get+put pairs per second")
+    axis.set_title("Allocator throughput, 64-byte blocks, batches of 32")
+    axis.legend()
+    axis.grid(axis="y", alpha=0.3)
+    save(figure, "allocator-throughput.png")
+
+
+def matrix_heatmap():
+    data = rows("matrix.csv")
+    if not data:
+        return
+    cpu_nodes = sorted({int(r["node"]) for r in data})
+    memory_nodes = sorted({int(r["membind"]) for r in data})
+    grid = [[next(float(r["mean_ns"]) for r in data if int(r["node"]) == c and int(r["membind"]) == m)
+             for m in memory_nodes] for c in cpu_nodes]
+    figure, axis = plt.subplots(figsize=(3 + len(memory_nodes), 2.5 + len(cpu_nodes)))
+    image = axis.imshow(grid, cmap="viridis")
+    for i, row in enumerate(grid):
+        for j, value in enumerate(row):
+            axis.text(j, i, f"{value:.0f}", ha="center", va="center", color="white")
+    axis.set_xticks(range(len(memory_nodes)), [f"mem {m}" for m in memory_nodes])
+    axis.set_yticks(range(len(cpu_nodes)), [f"cpu {c}" for c in cpu_nodes])
+    axis.set_title("Idle latency, ns")
+    figure.colorbar(image)
+    save(figure, "latency-matrix.png")
+
+
+if __name__ == "__main__":
+    latency_by_size()
+    percentile_curves()
+    allocator_bars()
+    matrix_heatmap()
