@@ -12,7 +12,7 @@ let package = Package(
     targets: [
         .target(name: "ReferenceChase", path: "Sources/ReferenceChase"),
         .executableTarget(name: "reference-chase", path: "Sources/reference-chase",
-                          cSettings: [.unsafeFlags(["-O2"])]),
+                          cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("m")]),
         .executableTarget(
             name: "PoolBenchmarks",
             dependencies: [

@@ -36,7 +36,7 @@ let benchmarks: @Sendable () -> Void = {
     )
 
     let local = try! LocalPool(blockSize: blockSize, capacityPerNode: 64 << 20)
-    Benchmark("LocalPool get+put, cache hit") { benchmark in
+    Benchmark("LocalPool get+put cache hit") { benchmark in
         for _ in benchmark.scaledIterations {
             let block = try local.allocate()
             blackHole(block)
@@ -46,7 +46,7 @@ let benchmarks: @Sendable () -> Void = {
 
     // A two-block cache and 64 blocks in flight: nearly every get and put goes to the arena.
     let missing = try! LocalPool(blockSize: blockSize, capacityPerNode: 64 << 20, cacheCapacity: 2)
-    Benchmark("LocalPool get+put, cache miss (x64)") { benchmark in
+    Benchmark("LocalPool get+put cache miss x64") { benchmark in
         var held = [UnsafeMutableRawPointer?](repeating: nil, count: 64)
         for _ in benchmark.scaledIterations {
             for i in 0..<64 { held[i] = try missing.allocate() }
@@ -63,7 +63,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("malloc+free, same size") { benchmark in
+    Benchmark("malloc+free same size") { benchmark in
         for _ in benchmark.scaledIterations {
             let block = malloc(blockSize)
             blackHole(block)
@@ -81,7 +81,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("Chain build, 16 MiB, stride 256, TLB locality 256 KiB",
+    Benchmark("Chain build 16MiB stride 256 group 256KiB",
               configuration: .init(metrics: [.wallClock], scalingFactor: .one, maxDuration: .seconds(3), maxIterations: 20)) { benchmark in
         let region = try MemoryRegion(size: 16 << 20)
         region.faultIn()
@@ -94,13 +94,13 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     let fixture = ChaseFixture()
-    Benchmark("Chase, Swift loop, 1024 loads (16 MiB chain)") { benchmark in
+    Benchmark("Chase Swift loop 1024 loads 16MiB") { benchmark in
         var pointer = fixture.chain.start
         for _ in benchmark.scaledIterations { pointer = chase(from: pointer, loads: 1024) }
         blackHole(pointer)
     }
 
-    Benchmark("Chase, reference C loop, 1024 loads (16 MiB chain)") { benchmark in
+    Benchmark("Chase reference C loop 1024 loads 16MiB") { benchmark in
         var pointer = fixture.chain.start
         for _ in benchmark.scaledIterations { pointer = ReferenceChase_chase(pointer, 1024)! }
         blackHole(pointer)
