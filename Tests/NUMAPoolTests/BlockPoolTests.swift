@@ -1,3 +1,4 @@
+import MembenchKit
 import NUMA
 @testable import NUMAPool
 import Testing
@@ -135,7 +136,7 @@ struct StressTests {
         let threads = 4, operations = 4000
         let workers = try (0..<threads).map { index in
             try PinnedThread(cpus: Topology.current.allowedCPUs) { () throws -> (gets: Int, puts: Int, errors: Int) in
-                var random = SplitMix(state: UInt64(index) &* 7919 &+ 1)
+                var random = SplitMix64(seed: UInt64(index) &* 7919 &+ 1)
                 var held: [UnsafeMutableRawPointer] = []
                 var gets = 0, puts = 0, errors = 0
                 for _ in 0..<operations {
