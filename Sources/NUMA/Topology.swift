@@ -105,8 +105,8 @@ public struct Topology: Hashable, Sendable, Codable {
         }
     }
 
-    /// Checks that every node exists, is allowed for this process and, when `needsMemory`,
-    /// has memory. Throws a `NUMAError` naming the first bad node.
+    /// Checks that every node exists and, when `needsMemory`, has memory and is in this
+    /// process's allowed memory nodes. Throws a `NUMAError` naming the first bad node.
     public func validate(_ set: NodeSet, operation: String, needsMemory: Bool = true) throws(NUMAError) {
         guard !set.isEmpty else {
             throw NUMAError(operation: operation, errno: EINVAL, message: "the node set is empty")
@@ -116,12 +116,15 @@ public struct Topology: Hashable, Sendable, Codable {
                 throw NUMAError(operation: operation, errno: ENODEV,
                                 message: "node \(id) does not exist (nodes: \(nodeIDs))")
             }
-            guard allowedNodes.contains(id) || !node.hasMemory && !needsMemory else {
+            // Memory-only questions: a node without memory is never in the allowed memory set,
+            // so say what is really wrong with it first. CPU placement checks CPUs elsewhere.
+            guard needsMemory else { continue }
+            if !node.hasMemory {
+                throw NUMAError(operation: operation, errno: ENOMEM, message: "node \(id) has no memory")
+            }
+            guard allowedNodes.contains(id) else {
                 throw NUMAError(operation: operation, errno: EPERM,
                                 message: "node \(id) is not allowed for this process (allowed: \(allowedNodes))")
-            }
-            if needsMemory && !node.hasMemory {
-                throw NUMAError(operation: operation, errno: ENOMEM, message: "node \(id) has no memory")
             }
         }
     }

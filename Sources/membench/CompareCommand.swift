@@ -18,6 +18,7 @@ struct CompareCommand: ParsableCommand {
         var options = RunOptions()
         workload.apply(to: &options)
         options.placement = try placement.resolve()
+        _ = try options.resolve()  // refuse bad input before any warning is printed
         warnAboutBalancing()
         let strategies: [PoolStrategy] = direct ? [.local, .global, .direct] : [.local, .global]
         let progress = ProgressLine(expectedSeconds: Double(strategies.count) * (options.duration + options.warmup))

@@ -19,6 +19,7 @@ struct RunCommand: ParsableCommand {
         options.strategy = pool
         workload.apply(to: &options)
         options.placement = try placement.resolve()
+        _ = try options.resolve()  // refuse bad input before any warning is printed
         warnAboutBalancing()
         let progress = ProgressLine(expectedSeconds: options.duration + options.warmup)
         let result = try LatencyRunner.run(options) { progress.show(pool.rawValue, $0) }

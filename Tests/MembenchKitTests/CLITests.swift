@@ -51,7 +51,7 @@ enum CLI {
 }
 
 @Suite("TopologyAgreement CLI: membench topology")
-struct TopologyCLITests {
+struct TopologyAgreementCLITests {
     @Test("topology --json matches the library's topology, node for node")
     func json() throws {
         let output = try CLI.run(["topology", "--json"])
@@ -63,6 +63,17 @@ struct TopologyCLITests {
         #expect(decoded.nodes.map(\.distances) == topology.nodes.map(\.distances))
         #expect(decoded.nodes.map(\.memoryTotal) == topology.nodes.map(\.memoryTotal))
         #expect(decoded.allowedNodes == topology.allowedNodes && decoded.allowedCPUs == topology.allowedCPUs)
+    }
+
+    @Test("binding memory to a node without memory is refused with one line, exit 1",
+          .enabled(if: Topology.current.nodes.contains { !$0.hasMemory }, "needs a node without memory"))
+    func memorylessNode() throws {
+        let node = try #require(Topology.current.nodes.first { !$0.hasMemory }?.id)
+        for flag in ["--membind", "--interleave", "--preferred"] {
+            let output = try CLI.run(["run", flag, String(node), "--size", "4MiB", "--duration", "0.1"])
+            #expect(output.status == 1)
+            #expect(output.stderr == "membench: error: \(flag): node \(node) has no memory\n")
+        }
     }
 
     @Test("the text view has numactl's lines plus the cache and allowed sets")

@@ -17,14 +17,21 @@ struct PlacementTests {
         #expect(try MemoryPolicy.policy(at: region.baseAddress) == .bind([node]))
     }
 
-    @Test("untouched pages report no node, touched ones do")
+    @Test("untouched pages report no node, touched ones do, on the toucher's nearest memory")
     func untouched() throws {
-        let region = try MemoryRegion(size: 8 * pageSize)
-        #expect(try region.pageNodes().unplaced == 8)
-        region.withUnsafeMutableBytes { $0.storeBytes(of: 1, toByteOffset: 3 * pageSize, as: UInt8.self) }
-        let placement = try region.pageNodes()
-        #expect(placement.unplaced == 7)
-        #expect(placement.node(atOffset: 3 * pageSize + 5, from: region.baseAddress) == Topology.currentNode)
+        let cpu = try #require(Topology.current.allowedCPUs.first)
+        let thread = try PinnedThread(cpus: [cpu]) { () throws -> (Int, Int, Int?) in
+            let region = try MemoryRegion(size: 8 * pageSize)
+            let before = try region.pageNodes().unplaced
+            region.withUnsafeMutableBytes { $0.storeBytes(of: 1, toByteOffset: 3 * pageSize, as: UInt8.self) }
+            let placement = try region.pageNodes()
+            return (before, placement.unplaced, placement.node(atOffset: 3 * pageSize + 5, from: region.baseAddress))
+        }
+        let (before, after, node) = try thread.join()
+        #expect(before == 8)
+        #expect(after == 7)
+        let home = try #require(Topology.current.node(ofCPU: cpu))
+        #expect(node == Topology.current.memoryNodes(nearestTo: home).first)
     }
 
     @Test("an interleaved region spreads its pages evenly over the allowed nodes")
