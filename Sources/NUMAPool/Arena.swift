@@ -33,10 +33,6 @@ final class Arena: Sendable {
         chunkBytes = max(64 << 10, blockSize * 64)
     }
 
-    func contains(_ block: UnsafeRawPointer) -> Bool {
-        UInt(bitPattern: block) &- base < UInt(capacity)
-    }
-
     /// Takes up to `count` blocks into `out`. Returns how many of them are fresh (never
     /// handed out before); they come first in `out`. Returns nil when the arena is full.
     func take(_ count: Int, into out: inout [UnsafeMutableRawPointer]) -> Int? {

@@ -140,11 +140,6 @@ final class ThreadCaches {
         return caches
     }
 
-    /// The cache in `slot`, if any.
-    func cache(in slot: Int) -> ThreadCache? {
-        slot < owned.count ? owned[slot] : nil
-    }
-
     /// Puts `cache` in `slot`, returning what was there.
     func install(_ cache: ThreadCache, in slot: Int) -> ThreadCache? {
         if slot >= owned.count {
