@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "NUMA", dependencies: ["CNuma"]),
         .target(
             name: "NUMAPool",
-            dependencies: ["NUMA", .product(name: "Atomics", package: "swift-atomics")]
+            dependencies: ["NUMA", "CNuma", .product(name: "Atomics", package: "swift-atomics")]
         ),
         .target(
             name: "MembenchKit",

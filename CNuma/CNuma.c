@@ -132,3 +132,12 @@ int CNuma_hwloc_package_count(CNuma_hwloc *handle) {
     return hwloc_get_nbobjs_by_type(handle->topology, HWLOC_OBJ_PACKAGE);
 }
 #endif
+
+// MARK: thread caches
+
+__thread CNuma_cache_table CNuma_thread_caches __attribute__((tls_model("initial-exec")));
+
+void CNuma_set_thread_caches(void **slots, intptr_t count) {
+    CNuma_thread_caches.slots = slots;
+    CNuma_thread_caches.count = slots ? count : 0;
+}

@@ -2,7 +2,8 @@
 //
 // It wraps only what Swift cannot call directly: libnuma's weak error hooks, getcpu(2),
 // sched_{get,set}affinity(2) over plain word masks (cpu_set_t is reached through macros), and
-// hwloc's topology lifecycle and inline iterators. libnuma's own functions (mbind,
+// hwloc's topology lifecycle and inline iterators, and the thread-local anchor of the pools'
+// per-thread caches (Swift has no thread-local variables). libnuma's own functions (mbind,
 // set_mempolicy, get_mempolicy, move_pages, numa_*) are called from Swift directly through the
 // CLibNuma system module. Every symbol here is prefixed CNuma_.
 // Functions that fail return -1 and leave the reason in errno, which nothing here overwrites.
@@ -37,6 +38,26 @@ static inline int CNuma_current_cpu(void) {
 #endif
     return CNuma_sched_getcpu();
 }
+
+/// The calling thread's table of pool caches: `slots[i]` is the cache of the pool in slot `i`,
+/// or NULL. A C thread-local (initial-exec model: one %fs-relative load, no call), so that the
+/// pools' fast paths reach their cache without pthread_getspecific(3). The NUMAPool module owns
+/// the table's memory and sets it with CNuma_set_thread_caches.
+typedef struct CNuma_cache_table {
+    void **slots;
+    intptr_t count;
+} CNuma_cache_table;
+
+extern __thread CNuma_cache_table CNuma_thread_caches __attribute__((tls_model("initial-exec")));
+
+/// The calling thread's cache for `slot`, or NULL. Inline.
+static inline void *CNuma_thread_cache(intptr_t slot) {
+    const CNuma_cache_table *table = &CNuma_thread_caches;
+    return (uintptr_t)slot < (uintptr_t)table->count ? table->slots[slot] : NULL;
+}
+
+/// Points the calling thread's table at `slots` (`count` entries); NULL and 0 clear it.
+void CNuma_set_thread_caches(void **slots, intptr_t count);
 
 /// sched_getaffinity(2) of the calling thread into `words` (64 CPUs per word).
 /// Returns 0 or -1 with errno.

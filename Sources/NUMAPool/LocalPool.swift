@@ -25,17 +25,7 @@ public final class LocalPool: BlockPool {
     }
 
     let core: LocalPoolCore
-    // The fast path's facts, copied out of `core` as plain values so that it takes no
-    // references: the pthread key, this pool's slot and id, the CPU→arena table and the
-    // arenas' address ranges (both owned by `core`).
-    private let key: pthread_key_t
-    private let slot: Int
-    private let id: UInt64
-    // nonisolated(unsafe): the tables are written once in init and only read after.
-    private nonisolated(unsafe) let arenaOfCPU: UnsafePointer<Int32>
-    private let cpuCount: Int
-    private nonisolated(unsafe) let bounds: UnsafePointer<(base: UInt, size: UInt)>
-    private let arenaCount: Int
+    @usableFromInline let fast: LocalPoolFastPath
 
     /// Creates arenas of `capacityPerNode` bytes on `nodes` (by default every node with memory
     /// that this process may use), backed by `pages`. Nothing is faulted in until blocks are
@@ -52,13 +42,8 @@ public final class LocalPool: BlockPool {
         }
         core = try LocalPoolCore(blockSize: size, capacity: capacityPerNode, strict: binding == .strict,
                                  nodes: chosen.ids, cacheCapacity: cacheCapacity, pages: pages, topology: topology)
-        key = ThreadCaches.key
-        slot = core.slot
-        id = core.id
-        arenaOfCPU = UnsafePointer(core.arenaOfCPU)
-        cpuCount = core.cpuCount
-        bounds = UnsafePointer(core.bounds)
-        arenaCount = core.arenas.count
+        fast = LocalPoolFastPath(slot: core.slot, id: core.id, arenaOfCPU: core.arenaOfCPU, cpuCount: core.cpuCount,
+                                 bounds: core.bounds, arenaCount: core.arenas.count)
     }
 
     deinit { PoolSlots.release(core.slot) }
@@ -67,74 +52,127 @@ public final class LocalPool: BlockPool {
     /// The nodes that have an arena, in ascending order.
     public var nodes: [Int] { core.arenas.map(\.node) }
 
-    /// The calling thread's cache, made on first use; the thread's `ThreadCaches` owns it.
-    @inline(__always)
-    private func cache() -> Unmanaged<ThreadCache> {
-        if let cache = ThreadCaches.lookup(key: key, slot: slot, id: id) { return cache }
-        return Unmanaged.passUnretained(core.makeCache(in: ThreadCaches.current))
+    /// The calling thread's cache state, made on first use.
+    private func cacheState() -> UnsafeMutablePointer<CacheState> {
+        if let state = fast.cache() { return state }
+        return core.makeCache(in: ThreadCaches.current).state
     }
 
-    /// The arena of the node the calling thread runs on (sched_getcpu(3) and the CPU table).
-    @inline(__always)
-    private func currentArena() -> Int {
-        let cpu = currentCPUIndex()
-        return cpu < cpuCount ? Int(arenaOfCPU[cpu]) : 0
-    }
-
-    /// The arena whose range holds `block`.
-    @inline(__always)
-    private func arenaIndex(of block: UnsafeRawPointer) -> Int? {
-        let address = UInt(bitPattern: block)
-        for index in 0..<arenaCount where address &- bounds[index].base < bounds[index].size { return index }
-        return nil
-    }
-
+    /// The fast path, inlined into the caller: the thread's cache for this pool exists, the
+    /// thread still runs on the cache's node, and the cache holds a block. Everything else is
+    /// `allocateSlow()`.
+    @inlinable
     public func allocate() throws(PoolError) -> UnsafeMutableRawPointer {
-        let cache = cache()
-        let arena = currentArena()
-        let hit: UnsafeMutableRawPointer? = cache._withUnsafeGuaranteedRef { cache in
-            let state = cache.state
-            if arena != state.pointee.arena { core.rebind(cache, to: arena) }
-            return state.pointee.count > 0 ? cache.pop() : nil
+        if let state = fast.cache(), state.pointee.count > 0, state.pointee.arena == fast.currentArena() {
+            return ThreadCache.pop(state)
         }
-        if let hit { return hit }
-        return try core.refill(cache.takeUnretainedValue())
+        return try allocateSlow()
     }
 
+    @usableFromInline @inline(never)
+    func allocateSlow() throws(PoolError) -> UnsafeMutableRawPointer {
+        let state = cacheState()
+        let arena = fast.currentArena()
+        if arena != state.pointee.arena { core.rebind(state, to: arena) }
+        if state.pointee.count > 0 { return ThreadCache.pop(state) }
+        return try core.refill(state)
+    }
+
+    /// The fast path, inlined into the caller: the block belongs to the arena of the thread's
+    /// cache, which has room. Everything else (a block of another node, a full cache, no cache
+    /// yet, a foreign pointer) is `deallocateSlow(_:)`.
+    @inlinable
     public func deallocate(_ block: UnsafeMutableRawPointer) {
-        guard let home = arenaIndex(of: block) else {
+        if let state = fast.cache(), let home = fast.arenaIndex(of: block), home == state.pointee.arena,
+           state.pointee.count < state.pointee.capacity {
+            state.pointee.blocks[state.pointee.count] = block
+            state.pointee.count &+= 1
+            CacheCounter.puts.bump(state)
+            return
+        }
+        deallocateSlow(block)
+    }
+
+    @usableFromInline @inline(never)
+    func deallocateSlow(_ block: UnsafeMutableRawPointer) {
+        guard let home = fast.arenaIndex(of: block) else {
             preconditionFailure("LocalPool.deallocate: \(block) was not allocated by this pool")
         }
-        cache()._withUnsafeGuaranteedRef { cache in
-            let state = cache.state
-            ThreadCache.bump(cache.puts)
-            // The cache's arena is the node this thread last allocated on; `allocate()` rebinds
-            // it when the thread moves, so only blocks of the cache's own arena ever enter it.
-            if state.pointee.arena < 0 { core.rebind(cache, to: currentArena()) }
-            let arena = state.pointee.arena
-            if home == arena {
-                if state.pointee.count == state.pointee.capacity { core.spill(cache) }
-                state.pointee.blocks[state.pointee.count] = block
-                state.pointee.count += 1
-            } else {
-                ThreadCache.bump(cache.remoteReturns)
-                cache.homebound[home].append(block)
-                if cache.homebound[home].count >= core.homeBatch { core.sendHome(cache, home) }
-            }
+        let state = cacheState()
+        CacheCounter.puts.bump(state)
+        // The cache's arena is the node this thread last allocated on; `allocate()` rebinds it
+        // when the thread moves, so only blocks of the cache's own arena ever enter it.
+        if state.pointee.arena < 0 { core.rebind(state, to: fast.currentArena()) }
+        if home == state.pointee.arena {
+            if state.pointee.count == state.pointee.capacity { core.spill(state) }
+            state.pointee.blocks[state.pointee.count] = block
+            state.pointee.count += 1
+        } else {
+            CacheCounter.remoteReturns.bump(state)
+            core.sendHome(block, to: home, from: state)
         }
     }
 
+    /// One partition per arena, in the order of `nodes`.
+    public var partitionCount: Int { fast.arenaCount }
+
+    public func currentPartition() -> Int { fast.currentArena() }
+
+    public func partition(of block: UnsafeRawPointer) -> Int? { fast.arenaIndex(of: block) }
+
     public func homeNode(of block: UnsafeRawPointer) -> Int? {
-        arenaIndex(of: block).map { core.arenas[$0].node }
+        fast.arenaIndex(of: block).map { core.arenas[$0].node }
     }
 
     public func statistics() -> PoolStatistics { core.statistics() }
 
     public func trim() {
-        if let cache = ThreadCaches.lookup(key: key, slot: slot, id: id) {
-            core.flush(cache.takeUnretainedValue())
-        }
+        if let state = fast.cache() { core.flush(state) }
         for arena in core.arenas { arena.trim() }
+    }
+}
+
+/// What `LocalPool`'s inlined fast paths read, copied out of the core as plain values so that
+/// they take no references: the pool's slot and id in the thread cache tables, the CPU→arena
+/// table and the arenas' address ranges (both owned by the core, which outlives the pool's use).
+@usableFromInline
+struct LocalPoolFastPath: @unchecked Sendable {
+    // @unchecked: the tables are written once when the pool is made and only read after.
+    @usableFromInline let slot: Int
+    @usableFromInline let id: UInt64
+    @usableFromInline let arenaOfCPU: UnsafePointer<Int32>
+    @usableFromInline let cpuCount: Int
+    @usableFromInline let bounds: UnsafePointer<(base: UInt, size: UInt)>
+    @usableFromInline let arenaCount: Int
+
+    init(slot: Int, id: UInt64, arenaOfCPU: UnsafeMutablePointer<Int32>, cpuCount: Int,
+         bounds: UnsafeMutablePointer<(base: UInt, size: UInt)>, arenaCount: Int) {
+        self.slot = slot
+        self.id = id
+        self.arenaOfCPU = UnsafePointer(arenaOfCPU)
+        self.cpuCount = cpuCount
+        self.bounds = UnsafePointer(bounds)
+        self.arenaCount = arenaCount
+    }
+
+    /// The calling thread's cache for this pool, or nil before its first use.
+    @inlinable @inline(__always)
+    func cache() -> UnsafeMutablePointer<CacheState>? { ThreadCaches.lookup(slot: slot, id: id) }
+
+    /// The arena of the node the calling thread runs on (the CPU from rseq or
+    /// sched_getcpu(3), then the CPU table).
+    @inlinable @inline(__always)
+    func currentArena() -> Int {
+        let cpu = currentCPUIndex()
+        return cpu < cpuCount ? Int(arenaOfCPU[cpu]) : 0
+    }
+
+    /// The arena whose range holds `block`.
+    @inlinable @inline(__always)
+    func arenaIndex(of block: UnsafeRawPointer) -> Int? {
+        let address = UInt(bitPattern: block)
+        for index in 0..<arenaCount where address &- bounds[index].base < bounds[index].size { return index }
+        return nil
     }
 }
 
@@ -168,11 +206,11 @@ final class LocalPoolCore: Sendable {
         var remoteReturns: UInt64 = 0, fallbacks: UInt64 = 0
 
         mutating func add(_ cache: ThreadCache) {
-            gets &+= cache.gets.load(ordering: .relaxed)
-            puts &+= cache.puts.load(ordering: .relaxed)
-            misses &+= cache.misses.load(ordering: .relaxed)
-            remoteReturns &+= cache.remoteReturns.load(ordering: .relaxed)
-            fallbacks &+= cache.fallbacks.load(ordering: .relaxed)
+            gets &+= cache.read(.gets)
+            puts &+= cache.read(.puts)
+            misses &+= cache.read(.misses)
+            remoteReturns &+= cache.read(.remoteReturns)
+            fallbacks &+= cache.read(.fallbacks)
         }
     }
 
@@ -222,8 +260,7 @@ final class LocalPoolCore: Sendable {
     }
 
     /// The thread now runs on another arena's node: its cached blocks go home first.
-    func rebind(_ cache: ThreadCache, to arena: Int) {
-        let state = cache.state
+    func rebind(_ state: UnsafeMutablePointer<CacheState>, to arena: Int) {
         if state.pointee.arena >= 0 && state.pointee.count > 0 {
             arenas[state.pointee.arena].give(UnsafeBufferPointer(start: state.pointee.blocks, count: state.pointee.count),
                                              remote: false)
@@ -234,24 +271,23 @@ final class LocalPoolCore: Sendable {
     }
 
     /// The cache is empty: take a batch from the local arena, or fall back.
-    func refill(_ cache: ThreadCache) throws(PoolError) -> UnsafeMutableRawPointer {
+    func refill(_ state: UnsafeMutablePointer<CacheState>) throws(PoolError) -> UnsafeMutableRawPointer {
         var taken: [UnsafeMutableRawPointer] = []
         taken.reserveCapacity(refillBatch)
-        let state = cache.state
         let arena = arenas[state.pointee.arena]
         if let fresh = arena.take(refillBatch, into: &taken) {
             for (i, block) in taken.enumerated() { state.pointee.blocks[i] = block }
             state.pointee.count = taken.count
             state.pointee.freshBelow = fresh
-            return cache.pop()
+            return ThreadCache.pop(state)
         }
         if !strict {
             for other in fallbackOrder[state.pointee.arena] {
                 taken.removeAll(keepingCapacity: true)
                 if let fresh = arenas[other].take(1, into: &taken) {
-                    ThreadCache.bump(cache.gets)
-                    if fresh > 0 { ThreadCache.bump(cache.misses) }
-                    ThreadCache.bump(cache.fallbacks)
+                    CacheCounter.gets.bump(state)
+                    if fresh > 0 { CacheCounter.misses.bump(state) }
+                    CacheCounter.fallbacks.bump(state)
                     return taken[0]
                 }
             }
@@ -260,8 +296,7 @@ final class LocalPoolCore: Sendable {
     }
 
     /// The cache is full: the older half goes back to the arena.
-    func spill(_ cache: ThreadCache) {
-        let state = cache.state
+    func spill(_ state: UnsafeMutablePointer<CacheState>) {
         let half = state.pointee.count / 2
         let blocks = state.pointee.blocks
         arenas[state.pointee.arena].give(UnsafeBufferPointer(start: blocks, count: half), remote: false)
@@ -270,20 +305,29 @@ final class LocalPoolCore: Sendable {
         state.pointee.freshBelow = max(0, state.pointee.freshBelow - half)
     }
 
+    /// A block of arena `home` freed on another node joins that arena's batch, which goes home
+    /// when it reaches `homeBatch`.
+    func sendHome(_ block: UnsafeMutableRawPointer, to home: Int, from state: UnsafeMutablePointer<CacheState>) {
+        let cache = state.pointee.owner.takeUnretainedValue()
+        cache.homebound[home].append(block)
+        if cache.homebound[home].count >= homeBatch { sendHome(cache, home) }
+    }
+
     func sendHome(_ cache: ThreadCache, _ home: Int) {
         arenas[home].give(cache.homebound[home], remote: true)
         cache.homebound[home].removeAll(keepingCapacity: true)
     }
 
     /// Everything the cache holds goes back to the arenas.
-    func flush(_ cache: ThreadCache) {
-        if cache.state.pointee.arena >= 0 { rebind(cache, to: cache.state.pointee.arena) }
+    func flush(_ state: UnsafeMutablePointer<CacheState>) {
+        if state.pointee.arena >= 0 { rebind(state, to: state.pointee.arena) }
+        let cache = state.pointee.owner.takeUnretainedValue()
         for home in cache.homebound.indices where !cache.homebound[home].isEmpty { sendHome(cache, home) }
     }
 
     /// A thread exits (or its slot is reused): its blocks and counters go back to the pool.
     func retire(_ cache: ThreadCache) {
-        flush(cache)
+        flush(cache.state)
         registry.withLock { registry in
             registry.retired.add(cache)
             registry.caches[ObjectIdentifier(cache)] = nil

@@ -1,107 +1,131 @@
-internal import Atomics
+// Public imports: the pools' fast paths are @inlinable, and they read the thread-local cache
+// table (CNuma) and bump relaxed atomic counters (Atomics) in the caller's code.
+public import Atomics
 import NUMA
+public import CNuma
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// The hot state of one thread's cache for one pool, in memory of its own so that the fast
-/// path reaches it through a plain pointer: no reference counting, no exclusivity checks.
+/// path reaches it through a plain pointer from the thread's cache table (CNuma_thread_cache):
+/// no reference counting, no exclusivity checks, no call.
+///
+/// The first cache line holds the state, which only the owning thread touches; the second holds
+/// the counters (see `CacheCounter`), which the owner updates with relaxed atomic loads and
+/// stores and a snapshot on another thread reads.
+@usableFromInline
 struct CacheState {
+    /// The pool this cache belongs to (a reused slot may still hold an ended pool's cache).
+    @usableFromInline let poolID: UInt64
     /// Blocks in the stack, all from `arena`.
-    var count = 0
+    @usableFromInline var count = 0
     /// Entries below this index are fresh blocks (never handed out).
-    var freshBelow = 0
+    @usableFromInline var freshBelow = 0
     /// The arena whose blocks the stack holds; -1 before first use.
-    var arena = -1
-    let capacity: Int
-    let blocks: UnsafeMutablePointer<UnsafeMutableRawPointer>
+    @usableFromInline var arena = -1
+    @usableFromInline let capacity: Int
+    @usableFromInline let blocks: UnsafeMutablePointer<UnsafeMutableRawPointer>
+    /// The cache object, for the slow paths; the thread's `ThreadCaches` keeps it alive.
+    let owner: Unmanaged<ThreadCache>
+}
+
+/// The counters of one thread's cache, by their index on the state's second cache line.
+/// Hits are gets − misses.
+@usableFromInline
+enum CacheCounter: Int, CaseIterable {
+    case gets, puts, misses, remoteReturns, fallbacks
+
+    @usableFromInline static var line: Int { 64 }
+
+    /// The counter's atomic cell for the cache whose state is at `state`.
+    @inlinable @inline(__always)
+    func cell(_ state: UnsafeMutablePointer<CacheState>) -> UnsafeAtomic<UInt64> {
+        let counters = UnsafeMutableRawPointer(state) + CacheCounter.line
+        return UnsafeAtomic(at: counters.assumingMemoryBound(to: UInt64.AtomicRepresentation.self) + rawValue)
+    }
+
+    /// Adds to a counter that only the cache's thread writes: a relaxed load and store, no
+    /// read-modify-write.
+    @inlinable @inline(__always)
+    func bump(_ state: UnsafeMutablePointer<CacheState>, by n: UInt64 = 1) {
+        let cell = cell(state)
+        cell.store(cell.load(ordering: .relaxed) &+ n, ordering: .relaxed)
+    }
+
+    /// Reads the counter from any thread.
+    func read(_ state: UnsafeMutablePointer<CacheState>) -> UInt64 {
+        cell(state).load(ordering: .relaxed)
+    }
 }
 
 /// The calling thread's block cache for one `LocalPool`: a bounded stack of blocks that all
 /// belong to one arena (the arena of the node the thread last ran on), plus per-arena batches
 /// of blocks on their way home, and the thread's counters.
-///
-/// Only the owning thread touches the state and the batches. The counters are atomics that the
-/// owner updates with relaxed loads and stores (no read-modify-write, nothing shared on the hot
-/// path), so that a snapshot on another thread reads them without a race.
+@usableFromInline
 final class ThreadCache: @unchecked Sendable {
-    // @unchecked: `state` and `homebound` belong to the owning thread (or to its exit
-    // destructor); other threads read only the atomic counters.
-    let poolID: UInt64
+    // @unchecked: `state` (but for its counters) and `homebound` belong to the owning thread
+    // (or to its exit destructor); other threads read only the atomic counters.
     weak var core: LocalPoolCore?
-    /// The hot state and the counters share one block of two cache lines of their own, so that
-    /// threads never write to the same line (no false sharing between threads' caches).
+    /// The state and the counters: two cache lines of their own, so that threads never write
+    /// to the same line (no false sharing between threads' caches).
     let state: UnsafeMutablePointer<CacheState>
-    private let block: UnsafeMutableRawPointer
     /// Blocks of other arenas waiting to go home, by arena.
     var homebound: [[UnsafeMutableRawPointer]]
 
-    let gets: UnsafeAtomic<UInt64>
-    let puts: UnsafeAtomic<UInt64>
-    let misses: UnsafeAtomic<UInt64>
-    let remoteReturns: UnsafeAtomic<UInt64>
-    let fallbacks: UnsafeAtomic<UInt64>
-
-    private static let line = 64
-
     init(poolID: UInt64, core: LocalPoolCore, capacity: Int, arenas: Int) {
-        self.poolID = poolID
         self.core = core
-        precondition(MemoryLayout<CacheState>.size <= Self.line)
-        block = .allocate(byteCount: 2 * Self.line, alignment: Self.line)
-        let stack = UnsafeMutableRawPointer.allocate(byteCount: (capacity * 8 + Self.line - 1) / Self.line * Self.line,
-                                                     alignment: Self.line)
+        precondition(MemoryLayout<CacheState>.size <= CacheCounter.line)
+        let block = UnsafeMutableRawPointer.allocate(byteCount: 2 * CacheCounter.line, alignment: CacheCounter.line)
+        let stack = UnsafeMutableRawPointer.allocate(byteCount: (capacity * 8 + CacheCounter.line - 1) / CacheCounter.line * CacheCounter.line,
+                                                     alignment: CacheCounter.line)
         state = block.bindMemory(to: CacheState.self, capacity: 1)
-        state.initialize(to: CacheState(capacity: capacity, blocks: stack.bindMemory(to: UnsafeMutableRawPointer.self, capacity: capacity)))
-        let counters = (block + Self.line).bindMemory(to: UInt64.AtomicRepresentation.self, capacity: 6)
-        for i in 0..<6 { (counters + i).initialize(to: UInt64.AtomicRepresentation(0)) }
-        gets = UnsafeAtomic(at: counters)
-        puts = UnsafeAtomic(at: counters + 1)
-        misses = UnsafeAtomic(at: counters + 3)
-        remoteReturns = UnsafeAtomic(at: counters + 4)
-        fallbacks = UnsafeAtomic(at: counters + 5)
+        let counters = (block + CacheCounter.line).bindMemory(to: UInt64.AtomicRepresentation.self,
+                                                              capacity: CacheCounter.allCases.count)
+        for counter in CacheCounter.allCases { (counters + counter.rawValue).initialize(to: UInt64.AtomicRepresentation(0)) }
         homebound = Array(repeating: [], count: arenas)
+        state.initialize(to: CacheState(poolID: poolID, capacity: capacity,
+                                        blocks: stack.bindMemory(to: UnsafeMutableRawPointer.self, capacity: capacity),
+                                        owner: Unmanaged.passUnretained(self)))
     }
 
     deinit {
         UnsafeMutableRawPointer(state.pointee.blocks).deallocate()
         state.deinitialize(count: 1)
-        block.deallocate()
+        UnsafeMutableRawPointer(state).deallocate()
     }
 
-    /// Adds to a counter that only this cache's thread writes: a relaxed load and store.
-    @inline(__always)
-    static func bump(_ counter: UnsafeAtomic<UInt64>, by n: UInt64 = 1) {
-        counter.store(counter.load(ordering: .relaxed) &+ n, ordering: .relaxed)
-    }
+    func read(_ counter: CacheCounter) -> UInt64 { counter.read(state) }
 
     /// Takes the top block, counting a get and, for a fresh block, a miss. The stack must not be empty.
-    @inline(__always)
-    func pop() -> UnsafeMutableRawPointer {
-        let state = self.state
-        state.pointee.count -= 1
-        let count = state.pointee.count
-        ThreadCache.bump(gets)
-        if count < state.pointee.freshBelow {  // hits are gets − misses
+    @inlinable @inline(__always)
+    static func pop(_ state: UnsafeMutablePointer<CacheState>) -> UnsafeMutableRawPointer {
+        let count = state.pointee.count &- 1
+        state.pointee.count = count
+        CacheCounter.gets.bump(state)
+        if count < state.pointee.freshBelow {
             state.pointee.freshBelow = count
-            ThreadCache.bump(misses)
+            CacheCounter.misses.bump(state)
         }
         return state.pointee.blocks[count]
     }
 }
 
-/// Every thread's caches, one slot per live pool, reached through one pthread key. When the
-/// thread exits, its caches go back to their pools (pthread_key_create(3)'s destructor).
+/// Every thread's caches, one slot per live pool. The fast path finds them through the C
+/// thread-local table (CNuma_thread_cache), which points at `slots`; a pthread key holds the
+/// object so that when the thread exits its caches go back to their pools
+/// (pthread_key_create(3)'s destructor).
 ///
-/// `slots` holds the caches without reference counting for the fast path; `owned` keeps them
+/// `slots` holds the caches' states without reference counting; `owned` keeps the caches
 /// alive. Only the owning thread touches either.
+@usableFromInline
 final class ThreadCaches {
     private(set) var owned: [ThreadCache?] = []
-    @exclusivity(unchecked) private(set) var slots: UnsafeMutablePointer<Unmanaged<ThreadCache>?>
-    @exclusivity(unchecked) private(set) var slotCount = 0
+    private var slots: UnsafeMutablePointer<UnsafeMutableRawPointer?>
 
-    init() {
+    private init() {
         slots = .allocate(capacity: 1)
+        slots.initialize(to: nil)
     }
 
     deinit {
@@ -119,15 +143,13 @@ final class ThreadCaches {
         return key
     }()
 
-    /// The calling thread's cache for pool `id` in `slot`, or nil; no reference counting.
-    @inline(__always)
-    static func lookup(key: pthread_key_t, slot: Int, id: UInt64) -> Unmanaged<ThreadCache>? {
-        guard let pointer = pthread_getspecific(key) else { return nil }
-        return Unmanaged<ThreadCaches>.fromOpaque(pointer)._withUnsafeGuaranteedRef { caches in
-            guard slot < caches.slotCount, let cache = caches.slots[slot],
-                  cache._withUnsafeGuaranteedRef({ $0.poolID == id }) else { return nil }
-            return cache
-        }
+    /// The state of the calling thread's cache in `slot` if it belongs to pool `id`, or nil:
+    /// a thread-local load, a bounds check and an id check.
+    @inlinable @inline(__always)
+    static func lookup(slot: Int, id: UInt64) -> UnsafeMutablePointer<CacheState>? {
+        guard let raw = CNuma_thread_cache(slot) else { return nil }
+        let state = raw.assumingMemoryBound(to: CacheState.self)
+        return state.pointee.poolID == id ? state : nil
     }
 
     /// The calling thread's caches, created on first use.
@@ -137,32 +159,41 @@ final class ThreadCaches {
         }
         let caches = ThreadCaches()
         pthread_setspecific(key, Unmanaged.passRetained(caches).toOpaque())
+        caches.publish()
         return caches
+    }
+
+    /// Points the thread-local table at `slots`.
+    private func publish() {
+        CNuma_set_thread_caches(UnsafeMutableRawPointer(slots).assumingMemoryBound(to: UnsafeMutableRawPointer?.self),
+                                owned.count)
     }
 
     /// Puts `cache` in `slot`, returning what was there.
     func install(_ cache: ThreadCache, in slot: Int) -> ThreadCache? {
         if slot >= owned.count {
-            owned.append(contentsOf: repeatElement(nil, count: slot - owned.count + 1))
-            let grown = UnsafeMutablePointer<Unmanaged<ThreadCache>?>.allocate(capacity: owned.count)
-            grown.initialize(repeating: nil, count: owned.count)
-            grown.update(from: slots, count: slotCount)
+            let oldCount = owned.count, count = slot + 1
+            owned.append(contentsOf: repeatElement(nil, count: count - oldCount))
+            let grown = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: count)
+            grown.initialize(repeating: nil, count: count)
+            grown.update(from: slots, count: oldCount)
             slots.deallocate()
             slots = grown
-            slotCount = owned.count
         }
         let old = owned[slot]
         owned[slot] = cache
-        slots[slot] = Unmanaged.passUnretained(cache)
+        slots[slot] = UnsafeMutableRawPointer(cache.state)
+        publish()
         return old
     }
 
-    /// At thread exit: each cache goes back to its pool, if the pool still lives.
+    /// At thread exit: the table is cleared, and each cache goes back to its pool if the pool
+    /// still lives.
     private func retire() {
+        CNuma_set_thread_caches(nil, 0)
         for case let cache? in owned {
             cache.core?.retire(cache)
         }
-        for slot in 0..<slotCount { slots[slot] = nil }
         owned.removeAll()
     }
 }
