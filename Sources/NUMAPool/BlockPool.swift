@@ -14,6 +14,15 @@ public protocol BlockPool: AnyObject, Sendable {
     func deallocate(_ block: UnsafeMutableRawPointer)
     /// The node whose memory holds the block, or nil if it is not from this pool.
     func homeNode(of block: UnsafeRawPointer) -> Int?
+    /// How many partitions the pool's memory has: `LocalPool` has one per arena (per node),
+    /// `GlobalPool` one. Layers above a pool (`ObjectPool`) keep their own state per partition
+    /// so that they keep the pool's locality.
+    var partitionCount: Int { get }
+    /// The partition that serves the calling thread: for `LocalPool` the arena of the node it
+    /// runs on.
+    func currentPartition() -> Int
+    /// The partition whose memory holds `block`, or nil if it is not from this pool.
+    func partition(of block: UnsafeRawPointer) -> Int?
     /// The merged counters of every thread and node.
     func statistics() -> PoolStatistics
     /// Returns what the calling thread holds back (its cache, its pending remote returns) to the

@@ -91,6 +91,15 @@ public final class GlobalPool: BlockPool {
         }
     }
 
+    /// One partition: the strategy knows nothing of nodes.
+    public var partitionCount: Int { 1 }
+
+    public func currentPartition() -> Int { 0 }
+
+    public func partition(of block: UnsafeRawPointer) -> Int? {
+        UInt(bitPattern: block) &- base < UInt(capacity) ? 0 : nil
+    }
+
     /// The node of the block's page (move_pages(2) on one page).
     public func homeNode(of block: UnsafeRawPointer) -> Int? {
         guard UInt(bitPattern: block) &- base < UInt(capacity) else { return nil }

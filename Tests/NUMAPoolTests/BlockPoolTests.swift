@@ -38,6 +38,19 @@ struct BlockPoolTests {
         for block in blocks { pool.deallocate(block) }
     }
 
+    @Test("partitions: one per arena for the local pool, one for the global pool", arguments: Strategy.allCases)
+    func partitions(strategy: Strategy) throws {
+        let pool = try strategy.make()
+        let expected = strategy == .local ? (pool as! LocalPool).nodes.count : 1
+        #expect(pool.partitionCount == expected)
+        let block = try pool.allocate()
+        defer { pool.deallocate(block) }
+        #expect(pool.partition(of: block) == pool.currentPartition())
+        #expect((0..<pool.partitionCount).contains(pool.currentPartition()))
+        var outside = 0
+        #expect(pool.partition(of: &outside) == nil)
+    }
+
     @Test("statistics match the operations done", arguments: Strategy.allCases)
     func statistics(strategy: Strategy) throws {
         let pool = try strategy.make()

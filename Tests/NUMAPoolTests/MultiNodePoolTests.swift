@@ -57,6 +57,40 @@ struct MultiNodePoolTests {
         #expect(again, "the home node reuses its block")
     }
 
+    @Test("an object pool on a local pool reuses objects on their own node only")
+    func objectPoolLocality() throws {
+        let home = try #require(Self.computeNodes.last), away = try #require(Self.computeNodes.first)
+        let backing = try LocalPool(blockSize: 64, capacityPerNode: 1 << 20)
+        let objects = try ObjectPool(backing: backing, factory: { [UInt8]() }, reset: { $0.removeAll() })
+        // Leased on the home node, given back on the other one (the lease moves between the
+        // threads in a box).
+        final class Box: @unchecked Sendable {
+            // @unchecked: the threads that touch `lease` run one after the other (join).
+            var lease: Lease<[UInt8]>?
+        }
+        let box = Box()
+        let address = try PinnedThread(node: home) { () throws -> UInt in
+            let lease = try objects.lease()
+            let address = UInt(bitPattern: lease.slot)
+            box.lease = consume lease
+            return address
+        }.join()
+        #expect(backing.homeNode(of: UnsafeRawPointer(bitPattern: address)!) == home)
+        let reusedAway = try PinnedThread(node: away) { () throws -> Bool in
+            box.lease = nil
+            let lease = try objects.lease()
+            return UInt(bitPattern: lease.slot) == address
+        }.join()
+        #expect(!reusedAway, "a thread on another node gets a fresh object of its own node")
+        let reusedHome = try PinnedThread(node: home) { () throws -> Bool in
+            let lease = try objects.lease()
+            return UInt(bitPattern: lease.slot) == address
+        }.join()
+        #expect(reusedHome, "the home node reuses its object")
+        let stats = objects.statistics()
+        #expect(stats.gets == 3 && stats.hits == 1 && stats.misses == 2 && stats.puts == 3)
+    }
+
     @Test("a global pool filled on one node serves that node's pages to a thread on another")
     func globalFirstTouch() throws {
         let filler = try #require(Self.computeNodes.last), reader = try #require(Self.computeNodes.first)
