@@ -12,6 +12,8 @@ struct ByteCount: ExpressibleByArgument {
         self.bytes = bytes
     }
     static var defaultCompletionKind: CompletionKind { .default }
+    /// How a default shows in --help: "256KiB", not the struct.
+    var defaultValueDescription: String { ByteSize.format(bytes) }
 }
 
 extension PoolStrategy: ExpressibleByArgument {}
@@ -20,19 +22,19 @@ extension ChasePattern: ExpressibleByArgument {}
 extension LocalPool.Binding: ExpressibleByArgument {}
 
 struct PlacementGroup: ParsableArguments {
-    @Option(help: ArgumentHelp("Allocate only on these nodes (MPOL_BIND).", valueName: "nodes"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Allocate only on these nodes (MPOL_BIND).", valueName: "nodes"))
     var membind: String?
 
-    @Option(help: ArgumentHelp("Run threads on the CPUs of these nodes.", valueName: "nodes"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Run threads on the CPUs of these nodes.", valueName: "nodes"))
     var cpunodebind: String?
 
-    @Option(help: ArgumentHelp("Run threads on these CPUs.", valueName: "cpus"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Run threads on these CPUs.", valueName: "cpus"))
     var physcpubind: String?
 
-    @Option(help: ArgumentHelp("Interleave pages over these nodes (MPOL_INTERLEAVE).", valueName: "nodes"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Interleave pages over these nodes (MPOL_INTERLEAVE).", valueName: "nodes"))
     var interleave: String?
 
-    @Option(help: ArgumentHelp("Prefer this node (MPOL_PREFERRED).", valueName: "node"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Prefer this node (MPOL_PREFERRED).", valueName: "node"))
     var preferred: String?
 
     @Flag(help: "Allocate on the node of the touching CPU (MPOL_LOCAL).")
@@ -67,40 +69,40 @@ struct PlacementGroup: ParsableArguments {
 }
 
 struct WorkloadGroup: ParsableArguments {
-    @Option(help: ArgumentHelp("Buffer each thread chases (default: 4x the last-level cache, at least 256MiB).", valueName: "size"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Buffer each thread chases (default: 4x the last-level cache, at least 256MiB).", valueName: "size"))
     var size: ByteCount?
 
-    @Option(help: "Worker threads, one per CPU.")
+    @Option(parsing: .unconditional, help: "Worker threads, one per CPU.")
     var threads = 1
 
-    @Option(help: ArgumentHelp("Bytes between chain slots.", valueName: "size"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Bytes between chain slots.", valueName: "size"))
     var stride = ByteCount(argument: "256")!
 
-    @Option(name: .customLong("tlb-locality"), help: ArgumentHelp("Bytes per randomised group; 0 for fully random.", valueName: "size"))
+    @Option(name: .customLong("tlb-locality"), parsing: .unconditional, help: ArgumentHelp("Bytes per randomised group; 0 for fully random.", valueName: "size"))
     var tlbLocality = ByteCount(argument: "256KiB")!
 
-    @Option(name: .customLong("page-size"), help: "Page backing: 4k, thp, 2m or 1g.")
+    @Option(name: .customLong("page-size"), parsing: .unconditional, help: "Page backing: 4k, thp, 2m or 1g.")
     var pageSize: PageMode = .base
 
-    @Option(help: "Walk: chase (random) or sequential.")
+    @Option(parsing: .unconditional, help: "Walk: chase (random) or sequential.")
     var pattern: ChasePattern = .chase
 
-    @Option(help: "Seconds of timed samples per strategy.")
+    @Option(parsing: .unconditional, help: "Seconds of timed samples per strategy.")
     var duration = 2.0
 
-    @Option(help: "A fixed number of samples per thread instead of --duration.")
+    @Option(parsing: .unconditional, help: "A fixed number of samples per thread instead of --duration.")
     var samples: Int?
 
-    @Option(help: "Seconds of untimed warm-up.")
+    @Option(parsing: .unconditional, help: "Seconds of untimed warm-up.")
     var warmup = 0.25
 
-    @Option(name: .customLong("loads-per-sample"), help: "Dependent loads per timed sample (at least 256).")
+    @Option(name: .customLong("loads-per-sample"), parsing: .unconditional, help: "Dependent loads per timed sample (at least 256).")
     var loadsPerSample = 1024
 
-    @Option(help: "Local pool arenas: strict (MPOL_BIND) or preferred.")
+    @Option(parsing: .unconditional, help: "Local pool arenas: strict (MPOL_BIND) or preferred.")
     var binding: LocalPool.Binding = .strict
 
-    @Option(help: "Seed of the chain's shuffle.")
+    @Option(parsing: .unconditional, help: "Seed of the chain's shuffle.")
     var seed: UInt64 = 0x5EED
 
     func validate() throws {
@@ -127,7 +129,7 @@ struct WorkloadGroup: ParsableArguments {
 }
 
 struct OutputGroup: ParsableArguments {
-    @Option(help: ArgumentHelp("Append records to this CSV file (header written when new).", valueName: "file"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Append records to this CSV file (header written when new).", valueName: "file"))
     var csv: String?
 
     @Flag(help: "Print the records as JSON instead of the table.")

@@ -7,7 +7,7 @@ struct RunCommand: ParsableCommand {
         abstract: "Measure latency and remote-access share of one pool strategy (the default command)."
     )
 
-    @Option(help: "Where the chased memory comes from: local, global or direct.")
+    @Option(parsing: .unconditional, help: "Where the chased memory comes from: local, global or direct.")
     var pool: PoolStrategy = .local
 
     @OptionGroup(title: "Placement") var placement: PlacementGroup

@@ -141,11 +141,12 @@ struct CLITests {
     func alloc() throws {
         let csv = CLI.temporaryPath(".csv")
         defer { try? FileManager.default.removeItem(atPath: csv) }
-        let output = try CLI.run(["alloc", "--duration", "0.2", "--threads", "1", "2", "--csv", csv])
+        let output = try CLI.run(["alloc", "--duration", "0.2", "--threads", "1,2", "--csv", csv])
         #expect(output.status == 0, "\(output.stderr)")
         let rows = try CLI.rows(csv)
         #expect(rows.count == 6)
         #expect(Set(rows.compactMap { $0["strategy"] }) == ["local", "global", "malloc"])
+        #expect(rows.compactMap { $0["threads"] }.sorted() == ["1", "1", "1", "2", "2", "2"])
         for row in rows {
             #expect(Double(row["pairs_per_s"] ?? "") ?? 0 > 0)
             if row["strategy"] != "malloc" { #expect(Double(row["reuse_rate"] ?? "") ?? 0 > 0.9) }
@@ -164,6 +165,8 @@ struct CLITests {
     @Test("bad input gets one line naming the flag and exit code 64", arguments: [
         (["--size", "1QB"], "--size"),
         (["--size=-1"], "--size"),
+        (["--size", "-1"], "--size"),
+        (["--threads", "-2"], "--threads"),
         (["--membind", "0-"], "--membind"),
         (["--membind", "3-1"], "--membind"),
         (["--membind", "4000"], "--membind"),
