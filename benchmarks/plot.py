@@ -64,7 +64,7 @@ def percentile_curves():
 
 
 def allocator_bars():
-    data = rows("alloc.csv")
+    data = [r for r in rows("alloc.csv") if r.get("batch") == "32"]
     if not data:
         return
     names = list(dict.fromkeys(r["allocator"] for r in data))

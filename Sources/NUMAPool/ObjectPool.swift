@@ -31,13 +31,10 @@ public final class ObjectPool<Object>: @unchecked Sendable {
     private let validate: ((borrowing Object) -> Bool)?
     private let maxIdle: Int
     /// One per partition of the backing pool.
-    private let partitions: [Locked<Partition>]
-
-    struct Partition {
-        var idle: [UnsafeMutableRawPointer] = []
-        var gets: UInt64 = 0, puts: UInt64 = 0, hits: UInt64 = 0, misses: UInt64 = 0
-        var escaped: UInt64 = 0, rejected: UInt64 = 0
-    }
+    private let partitions: [Locked<ObjectPartition>]
+    /// Whether `Object` is a class, whose escapes are checked on return; decided once, since
+    /// the dynamic cast costs more than the rest of a return.
+    private let isClass: Bool
 
     /// - Parameters:
     ///   - backing: where objects live; its block size must hold one `Object`.
@@ -59,7 +56,8 @@ public final class ObjectPool<Object>: @unchecked Sendable {
         self.factory = factory
         self.reset = reset
         self.validate = validate
-        partitions = (0..<max(1, backing.partitionCount)).map { _ in Locked(Partition()) }
+        partitions = (0..<max(1, backing.partitionCount)).map { _ in Locked(ObjectPartition()) }
+        isClass = Object.self is AnyObject.Type
     }
 
     deinit {
@@ -69,7 +67,7 @@ public final class ObjectPool<Object>: @unchecked Sendable {
     }
 
     /// The partition serving the calling thread.
-    private var local: Locked<Partition> {
+    private var local: Locked<ObjectPartition> {
         partitions[min(backing.currentPartition(), partitions.count - 1)]
     }
 
@@ -134,7 +132,7 @@ public final class ObjectPool<Object>: @unchecked Sendable {
         reset(&slot.pointee)
         let block = UnsafeMutableRawPointer(slot)
         let partition = partitions[min(backing.partition(of: block) ?? 0, partitions.count - 1)]
-        if Object.self is AnyObject.Type {
+        if isClass {
             // The slot holds one strong reference; its reference count is read through a
             // stand-in class type, without opening an existential (which would retain it).
             let unique = block.withMemoryRebound(to: UniquenessProbe.self, capacity: 1) {
@@ -159,6 +157,14 @@ public final class ObjectPool<Object>: @unchecked Sendable {
         slot.deinitialize(count: 1)
         backing.deallocate(UnsafeMutableRawPointer(slot))
     }
+}
+
+/// The idle objects and counters of one partition of an `ObjectPool`. Not nested in the
+/// generic pool, so that it needs no generic metadata at run time.
+struct ObjectPartition {
+    var idle: [UnsafeMutableRawPointer] = []
+    var gets: UInt64 = 0, puts: UInt64 = 0, hits: UInt64 = 0, misses: UInt64 = 0
+    var escaped: UInt64 = 0, rejected: UInt64 = 0
 }
 
 /// A stand-in class type for reading the reference count of a class object held generically.
