@@ -83,7 +83,7 @@ public final class LocalPool: BlockPool {
     /// yet, a foreign pointer) is `deallocateSlow(_:)`.
     @inlinable
     public func deallocate(_ block: UnsafeMutableRawPointer) {
-        if let state = fast.cache(), let home = fast.arenaIndex(of: block), home == state.pointee.arena,
+        if let state = fast.cache(), fast.isBlock(block, inArena: state.pointee.arena),
            state.pointee.count < state.pointee.capacity {
             state.pointee.blocks[state.pointee.count] = block
             state.pointee.count &+= 1
@@ -165,6 +165,13 @@ struct LocalPoolFastPath: @unchecked Sendable {
     func currentArena() -> Int {
         let cpu = currentCPUIndex()
         return cpu < cpuCount ? Int(arenaOfCPU[cpu]) : 0
+    }
+
+    /// Whether `block` lies in arena `arena` (false for -1, a cache not yet bound): one range
+    /// check, whatever the number of arenas.
+    @inlinable @inline(__always)
+    func isBlock(_ block: UnsafeRawPointer, inArena arena: Int) -> Bool {
+        arena >= 0 && UInt(bitPattern: block) &- bounds[arena].base < bounds[arena].size
     }
 
     /// The arena whose range holds `block`.
