@@ -61,14 +61,14 @@ public enum AllocBenchmark {
                 probe.stride = 8
                 probe.tlbLocality = 0
                 let run = try probe.resolve(topology: topology)
-                results.append(try measure(strategy, threads: threads, cpus: run.cpus, options: options,
-                                           nodes: run.poolNodes, topology: topology))
+                results.append(try measure(strategy, cpus: run.cpus, options: options, nodes: run.poolNodes,
+                                           topology: topology))
             }
         }
         return results
     }
 
-    static func measure(_ strategy: AllocStrategy, threads: Int, cpus: [Int], options: AllocOptions, nodes: NodeSet,
+    static func measure(_ strategy: AllocStrategy, cpus: [Int], options: AllocOptions, nodes: NodeSet,
                         topology: Topology) throws(MembenchError) -> AllocResult {
         switch strategy {
         case .local:
