@@ -23,20 +23,27 @@ int CNuma_getcpu(unsigned int *cpu, unsigned int *node);
 /// sched_getcpu(3).
 int CNuma_sched_getcpu(void);
 
-/// The CPU the calling thread runs on, for allocators' fast paths: read straight from the
-/// thread's rseq area (struct rseq's cpu_id, kept current by the kernel; glibc 2.35 registers
-/// it and exports __rseq_offset), or sched_getcpu(3) where rseq is not registered. Inline, so it
-/// costs one load. The answer may be stale by the time it is used, as with any getcpu.
-static inline int CNuma_current_cpu(void) {
+/// The cpu_id field of the calling thread's rseq area (struct rseq, kept current by the
+/// kernel; glibc 2.35 registers it and exports __rseq_offset), or -1 where rseq is not
+/// registered or not known at compile time. Inline: glibc's __rseq_size and __rseq_offset,
+/// which a loop hoists, and one %fs-relative load. Like any getcpu, the answer may be stale by
+/// the time it is used.
+static inline int CNuma_rseq_cpu(void) {
 #if defined(__x86_64__) && defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
     extern const ptrdiff_t __rseq_offset;
     extern const unsigned int __rseq_size;
     if (__rseq_size > 0) {
-        int cpu = (int)*(volatile const uint32_t *)((const char *)__builtin_thread_pointer() + __rseq_offset + 4);
-        if (cpu >= 0) return cpu;
+        return (int)*(volatile const uint32_t *)((const char *)__builtin_thread_pointer() + __rseq_offset + 4);
     }
 #endif
-    return CNuma_sched_getcpu();
+    return -1;
+}
+
+/// The CPU the calling thread runs on: CNuma_rseq_cpu(), or sched_getcpu(3) where rseq is not
+/// registered.
+static inline int CNuma_current_cpu(void) {
+    int cpu = CNuma_rseq_cpu();
+    return cpu >= 0 ? cpu : CNuma_sched_getcpu();
 }
 
 /// The calling thread's table of pool caches: `slots[i]` is the cache of the pool in slot `i`,

@@ -1,3 +1,5 @@
+// Public: the inlined fast path reads the rseq CPU (CNuma).
+public import CNuma
 import NUMA
 #if canImport(Glibc)
 import Glibc
@@ -43,7 +45,7 @@ public final class LocalPool: BlockPool {
         core = try LocalPoolCore(blockSize: size, capacity: capacityPerNode, strict: binding == .strict,
                                  nodes: chosen.ids, cacheCapacity: cacheCapacity, pages: pages, topology: topology)
         fast = LocalPoolFastPath(slot: core.slot, id: core.id, arenaOfCPU: core.arenaOfCPU, cpuCount: core.cpuCount,
-                                 bounds: core.bounds, arenaCount: core.arenas.count)
+                                 bounds: core.bounds, arenaCount: core.arenas.count, cacheCapacity: cacheCapacity)
     }
 
     deinit { PoolSlots.release(core.slot) }
@@ -63,17 +65,21 @@ public final class LocalPool: BlockPool {
     /// `allocateSlow()`.
     @inlinable
     public func allocate() throws(PoolError) -> UnsafeMutableRawPointer {
-        if let state = fast.cache(), state.pointee.count > 0, state.pointee.arena == fast.currentArena() {
+        if let state = fast.cache(), state.pointee.count > 0, state.pointee.cpu == CNuma_rseq_cpu() {
             return ThreadCache.pop(state)
         }
         return try allocateSlow()
     }
 
+    /// First use, a CPU other than the one the cache last checked (perhaps of another node),
+    /// an empty cache, or no rseq.
     @usableFromInline @inline(never)
     func allocateSlow() throws(PoolError) -> UnsafeMutableRawPointer {
         let state = cacheState()
-        let arena = fast.currentArena()
+        let cpu = CNuma_rseq_cpu()
+        let arena = cpu >= 0 ? fast.arena(ofCPU: Int(cpu)) : fast.currentArena()
         if arena != state.pointee.arena { core.rebind(state, to: arena) }
+        state.pointee.cpu = cpu
         if state.pointee.count > 0 { return ThreadCache.pop(state) }
         return try core.refill(state)
     }
@@ -83,8 +89,8 @@ public final class LocalPool: BlockPool {
     /// yet, a foreign pointer) is `deallocateSlow(_:)`.
     @inlinable
     public func deallocate(_ block: UnsafeMutableRawPointer) {
-        if let state = fast.cache(), fast.isBlock(block, inArena: state.pointee.arena),
-           state.pointee.count < state.pointee.capacity {
+        if let state = fast.cache(), UInt(bitPattern: block) &- state.pointee.arenaBase < state.pointee.arenaSize,
+           state.pointee.count < fast.cacheCapacity {
             state.pointee.blocks[state.pointee.count] = block
             state.pointee.count &+= 1
             CacheCounter.puts.bump(state)
@@ -104,7 +110,7 @@ public final class LocalPool: BlockPool {
         // when the thread moves, so only blocks of the cache's own arena ever enter it.
         if state.pointee.arena < 0 { core.rebind(state, to: fast.currentArena()) }
         if home == state.pointee.arena {
-            if state.pointee.count == state.pointee.capacity { core.spill(state) }
+            if state.pointee.count == core.cacheCapacity { core.spill(state) }
             state.pointee.blocks[state.pointee.count] = block
             state.pointee.count += 1
         } else {
@@ -144,9 +150,12 @@ struct LocalPoolFastPath: @unchecked Sendable {
     @usableFromInline let cpuCount: Int
     @usableFromInline let bounds: UnsafePointer<(base: UInt, size: UInt)>
     @usableFromInline let arenaCount: Int
+    /// Blocks each thread's cache holds at most.
+    @usableFromInline let cacheCapacity: Int
 
     init(slot: Int, id: UInt64, arenaOfCPU: UnsafeMutablePointer<Int32>, cpuCount: Int,
-         bounds: UnsafeMutablePointer<(base: UInt, size: UInt)>, arenaCount: Int) {
+         bounds: UnsafeMutablePointer<(base: UInt, size: UInt)>, arenaCount: Int, cacheCapacity: Int) {
+        self.cacheCapacity = cacheCapacity
         self.slot = slot
         self.id = id
         self.arenaOfCPU = UnsafePointer(arenaOfCPU)
@@ -162,17 +171,11 @@ struct LocalPoolFastPath: @unchecked Sendable {
     /// The arena of the node the calling thread runs on (the CPU from rseq or
     /// sched_getcpu(3), then the CPU table).
     @inlinable @inline(__always)
-    func currentArena() -> Int {
-        let cpu = currentCPUIndex()
-        return cpu < cpuCount ? Int(arenaOfCPU[cpu]) : 0
-    }
+    func currentArena() -> Int { arena(ofCPU: currentCPUIndex()) }
 
-    /// Whether `block` lies in arena `arena` (false for -1, a cache not yet bound): one range
-    /// check, whatever the number of arenas.
+    /// The arena of the node of CPU `cpu`.
     @inlinable @inline(__always)
-    func isBlock(_ block: UnsafeRawPointer, inArena arena: Int) -> Bool {
-        arena >= 0 && UInt(bitPattern: block) &- bounds[arena].base < bounds[arena].size
-    }
+    func arena(ofCPU cpu: Int) -> Int { cpu >= 0 && cpu < cpuCount ? Int(arenaOfCPU[cpu]) : 0 }
 
     /// The arena whose range holds `block`.
     @inlinable @inline(__always)
@@ -274,7 +277,9 @@ final class LocalPoolCore: Sendable {
         }
         state.pointee.count = 0
         state.pointee.freshBelow = 0
-        state.pointee.arena = arena
+        state.pointee.arenaIndex = Int32(arena)
+        (state.pointee.arenaBase, state.pointee.arenaSize) = arena >= 0 ? bounds[arena] : (0, 0)
+        state.pointee.cpu = -1
     }
 
     /// The cache is empty: take a batch from the local arena, or fall back.

@@ -22,12 +22,20 @@ struct CacheState {
     @usableFromInline var count = 0
     /// Entries below this index are fresh blocks (never handed out).
     @usableFromInline var freshBelow = 0
-    /// The arena whose blocks the stack holds; -1 before first use.
-    @usableFromInline var arena = -1
-    @usableFromInline let capacity: Int
+    /// The address range of `arena` (0 and 0 before first use): the fast path of `deallocate`
+    /// checks that a block is the cache's own arena's with one subtraction and one comparison.
+    @usableFromInline var arenaBase: UInt = 0
+    @usableFromInline var arenaSize: UInt = 0
+    @usableFromInline var arenaIndex: Int32 = -1
+    /// The CPU (rseq cpu_id) on which `arena` was last found to be the thread's node's arena;
+    /// -1 when unknown. While the thread stays on that CPU, `allocate()` needs no CPU table.
+    @usableFromInline var cpu: Int32 = -1
     @usableFromInline let blocks: UnsafeMutablePointer<UnsafeMutableRawPointer>
     /// The cache object, for the slow paths; the thread's `ThreadCaches` keeps it alive.
     let owner: Unmanaged<ThreadCache>
+
+    /// The arena whose blocks the stack holds; -1 before first use.
+    var arena: Int { Int(arenaIndex) }
 }
 
 /// The counters of one thread's cache, by their index on the state's second cache line.
@@ -84,7 +92,7 @@ final class ThreadCache: @unchecked Sendable {
                                                               capacity: CacheCounter.allCases.count)
         for counter in CacheCounter.allCases { (counters + counter.rawValue).initialize(to: UInt64.AtomicRepresentation(0)) }
         homebound = Array(repeating: [], count: arenas)
-        state.initialize(to: CacheState(poolID: poolID, capacity: capacity,
+        state.initialize(to: CacheState(poolID: poolID,
                                         blocks: stack.bindMemory(to: UnsafeMutableRawPointer.self, capacity: capacity),
                                         owner: Unmanaged.passUnretained(self)))
     }

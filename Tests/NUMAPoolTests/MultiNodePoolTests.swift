@@ -30,6 +30,35 @@ struct MultiNodePoolTests {
         #expect(pool.statistics().perNode[node]?.gets ?? 0 >= 200)
     }
 
+    @Test("a thread that moves to another node allocates from that node's arena, with a warm cache")
+    func movingThread() throws {
+        let first = try #require(Self.computeNodes.first), second = try #require(Self.computeNodes.last)
+        try #require(first != second)
+        let pool = try LocalPool(blockSize: 64, capacityPerNode: 1 << 20)
+        let homes = try PinnedThread(node: first) { () throws -> [[Int?]] in
+            var homes: [[Int?]] = []
+            for node in [first, second, first] {
+                try ThreadAffinity.bind(toNodes: NodeSet([node]))
+                // A get+put pair leaves a block in the cache for the next get on this node.
+                var got: [UnsafeMutableRawPointer] = []
+                for _ in 0..<8 {
+                    let block = try pool.allocate()
+                    got.append(block)
+                    pool.deallocate(block)
+                    got.append(try pool.allocate())
+                }
+                homes.append(got.map { pool.homeNode(of: $0) })
+                for block in got.enumerated().filter({ $0.offset % 2 == 1 }).map(\.element) { pool.deallocate(block) }
+            }
+            return homes
+        }.join()
+        #expect(homes.count == 3)
+        for (homes, node) in zip(homes, [first, second, first]) {
+            #expect(homes.allSatisfy { $0 == node }, "blocks got on node \(node): \(homes)")
+        }
+        #expect(pool.statistics().remoteReturns == 0)
+    }
+
     @Test("a block freed on another node goes back to its home arena, not the freeing thread's cache")
     func remoteReturn() throws {
         let home = try #require(Self.computeNodes.last), away = try #require(Self.computeNodes.first)
