@@ -20,6 +20,8 @@ public struct AllocOptions: Sendable, Equatable {
     public var placement = PlacementOptions()
     /// Bytes each pool may reserve per node.
     public var capacity = 256 << 20
+    /// Times every allocator and thread count is measured, in turns (see `AllocBenchmark.run`).
+    public var rounds = 1
 
     public init() {}
 }
@@ -29,6 +31,8 @@ public struct AllocResult: Sendable {
     public var strategy: AllocStrategy
     public var allocatorName: String
     public var threads: Int
+    /// The round it was measured in, from 0.
+    public var round = 0
     public var pairs: UInt64
     public var seconds: Double
     /// Pool counters over the run; nil for malloc.
@@ -37,6 +41,31 @@ public struct AllocResult: Sendable {
     public var pairsPerSecond: Double { seconds > 0 ? Double(pairs) / seconds : 0 }
     /// Wall time per get+put pair, per thread.
     public var nanosecondsPerPair: Double { pairs > 0 ? seconds * 1e9 * Double(threads) / Double(pairs) : 0 }
+}
+
+/// One allocator at one thread count over every round.
+public struct AllocSummary: Sendable {
+    struct Key: Hashable { var strategy: AllocStrategy; var threads: Int }
+
+    public var strategy: AllocStrategy
+    public var allocatorName: String
+    public var threads: Int
+    public var rounds: [AllocResult]
+    /// The median over rounds of the time per pair per thread, and of the throughput.
+    public var nanosecondsPerPair: Double
+    public var pairsPerSecond: Double
+    /// The fastest and slowest rounds' ns per pair.
+    public var fastest: Double
+    public var slowest: Double
+    /// The pool counters of the round with the median time (of the faster middle round for an
+    /// even count); nil for malloc.
+    public var statistics: PoolStatistics?
+    /// Throughput over the same allocator's 1-thread throughput in the same round: the median
+    /// over rounds; nil without a 1-thread row.
+    public var scaling: Double?
+    /// malloc's time per pair over this allocator's, at the same thread count in the same round:
+    /// the median over rounds; nil when malloc was not measured.
+    public var overMalloc: Double?
 }
 
 /// Measures get+put throughput of the pools against malloc/free.
@@ -51,18 +80,35 @@ public enum AllocBenchmark {
         guard options.duration > 0 && options.duration <= 3600 else {
             throw .usage(flag: "--duration", reason: "must be between 0 and 3600 seconds, got \(options.duration)")
         }
+        guard options.rounds >= 1 && options.rounds <= 1000 else {
+            throw .usage(flag: "--rounds", reason: "must be between 1 and 1000, got \(options.rounds)")
+        }
+        var placements: [Int: (cpus: [Int], nodes: NodeSet)] = [:]
+        for threads in options.threadCounts where placements[threads] == nil {
+            var probe = RunOptions()
+            probe.threads = threads
+            probe.placement = options.placement
+            probe.size = options.blockSize * options.batch
+            probe.stride = 8
+            probe.tlbLocality = 0
+            let run = try probe.resolve(topology: topology)
+            placements[threads] = (run.cpus, run.poolNodes)
+        }
+        // Every round measures each allocator at each thread count once, so that the rows a ratio
+        // compares (an allocator against malloc, 2 threads against 1) are measured seconds
+        // apart, never a whole run apart. Odd rounds go in reverse order, so that a steady
+        // drift of the machine favours no row.
+        let order = options.strategies.flatMap { strategy in
+            options.threadCounts.compactMap { threads in placements[threads].map { (strategy, threads, $0) } }
+        }
         var results: [AllocResult] = []
-        for strategy in options.strategies {
-            for threads in options.threadCounts {
-                var probe = RunOptions()
-                probe.threads = threads
-                probe.placement = options.placement
-                probe.size = options.blockSize * options.batch
-                probe.stride = 8
-                probe.tlbLocality = 0
-                let run = try probe.resolve(topology: topology)
-                results.append(try measure(strategy, cpus: run.cpus, options: options, nodes: run.poolNodes,
-                                           topology: topology))
+        for round in 0..<options.rounds {
+            for (strategy, threads, placement) in round % 2 == 0 ? order : order.reversed() {
+                var result = try measure(strategy, cpus: placement.cpus, options: options, nodes: placement.nodes,
+                                         topology: topology)
+                result.threads = threads
+                result.round = round
+                results.append(result)
             }
         }
         return results
@@ -198,18 +244,66 @@ public enum AllocBenchmark {
     }
 
     public static func table(_ results: [AllocResult]) -> String {
-        var table = TextTable(["allocator", "threads", "ns/pair", "pairs/s", "scaling", "reuse", "fresh",
-                               "remote returns", "fragmentation"])
-        for result in results {
-            let single = results.first { $0.strategy == result.strategy && $0.threads == 1 }
-            let scaling = single.map { String(format: "%.2fx", result.pairsPerSecond / max(1, $0.pairsPerSecond)) } ?? ""
-            let stats = result.statistics
-            table.add([result.allocatorName, String(result.threads), Format.fixed(result.nanosecondsPerPair, 2),
-                       Format.rate(result.pairsPerSecond), scaling,
-                       stats.map { Format.percent($0.reuseRate) } ?? "", stats.map { Format.percent($0.freshAllocationRate) } ?? "",
-                       stats.map { String($0.remoteReturns) } ?? "", stats.map { Format.percent($0.fragmentation) } ?? ""])
+        let summaries = summarize(results)
+        let rounds = Set(results.map(\.round)).count
+        var columns = ["allocator", "threads", "ns/pair"]
+        if rounds > 1 { columns.append("min-max") }
+        columns += ["pairs/s", "scaling", "vs malloc", "reuse", "fresh", "remote returns", "fragmentation"]
+        var table = TextTable(columns)
+        for summary in summaries {
+            let stats = summary.statistics
+            var row = [summary.allocatorName, String(summary.threads), Format.fixed(summary.nanosecondsPerPair, 2)]
+            if rounds > 1 { row.append("\(Format.fixed(summary.fastest, 2))-\(Format.fixed(summary.slowest, 2))") }
+            row += [Format.rate(summary.pairsPerSecond),
+                    summary.scaling.map { String(format: "%.2fx", $0) } ?? "",
+                    summary.overMalloc.map { String(format: "%.2fx", $0) } ?? "",
+                    stats.map { Format.percent($0.reuseRate) } ?? "", stats.map { Format.percent($0.freshAllocationRate) } ?? "",
+                    stats.map { String($0.remoteReturns) } ?? "", stats.map { Format.percent($0.fragmentation) } ?? ""]
+            table.add(row)
         }
-        return table.render()
+        var text = table.render()
+        if rounds > 1 {
+            text += "\nMedians of \(rounds) rounds; scaling and vs malloc are medians of each round's own ratio.\n"
+        }
+        return text
+    }
+
+    /// Every round of each allocator at each thread count, in the order first measured.
+    public static func summarize(_ results: [AllocResult]) -> [AllocSummary] {
+        var keys: [AllocSummary.Key] = []
+        var groups: [AllocSummary.Key: [AllocResult]] = [:]
+        for result in results {
+            let key = AllocSummary.Key(strategy: result.strategy, threads: result.threads)
+            if groups[key] == nil { keys.append(key) }
+            groups[key, default: []].append(result)
+        }
+        func row(_ strategy: AllocStrategy, threads: Int, round: Int) -> AllocResult? {
+            groups[AllocSummary.Key(strategy: strategy, threads: threads)]?.first { $0.round == round }
+        }
+        return keys.compactMap { key in
+            guard let rounds = groups[key], let middle = rounds.sorted(by: { $0.nanosecondsPerPair < $1.nanosecondsPerPair })
+                .dropFirst((rounds.count - 1) / 2).first else { return nil }
+            let scalings = rounds.compactMap { result in
+                row(key.strategy, threads: 1, round: result.round).map { result.pairsPerSecond / max(1, $0.pairsPerSecond) }
+            }
+            let overMalloc = rounds.compactMap { result in
+                row(.malloc, threads: key.threads, round: result.round).map { $0.nanosecondsPerPair / max(1e-9, result.nanosecondsPerPair) }
+            }
+            let times = rounds.map(\.nanosecondsPerPair)
+            return AllocSummary(strategy: key.strategy, allocatorName: middle.allocatorName, threads: key.threads,
+                                rounds: rounds, nanosecondsPerPair: Self.median(times) ?? 0,
+                                pairsPerSecond: Self.median(rounds.map(\.pairsPerSecond)) ?? 0,
+                                fastest: times.min() ?? 0, slowest: times.max() ?? 0, statistics: middle.statistics,
+                                scaling: Self.median(scalings), overMalloc: Self.median(overMalloc))
+        }
+    }
+
+    /// The middle value, or the mean of the two middle ones; nil for none.
+    static func median(_ values: [Double]) -> Double? {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted()
+        let middle = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
     }
 
     public static func records(_ results: [AllocResult], options: AllocOptions, environment: RunEnvironment) -> [Record] {
@@ -221,6 +315,7 @@ public enum AllocBenchmark {
                 ("allocator", .string(result.allocatorName)),
                 ("strategy", .string(result.strategy.rawValue)),
                 ("threads", .int(result.threads)),
+                ("round", .int(result.round)),
                 ("block_bytes", .int(options.blockSize)),
                 ("batch", .int(options.batch)),
                 ("cpunodebind", .string(options.placement.cpunodebind?.description ?? "")),

@@ -3,16 +3,17 @@ import MembenchKit
 
 extension AllocStrategy: ExpressibleByArgument {}
 
-/// Counts given as "1,2,4" (or one per argument).
-struct CountList: ExpressibleByArgument {
-    let counts: [Int]
-    init(counts: [Int]) { self.counts = counts }
+/// Values given as "a,b" or one per argument, so that `--threads 1,2` and `--threads 1 2` agree.
+struct ListArgument<Element: ExpressibleByArgument>: ExpressibleByArgument {
+    let values: [Element]
+    init(_ values: [Element]) { self.values = values }
     init?(argument: String) {
-        let counts = argument.split(separator: ",", omittingEmptySubsequences: false).map { Int($0) }
-        guard !counts.isEmpty, counts.allSatisfy({ $0 != nil }) else { return nil }
-        self.counts = counts.compactMap { $0 }
+        let values = argument.split(separator: ",", omittingEmptySubsequences: false).map { Element(argument: String($0)) }
+        guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else { return nil }
+        self.values = values.compactMap { $0 }
     }
-    var defaultValueDescription: String { counts.map(String.init).joined(separator: ",") }
+    static var allValueStrings: [String] { Element.allValueStrings }
+    var defaultValueDescription: String { values.map(\.defaultValueDescription).joined(separator: ",") }
 }
 
 struct AllocCommand: ParsableCommand {
@@ -21,11 +22,11 @@ struct AllocCommand: ParsableCommand {
         abstract: "Get+put throughput of the local and global pools against malloc/free (swap malloc with LD_PRELOAD)."
     )
 
-    @Option(parsing: .upToNextOption, help: "Allocators to measure: local, global, malloc.")
-    var allocators: [AllocStrategy] = AllocStrategy.allCases
+    @Option(parsing: .upToNextOption, help: "Allocators to measure, e.g. local malloc or local,malloc.")
+    var allocators: [ListArgument<AllocStrategy>] = [ListArgument(AllocStrategy.allCases)]
 
     @Option(parsing: .upToNextOption, help: "Thread counts to measure, e.g. 1 2 or 1,2.")
-    var threads: [CountList] = [CountList(counts: [1])]
+    var threads: [ListArgument<Int>] = [ListArgument([1])]
 
     @Option(name: .customLong("block-size"), parsing: .unconditional, help: ArgumentHelp("Bytes per block.", valueName: "size"))
     var blockSize = ByteCount(argument: "64")!
@@ -36,6 +37,10 @@ struct AllocCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Seconds per allocator and thread count.")
     var duration = 1.0
 
+    @Option(parsing: .unconditional,
+            help: "Times each allocator and thread count is measured, taking turns; the table shows medians.")
+    var rounds = 1
+
     @Option(parsing: .unconditional, help: ArgumentHelp("Bytes each pool may reserve per node.", valueName: "size"))
     var capacity = ByteCount(argument: "256MiB")!
 
@@ -43,16 +48,17 @@ struct AllocCommand: ParsableCommand {
     @OptionGroup(title: "Output") var output: OutputGroup
 
     func validate() throws {
-        for count in threads.flatMap(\.counts) where count < 1 { throw ValidationError("--threads: must be at least 1, got \(count)") }
+        for count in threads.flatMap(\.values) where count < 1 { throw ValidationError("--threads: must be at least 1, got \(count)") }
     }
 
     func run() throws {
         var options = AllocOptions()
-        options.strategies = allocators
-        options.threadCounts = threads.flatMap(\.counts)
+        options.strategies = allocators.flatMap(\.values)
+        options.threadCounts = threads.flatMap(\.values)
         options.blockSize = blockSize.bytes
         options.batch = batch
         options.duration = duration
+        options.rounds = rounds
         options.capacity = capacity.bytes
         options.placement = try placement.resolve()
         let results = try AllocBenchmark.run(options)

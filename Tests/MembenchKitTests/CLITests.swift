@@ -153,6 +153,37 @@ struct CLITests {
         }
     }
 
+    @Test("alloc rounds take turns and export every round")
+    func allocRounds() throws {
+        let csv = CLI.temporaryPath(".csv")
+        defer { try? FileManager.default.removeItem(atPath: csv) }
+        let output = try CLI.run(["alloc", "--allocators", "local,malloc", "--threads", "1", "2", "--rounds", "2",
+                                  "--batch", "1", "--duration", "0.1", "--csv", csv])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stdout.contains("min-max") && output.stdout.contains("Medians of 2 rounds"))
+        let rows = try CLI.rows(csv)
+        #expect(rows.count == 8)
+        // Round 1 runs in the reverse order of round 0.
+        let order = rows.map { "\($0["strategy"] ?? "")/\($0["threads"] ?? "")/\($0["round"] ?? "")" }
+        #expect(order == ["local/1/0", "local/2/0", "malloc/1/0", "malloc/2/0",
+                          "malloc/2/1", "malloc/1/1", "local/2/1", "local/1/1"])
+    }
+
+    @Test("alloc refuses bad input with one line naming the flag", arguments: [
+        (["--rounds", "0"], "--rounds"),
+        (["--allocators", "local,magic"], "--allocators"),
+        (["--threads", "1,x"], "--threads"),
+        (["--batch", "0"], "--batch"),
+    ])
+    func allocUsage(arguments: [String], flag: String) throws {
+        let output = try CLI.run(["alloc", "--duration", "0.1"] + arguments)
+        #expect(output.status == 64)
+        #expect(output.stdout.isEmpty)
+        let lines = output.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(output.stderr)")
+        #expect(lines.first?.contains(flag) == true, "\(output.stderr)")
+    }
+
     @Test("matrix covers every CPU node and memory node")
     func matrix() throws {
         let output = try CLI.run(["matrix"] + CLI.quick)

@@ -205,6 +205,53 @@ struct LatencyRunTests {
     }
 }
 
+@Suite("Allocator rounds")
+struct AllocSummaryTests {
+    /// A round of `strategy` at `threads` threads that took `ns` per pair per thread.
+    static func result(_ strategy: AllocStrategy, threads: Int, round: Int, ns: Double) -> AllocResult {
+        let pairs: UInt64 = 1_000_000
+        return AllocResult(strategy: strategy, allocatorName: strategy.rawValue, threads: threads, round: round,
+                           pairs: pairs, seconds: ns * Double(pairs) / Double(threads) / 1e9, statistics: nil)
+    }
+
+    @Test("medians over rounds, and ratios taken within each round")
+    func summary() throws {
+        // Round 1 is slow for everything (the machine, not the allocator): the ratios within
+        // each round stay the same, and the medians ignore the outlier.
+        let slow = [1.0, 3.0, 1.0]
+        var results: [AllocResult] = []
+        for round in 0..<3 {
+            results.append(Self.result(.local, threads: 1, round: round, ns: 5 * slow[round]))
+            results.append(Self.result(.local, threads: 2, round: round, ns: 5.5 * slow[round]))
+            results.append(Self.result(.malloc, threads: 1, round: round, ns: 12.5 * slow[round]))
+            results.append(Self.result(.malloc, threads: 2, round: round, ns: 11 * slow[round]))
+        }
+        let summaries = AllocBenchmark.summarize(results)
+        #expect(summaries.map(\.strategy) == [.local, .local, .malloc, .malloc])
+        #expect(summaries.map(\.threads) == [1, 2, 1, 2])
+        let local = summaries[0], local2 = summaries[1], malloc2 = summaries[3]
+        #expect(local.rounds.count == 3)
+        #expect(abs(local.nanosecondsPerPair - 5) < 1e-9)
+        #expect(abs(local.fastest - 5) < 1e-9 && abs(local.slowest - 15) < 1e-9)
+        #expect(abs((local.overMalloc ?? 0) - 2.5) < 1e-9)
+        #expect(abs((local2.overMalloc ?? 0) - 2) < 1e-9)
+        #expect(abs((local2.scaling ?? 0) - 2 * 5 / 5.5) < 1e-9)
+        #expect(abs((malloc2.scaling ?? 0) - 2 * 12.5 / 11) < 1e-9)
+        #expect(abs((malloc2.overMalloc ?? 0) - 1) < 1e-9)
+        let table = AllocBenchmark.table(results)
+        #expect(table.contains("min-max") && table.contains("Medians of 3 rounds"))
+        #expect(table.contains("2.50x"))
+    }
+
+    @Test("without malloc or a 1-thread row there is no ratio")
+    func noRatios() {
+        let summaries = AllocBenchmark.summarize([Self.result(.local, threads: 2, round: 0, ns: 5)])
+        #expect(summaries.count == 1)
+        #expect(summaries[0].overMalloc == nil && summaries[0].scaling == nil)
+        #expect(!AllocBenchmark.table([Self.result(.local, threads: 1, round: 0, ns: 5)]).contains("min-max"))
+    }
+}
+
 @Suite("Bad input is refused with one line naming the flag")
 struct ValidationTests {
     static func check(_ change: (inout RunOptions) -> Void) -> MembenchError? {
