@@ -64,7 +64,7 @@ def percentile_curves():
 
 
 def allocator_bars():
-    data = [r for r in rows("alloc.csv") if r.get("batch") == "32"]
+    data = [r for r in rows("alloc-summary.csv") if r.get("batch") == "32"]
     if not data:
         return
     names = list(dict.fromkeys(r["allocator"] for r in data))
@@ -72,12 +72,12 @@ def allocator_bars():
     figure, axis = plt.subplots(figsize=(8, 4.2))
     width = 0.8 / len(threads)
     for i, count in enumerate(threads):
-        values = [next((float(r["pairs_per_s"]) / 1e6 for r in data if r["allocator"] == n and int(r["threads"]) == count), 0)
+        values = [next((float(r["median_pairs_per_s"]) / 1e6 for r in data if r["allocator"] == n and int(r["threads"]) == count), 0)
                   for n in names]
         axis.bar([x + i * width for x in range(len(names))], values, width, label=f"{count} thread(s)")
     axis.set_xticks([x + width * (len(threads) - 1) / 2 for x in range(len(names))], names, rotation=15)
     axis.set_ylabel("million get+put pairs per second")
-    axis.set_title("Allocator throughput, 64-byte blocks, batches of 32")
+    axis.set_title("Allocator throughput, 64-byte blocks, batches of 32 (medians of rounds)")
     axis.legend()
     axis.grid(axis="y", alpha=0.3)
     save(figure, "allocator-throughput.png")
