@@ -248,7 +248,7 @@ public enum AllocBenchmark {
         let rounds = Set(results.map(\.round)).count
         var columns = ["allocator", "threads", "ns/pair"]
         if rounds > 1 { columns.append("min-max") }
-        columns += ["pairs/s", "scaling", "vs malloc", "reuse", "fresh", "remote returns", "fragmentation"]
+        columns += ["pairs/s", "scaling", "vs malloc", "reuse", "fresh", "remote returns", "peak handed out"]
         var table = TextTable(columns)
         for summary in summaries {
             let stats = summary.statistics
@@ -258,7 +258,7 @@ public enum AllocBenchmark {
                     summary.scaling.map { String(format: "%.2fx", $0) } ?? "",
                     summary.overMalloc.map { String(format: "%.2fx", $0) } ?? "",
                     stats.map { Format.percent($0.reuseRate) } ?? "", stats.map { Format.percent($0.freshAllocationRate) } ?? "",
-                    stats.map { String($0.remoteReturns) } ?? "", stats.map { Format.percent($0.fragmentation) } ?? ""]
+                    stats.map { String($0.remoteReturns) } ?? "", stats.map { ByteSize.format($0.bytesPeak) } ?? ""]
             table.add(row)
         }
         var text = table.render()
@@ -326,7 +326,6 @@ public enum AllocBenchmark {
                 ("reuse_rate", stats.map { .double($0.reuseRate) } ?? .string("")),
                 ("fresh_rate", stats.map { .double($0.freshAllocationRate) } ?? .string("")),
                 ("remote_returns", stats.map { .int(Int($0.remoteReturns)) } ?? .string("")),
-                ("fragmentation", stats.map { .double($0.fragmentation) } ?? .string("")),
                 ("bytes_reserved", stats.map { .int($0.bytesReserved) } ?? .string("")),
                 ("bytes_peak", stats.map { .int($0.bytesPeak) } ?? .string("")),
             ] + Record.environmentFields(environment))
