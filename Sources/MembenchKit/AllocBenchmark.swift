@@ -177,11 +177,15 @@ public enum AllocBenchmark {
                                     options: AllocOptions) throws(MembenchError) -> AllocResult {
         let before = allocator.statistics()
         let start = StartLine(parties: cpus.count)
+        // At the end every thread takes one more batch and holds it until all do; the first
+        // thread then reads the pool's statistics, so that bytes in use and fragmentation
+        // describe the pool with the callers' blocks out, not after they all went back.
+        let holding = StartLine(parties: cpus.count), read = StartLine(parties: cpus.count)
         let batch = options.batch, duration = options.duration
-        var workers: [PinnedThread<(UInt64, Double)>] = []
-        for cpu in cpus {
+        var workers: [PinnedThread<(UInt64, Double, PoolStatistics?)>] = []
+        for (index, cpu) in cpus.enumerated() {
             do {
-                workers.append(try PinnedThread(cpus: [cpu]) { () throws -> (UInt64, Double) in
+                workers.append(try PinnedThread(cpus: [cpu]) { () throws -> (UInt64, Double, PoolStatistics?) in
                     // Cache-line aligned and padded, so that threads never share a line here.
                     let bytes = (batch * 8 + 63) / 64 * 64
                     let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
@@ -192,19 +196,41 @@ public enum AllocBenchmark {
                     let began = monotonicNanoseconds()
                     let deadline = began + UInt64(duration * 1e9)
                     var now = began
+                    var failure: PoolError?
                     // The clock is read once per 256 pairs or more, so that small batches
                     // time the allocator rather than clock_gettime(2).
                     let rounds = max(1, 256 / batch)
-                    while now < deadline {
-                        for _ in 0..<rounds {
-                            for i in 0..<batch { held[i] = try allocator.allocate() }
-                            for i in 0..<batch { allocator.deallocate(held[i]) }
+                    do throws(PoolError) {
+                        while now < deadline {
+                            for _ in 0..<rounds {
+                                for i in 0..<batch { held[i] = try allocator.allocate() }
+                                for i in 0..<batch { allocator.deallocate(held[i]) }
+                            }
+                            pairs &+= UInt64(batch * rounds)
+                            now = monotonicNanoseconds()
                         }
-                        pairs &+= UInt64(batch * rounds)
-                        now = monotonicNanoseconds()
+                    } catch {
+                        failure = error
                     }
+                    // Every thread arrives at both lines, even after a failure, so none waits forever.
+                    var taken = 0
+                    if failure == nil {
+                        do throws(PoolError) {
+                            while taken < batch {
+                                held[taken] = try allocator.allocate()
+                                taken += 1
+                            }
+                        } catch {
+                            failure = error
+                        }
+                    }
+                    holding.arriveAndWait()
+                    let statistics = index == 0 ? allocator.statistics() : nil
+                    read.arriveAndWait()
+                    for i in 0..<taken { allocator.deallocate(held[i]) }
                     allocator.finish()
-                    return (pairs, Double(now - began) / 1e9)
+                    if let failure { throw failure }
+                    return (pairs, Double(now - began) / 1e9, statistics)
                 })
             } catch {
                 throw .refused("cannot start thread on CPU \(cpu): \(error)")
@@ -212,18 +238,19 @@ public enum AllocBenchmark {
         }
         var pairs: UInt64 = 0
         var seconds = 0.0
+        var statistics: PoolStatistics?
         for worker in workers {
             do {
-                let (count, elapsed) = try worker.join()
+                let (count, elapsed, snapshot) = try worker.join()
                 pairs += count
                 seconds = max(seconds, elapsed)
+                statistics = statistics ?? snapshot
             } catch let error as PoolError {
                 throw MembenchError.from(error)
             } catch {
                 throw .refused("\(error)")
             }
         }
-        var statistics = allocator.statistics()
         if var stats = statistics, let before {
             stats.gets -= before.gets
             stats.puts -= before.puts
@@ -248,7 +275,7 @@ public enum AllocBenchmark {
         let rounds = Set(results.map(\.round)).count
         var columns = ["allocator", "threads", "ns/pair"]
         if rounds > 1 { columns.append("min-max") }
-        columns += ["pairs/s", "scaling", "vs malloc", "reuse", "fresh", "remote returns", "peak handed out"]
+        columns += ["pairs/s", "scaling", "vs malloc", "reuse", "fresh", "remote returns", "fragmentation"]
         var table = TextTable(columns)
         for summary in summaries {
             let stats = summary.statistics
@@ -258,7 +285,7 @@ public enum AllocBenchmark {
                     summary.scaling.map { String(format: "%.2fx", $0) } ?? "",
                     summary.overMalloc.map { String(format: "%.2fx", $0) } ?? "",
                     stats.map { Format.percent($0.reuseRate) } ?? "", stats.map { Format.percent($0.freshAllocationRate) } ?? "",
-                    stats.map { String($0.remoteReturns) } ?? "", stats.map { ByteSize.format($0.bytesPeak) } ?? ""]
+                    stats.map { String($0.remoteReturns) } ?? "", stats.map { Format.percent($0.fragmentation) } ?? ""]
             table.add(row)
         }
         var text = table.render()
@@ -326,7 +353,9 @@ public enum AllocBenchmark {
                 ("reuse_rate", stats.map { .double($0.reuseRate) } ?? .string("")),
                 ("fresh_rate", stats.map { .double($0.freshAllocationRate) } ?? .string("")),
                 ("remote_returns", stats.map { .int(Int($0.remoteReturns)) } ?? .string("")),
+                ("fragmentation", stats.map { .double($0.fragmentation) } ?? .string("")),
                 ("bytes_reserved", stats.map { .int($0.bytesReserved) } ?? .string("")),
+                ("bytes_in_use", stats.map { .int($0.bytesInUse) } ?? .string("")),
                 ("bytes_peak", stats.map { .int($0.bytesPeak) } ?? .string("")),
             ] + Record.environmentFields(environment))
         }

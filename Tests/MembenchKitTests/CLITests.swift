@@ -15,10 +15,12 @@ enum CLI {
         var stderr: String
     }
 
-    static func run(_ arguments: [String]) throws -> Output {
+    /// Runs membench under timeout(1), so that a hang fails the test (status 124) instead of
+    /// stalling the suite.
+    static func run(_ arguments: [String], timeout seconds: Int = 300) throws -> Output {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        process.arguments = ["--kill-after=10", String(seconds), binary] + arguments
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
@@ -149,7 +151,15 @@ struct CLITests {
         #expect(rows.compactMap { $0["threads"] }.sorted() == ["1", "1", "1", "2", "2", "2"])
         for row in rows {
             #expect(Double(row["pairs_per_s"] ?? "") ?? 0 > 0)
-            if row["strategy"] != "malloc" { #expect(Double(row["reuse_rate"] ?? "") ?? 0 > 0.9) }
+            guard row["strategy"] != "malloc" else { continue }
+            #expect(Double(row["reuse_rate"] ?? "") ?? 0 > 0.9)
+            // The statistics are read while every thread holds one batch of 32 64-byte blocks.
+            let threads = try #require(Int(row["threads"] ?? ""))
+            let inUse = try #require(Int(row["bytes_in_use"] ?? "")), reserved = try #require(Int(row["bytes_reserved"] ?? ""))
+            #expect(inUse == threads * 32 * 64)
+            #expect(reserved >= inUse)
+            let fragmentation = try #require(Double(row["fragmentation"] ?? ""))
+            #expect(abs(fragmentation - (1 - Double(inUse) / Double(reserved))) < 1e-4)  // the CSV keeps 4 decimals
         }
     }
 
@@ -182,6 +192,23 @@ struct CLITests {
         let lines = output.stderr.split(separator: "\n")
         #expect(lines.count == 1, "\(output.stderr)")
         #expect(lines.first?.contains(flag) == true, "\(output.stderr)")
+    }
+
+    @Test("a pool that fills up during alloc is a refused run, exit 1; with two threads neither waits forever",
+          arguments: ["local", "global"])
+    func allocExhausted(allocator: String) throws {
+        // 1024 blocks: one thread's batch of 700 fits, two do not, so at least one thread fails,
+        // often while the other runs on to its deadline (the case that must not hang); a few
+        // runs make that case likely.
+        for _ in 0..<4 {
+            let output = try CLI.run(["alloc", "--allocators", allocator, "--threads", "2", "--capacity", "64KiB",
+                                      "--batch", "700", "--duration", "0.3"], timeout: 30)
+            #expect(output.status == 1)
+            #expect(output.stdout.isEmpty)
+            let lines = output.stderr.split(separator: "\n")
+            #expect(lines.count == 1, "\(output.stderr)")
+            #expect(lines.first?.contains("full") == true, "\(output.stderr)")
+        }
     }
 
     @Test("matrix covers every CPU node and memory node")
