@@ -21,13 +21,19 @@ enum CLI {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
         process.arguments = ["--kill-after=10", String(seconds), binary] + arguments
-        let out = Pipe(), err = Pipe()
+        // stderr goes to a file, so that neither stream can fill its pipe while the other is read.
+        let errPath = temporaryPath(".stderr")
+        guard FileManager.default.createFile(atPath: errPath, contents: nil),
+              let err = FileHandle(forWritingAtPath: errPath) else { throw CocoaError(.fileWriteUnknown) }
+        defer { try? FileManager.default.removeItem(atPath: errPath) }
+        let out = Pipe()
         process.standardOutput = out
         process.standardError = err
         try process.run()
         let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
+        try err.close()
+        let errData = try Data(contentsOf: URL(fileURLWithPath: errPath))
         return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
                       stderr: String(decoding: errData, as: UTF8.self))
     }
