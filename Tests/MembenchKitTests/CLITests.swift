@@ -33,7 +33,11 @@ enum CLI {
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         try err.close()
-        let errData = try Data(contentsOf: URL(fileURLWithPath: errPath))
+        // FileHandle rather than Data(contentsOf:), whose read buffer AddressSanitizer's leak
+        // check reports as leaked here (Foundation of Swift 6.3).
+        guard let reader = FileHandle(forReadingAtPath: errPath) else { throw CocoaError(.fileReadUnknown) }
+        let errData = reader.readDataToEndOfFile()
+        try reader.close()
         return Output(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
                       stderr: String(decoding: errData, as: UTF8.self))
     }
