@@ -83,8 +83,8 @@ public enum AllocBenchmark {
         guard options.rounds >= 1 && options.rounds <= 1000 else {
             throw .usage(flag: "--rounds", reason: "must be between 1 and 1000, got \(options.rounds)")
         }
-        var placements: [Int: (cpus: [Int], nodes: NodeSet)] = [:]
-        for threads in options.threadCounts where placements[threads] == nil {
+        var placements: [(cpus: [Int], nodes: NodeSet)] = []
+        for threads in options.threadCounts {
             var probe = RunOptions()
             probe.threads = threads
             probe.placement = options.placement
@@ -92,21 +92,18 @@ public enum AllocBenchmark {
             probe.stride = 8
             probe.tlbLocality = 0
             let run = try probe.resolve(topology: topology)
-            placements[threads] = (run.cpus, run.poolNodes)
+            placements.append((run.cpus, run.poolNodes))
         }
         // Every round measures each allocator at each thread count once, so that the rows a ratio
         // compares (an allocator against malloc, 2 threads against 1) are measured seconds
         // apart, never a whole run apart. Odd rounds go in reverse order, so that a steady
         // drift of the machine favours no row.
-        let order = options.strategies.flatMap { strategy in
-            options.threadCounts.compactMap { threads in placements[threads].map { (strategy, threads, $0) } }
-        }
+        let order = options.strategies.flatMap { strategy in placements.map { (strategy, $0) } }
         var results: [AllocResult] = []
         for round in 0..<options.rounds {
-            for (strategy, threads, placement) in round % 2 == 0 ? order : order.reversed() {
+            for (strategy, placement) in round % 2 == 0 ? order : order.reversed() {
                 var result = try measure(strategy, cpus: placement.cpus, options: options, nodes: placement.nodes,
                                          topology: topology)
-                result.threads = threads
                 result.round = round
                 results.append(result)
             }

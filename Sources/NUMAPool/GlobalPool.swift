@@ -82,10 +82,9 @@ public final class GlobalPool: BlockPool {
     }
 
     public func deallocate(_ block: UnsafeMutableRawPointer) {
-        let address = UInt(bitPattern: block)
-        precondition(address &- base < UInt(capacity), "GlobalPool.deallocate: \(block) was not allocated by this pool")
+        precondition(holds(block), "GlobalPool.deallocate: \(block) was not allocated by this pool")
         state.withLock { state in
-            state.free.append(address)
+            state.free.append(UInt(bitPattern: block))
             state.puts += 1
             state.outstanding -= 1
         }
@@ -96,13 +95,15 @@ public final class GlobalPool: BlockPool {
 
     public func currentPartition() -> Int { 0 }
 
-    public func partition(of block: UnsafeRawPointer) -> Int? {
-        UInt(bitPattern: block) &- base < UInt(capacity) ? 0 : nil
-    }
+    public func partition(of block: UnsafeRawPointer) -> Int? { holds(block) ? 0 : nil }
+
+    /// Whether `block` lies in the pool's region.
+    @inline(__always)
+    private func holds(_ block: UnsafeRawPointer) -> Bool { UInt(bitPattern: block) &- base < UInt(capacity) }
 
     /// The node of the block's page (move_pages(2) on one page).
     public func homeNode(of block: UnsafeRawPointer) -> Int? {
-        guard UInt(bitPattern: block) &- base < UInt(capacity) else { return nil }
+        guard holds(block) else { return nil }
         return (try? PagePlacement(address: block, length: 1))?.nodes.first.flatMap { $0 >= 0 ? Int($0) : nil }
     }
 

@@ -67,9 +67,11 @@ public final class ObjectPool<Object>: @unchecked Sendable {
     }
 
     /// The partition serving the calling thread.
-    private var local: Locked<ObjectPartition> {
-        partitions[min(backing.currentPartition(), partitions.count - 1)]
-    }
+    private var local: Locked<ObjectPartition> { partition(backing.currentPartition()) }
+
+    /// Partition `index` of the backing pool (the last one if the pool reports more than it
+    /// had when this pool was made).
+    private func partition(_ index: Int) -> Locked<ObjectPartition> { partitions[min(index, partitions.count - 1)] }
 
     /// Lends an object: a reused one of the calling thread's partition that passes validation,
     /// or a fresh one from the factory.
@@ -131,7 +133,7 @@ public final class ObjectPool<Object>: @unchecked Sendable {
     func put(_ slot: UnsafeMutablePointer<Object>) {
         reset(&slot.pointee)
         let block = UnsafeMutableRawPointer(slot)
-        let partition = partitions[min(backing.partition(of: block) ?? 0, partitions.count - 1)]
+        let partition = partition(backing.partition(of: block) ?? 0)
         if isClass {
             // The slot holds one strong reference; its reference count is read through a
             // stand-in class type, without opening an existential (which would retain it).
