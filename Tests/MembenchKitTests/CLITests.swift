@@ -13,6 +13,18 @@ enum CLI {
         var status: Int32
         var stdout: String
         var stderr: String
+
+        /// Checks a refused invocation: exit `status`, nothing on stdout, and one line on stderr,
+        /// "membench: error: …", that contains `text`.
+        func expectOneLineError(status: Int32, mentioning text: String,
+                                sourceLocation: SourceLocation = #_sourceLocation) {
+            #expect(self.status == status, "\(stderr)", sourceLocation: sourceLocation)
+            #expect(stdout.isEmpty, sourceLocation: sourceLocation)
+            let lines = stderr.split(separator: "\n")
+            #expect(lines.count == 1, "\(stderr)", sourceLocation: sourceLocation)
+            #expect(lines.first?.hasPrefix("membench: error: ") == true, "\(stderr)", sourceLocation: sourceLocation)
+            #expect(lines.first?.contains(text) == true, "\(stderr)", sourceLocation: sourceLocation)
+        }
     }
 
     /// Runs membench under timeout(1), so that a hang fails the test (status 124) instead of
@@ -196,12 +208,7 @@ struct CLITests {
         (["--batch", "0"], "--batch"),
     ])
     func allocUsage(arguments: [String], flag: String) throws {
-        let output = try CLI.run(["alloc", "--duration", "0.1"] + arguments)
-        #expect(output.status == 64)
-        #expect(output.stdout.isEmpty)
-        let lines = output.stderr.split(separator: "\n")
-        #expect(lines.count == 1, "\(output.stderr)")
-        #expect(lines.first?.contains(flag) == true, "\(output.stderr)")
+        try CLI.run(["alloc", "--duration", "0.1"] + arguments).expectOneLineError(status: 64, mentioning: flag)
     }
 
     @Test("a pool that fills up during alloc is a refused run, exit 1; with two threads neither waits forever",
@@ -211,13 +218,9 @@ struct CLITests {
         // often while the other runs on to its deadline (the case that must not hang); a few
         // runs make that case likely.
         for _ in 0..<4 {
-            let output = try CLI.run(["alloc", "--allocators", allocator, "--threads", "2", "--capacity", "64KiB",
-                                      "--batch", "700", "--duration", "0.3"], timeout: 30)
-            #expect(output.status == 1)
-            #expect(output.stdout.isEmpty)
-            let lines = output.stderr.split(separator: "\n")
-            #expect(lines.count == 1, "\(output.stderr)")
-            #expect(lines.first?.contains("full") == true, "\(output.stderr)")
+            try CLI.run(["alloc", "--allocators", allocator, "--threads", "2", "--capacity", "64KiB",
+                         "--batch", "700", "--duration", "0.3"], timeout: 30)
+                .expectOneLineError(status: 1, mentioning: "full")
         }
     }
 
@@ -250,21 +253,12 @@ struct CLITests {
         (["--bogus"], "--bogus"),
     ])
     func usage(arguments: [String], flag: String) throws {
-        let output = try CLI.run(["run"] + arguments + CLI.quick)
-        #expect(output.status == 64)
-        #expect(output.stdout.isEmpty)
-        let lines = output.stderr.split(separator: "\n")
-        #expect(lines.count == 1, "\(output.stderr)")
-        #expect(lines.first?.hasPrefix("membench: error: ") == true)
-        #expect(lines.first?.contains(flag) == true, "\(output.stderr)")
+        try CLI.run(["run"] + arguments + CLI.quick).expectOneLineError(status: 64, mentioning: flag)
     }
 
     @Test("a size beyond free memory is refused with exit code 1")
     func tooLarge() throws {
-        let output = try CLI.run(["run", "--size", "64TiB", "--duration", "0.1"])
-        #expect(output.status == 1)
-        #expect(output.stderr.split(separator: "\n").count == 1)
-        #expect(output.stderr.contains("--size"))
+        try CLI.run(["run", "--size", "64TiB", "--duration", "0.1"]).expectOneLineError(status: 1, mentioning: "--size")
     }
 
     @Test("an unwritable CSV path still prints the table, then fails with the write error")

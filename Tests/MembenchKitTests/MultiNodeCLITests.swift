@@ -104,8 +104,7 @@ struct MultiNodeCLITests {
     @Test("a node that is not there, or a CPU-less node for threads, is refused by the CLI")
     func badNodes() throws {
         let missing = (Topology.current.nodes.map(\.id).max() ?? 0) + 1
-        let output = try CLI.run(["run", "--membind", String(missing)] + Self.quick)
-        #expect(output.status == 64)
+        try CLI.run(["run", "--membind", String(missing)] + Self.quick).expectOneLineError(status: 64, mentioning: "--membind")
         if let memoryOnly = Topology.current.nodes.first(where: { !$0.hasCPUs }) {
             let refused = try CLI.run(["run", "--cpunodebind", String(memoryOnly.id)] + Self.quick)
             #expect(refused.status != 0)
