@@ -57,7 +57,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "NUMATests", dependencies: ["NUMA"]),
-        .testTarget(name: "NUMAPoolTests", dependencies: ["NUMAPool", "MembenchKit"]),
+        .testTarget(name: "NUMAPoolTests", dependencies: ["NUMAPool", "NUMA", "CNuma"]),
         .testTarget(
             name: "MembenchKitTests",
             dependencies: ["MembenchKit", "membench", .product(name: "CSV", package: "CSV.swift")]

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 _Static_assert(sizeof(cpu_set_t) % sizeof(uint64_t) == 0, "cpu_set_t is a whole number of words");
@@ -44,11 +43,7 @@ int CNuma_node_configured(int node) {
     return numa_bitmask_isbitset(numa_nodes_ptr, (unsigned int)node);
 }
 
-int CNuma_getcpu(unsigned int *cpu, unsigned int *node) {
-    return (int)syscall(SYS_getcpu, cpu, node, NULL);
-}
-
-int CNuma_sched_getcpu(void) { return sched_getcpu(); }
+int CNuma_getcpu(unsigned int *cpu, unsigned int *node) { return getcpu(cpu, node); }
 
 int CNuma_getaffinity(uint64_t *words, size_t nwords) {
     memset(words, 0, nwords * sizeof(uint64_t));
@@ -133,11 +128,3 @@ int CNuma_hwloc_package_count(CNuma_hwloc *handle) {
 }
 #endif
 
-// MARK: thread caches
-
-__thread CNuma_cache_table CNuma_thread_caches __attribute__((tls_model("initial-exec")));
-
-void CNuma_set_thread_caches(void **slots, intptr_t count) {
-    CNuma_thread_caches.slots = slots;
-    CNuma_thread_caches.count = slots ? count : 0;
-}

@@ -27,6 +27,17 @@ public enum ThreadAffinity {
         }
         var mask = cpus.words
         try systemCall("sched_setaffinity") { CNuma_setaffinity(&mask, mask.count) }
+        for observer in moveObservers.withLock({ $0 }) { observer() }
+    }
+
+    /// Code to run on a thread right after it restricted itself to other CPUs through this
+    /// type: the pools move the thread's caches to its new node at once, instead of at the
+    /// cache's next refill (which is when they notice other moves).
+    private static let moveObservers = Locked<[@Sendable () -> Void]>([])
+
+    /// Adds `observer`, which runs on every thread that calls `set` or `bind` successfully.
+    package static func observeMoves(_ observer: @escaping @Sendable () -> Void) {
+        moveObservers.withLock { $0.append(observer) }
     }
 
     /// Restricts the calling thread to the allowed CPUs of `nodes`. Throws for a node that

@@ -1,5 +1,5 @@
 import CLibNuma
-public import CNuma
+import CNuma
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -100,7 +100,13 @@ public struct Topology: Hashable, Sendable, Codable {
 
     /// The nodes with memory that this process may use, nearest first from `node`.
     public func memoryNodes(nearestTo node: Int) -> [Int] {
-        bindableNodes.ids.sorted {
+        nearest(bindableNodes.ids, to: node)
+    }
+
+    /// `candidates` ordered nearest first from `node` by the kernel's distance, ties broken by
+    /// id; unknown distances go last. Every fallback order in the package comes from here.
+    public func nearest(_ candidates: [Int], to node: Int) -> [Int] {
+        candidates.sorted {
             (distance(from: node, to: $0) ?? Int.max, $0) < (distance(from: node, to: $1) ?? Int.max, $1)
         }
     }
@@ -129,7 +135,8 @@ public struct Topology: Hashable, Sendable, Codable {
         }
     }
 
-    /// The CPU and node the calling thread runs on now (getcpu(2)).
+    /// The CPU and node the calling thread runs on now: getcpu(3), through the vDSO where the
+    /// kernel offers one (tens of nanoseconds, no system call). The one way the package asks.
     public static func currentCPU() -> (cpu: Int, node: Int) {
         var cpu: UInt32 = 0, node: UInt32 = 0
         if CNuma_getcpu(&cpu, &node) != 0 { return (0, 0) }
@@ -245,11 +252,4 @@ extension String {
         let chars = Set(set)
         return String(drop(while: { chars.contains($0) }).reversed().drop(while: { chars.contains($0) }).reversed())
     }
-}
-
-/// The CPU the calling thread runs on, cheap enough for an allocator's fast path: the rseq
-/// area's cpu_id where glibc registered one, sched_getcpu(3) otherwise; 0 if neither can say.
-@inlinable
-public func currentCPUIndex() -> Int {
-    Int(max(0, CNuma_current_cpu()))
 }

@@ -1,24 +1,35 @@
+import Atomics
 import NUMA
 
-/// One node's memory for `LocalPool`: a region bound to the node, carved into blocks in chunks.
-/// A chunk is faulted in by the thread that grows the arena, which runs on the arena's node.
+/// One node's memory for `LocalPool`: a region bound to the node, carved into blocks in runs.
+/// Pages are faulted in a chunk at a time by the thread that carves them, which runs on the
+/// arena's node.
+///
+/// Blocks given back wait in `free` for reuse. Blocks carved but never handed out (a run a
+/// cache gave back when its thread moved) wait in `freshRuns`, so that handing them out later
+/// still counts as fresh. Every block in either list carries the pool's free marker.
 final class Arena: Sendable {
     let node: Int
     let blockSize: Int
+    /// Bytes of blocks: the region rounded down to whole blocks.
     let capacity: Int
+    let blockCount: Int
     let chunkBytes: Int
     let base: UInt
     private let region: MemoryRegion
+    /// How many blocks have been carved (handed to caches at some time): blocks at or past it
+    /// were never handed out. Written under the lock, read without it by the slow paths.
+    private let carved = ManagedAtomic<Int>(0)
     private let state = Locked(State())
 
     struct State {
-        /// Addresses of returned blocks, ready for reuse.
         var free: [UInt] = []
-        /// Bytes carved into blocks so far.
+        var freshRuns: [(start: UInt, count: Int)] = []
         var carved = 0
         /// Bytes faulted in so far.
         var faulted = 0
         var stats = NodeStatistics()
+        /// Blocks out of the arena: in thread caches or held by callers.
         var outstanding = 0
         var peakOutstanding = 0
     }
@@ -28,83 +39,136 @@ final class Arena: Sendable {
         self.blockSize = blockSize
         region = try MemoryRegion(size: capacity, policy: strict ? .bind([node]) : .preferred(node), pages: pages,
                                   topology: topology)
-        self.capacity = region.size / blockSize * blockSize
+        blockCount = region.size / blockSize
+        self.capacity = blockCount * blockSize
         base = UInt(bitPattern: region.baseAddress)
         chunkBytes = max(64 << 10, blockSize * 64)
     }
 
-    /// Takes up to `count` blocks into `out`. Returns how many of them are fresh (never
-    /// handed out before); they come first in `out`. Returns nil when the arena is full.
-    func take(_ count: Int, into out: inout [UnsafeMutableRawPointer]) -> Int? {
-        let (fresh, faultRange): (Int?, Range<Int>?) = state.withLock { state in
-            var fresh = 0
-            var range: Range<Int>?
-            let reused = min(count, state.free.count)
-            let wanted = count - reused
-            if wanted > 0 && state.carved < capacity {
-                let bytes = min(capacity - state.carved, max(wanted * blockSize, 0))
-                let blocks = bytes / blockSize
-                for i in 0..<blocks {
-                    out.append(region.baseAddress + state.carved + i * blockSize)
-                }
-                let end = state.carved + blocks * blockSize
-                if end > state.faulted {
-                    let target = min(capacity, max(end, state.faulted + chunkBytes))
-                    range = state.faulted..<target
-                    state.stats.bytesReserved += target - state.faulted
-                    state.faulted = target
-                }
-                state.carved = end
-                fresh = blocks
+    /// Blocks carved so far (see `carved`).
+    var carvedBlocks: Int { carved.load(ordering: .acquiring) }
+
+    /// The address range of the arena's blocks.
+    var range: Range<UInt> { base..<(base + UInt(capacity)) }
+
+    /// Moves up to `count` blocks given back before into `out`; returns how many. (Index loops
+    /// rather than generic algorithms here and below: a fork child runs this code, and in an
+    /// unspecialised build a generic algorithm may need the Swift runtime's lazy set-up, whose
+    /// lock a thread that was not copied may hold.)
+    func takeReused(_ count: Int, into out: UnsafeMutablePointer<UnsafeMutableRawPointer>) -> Int {
+        state.withLock { state in
+            let taken = min(count, state.free.count)
+            guard taken > 0 else { return 0 }
+            let first = state.free.count - taken
+            var i = 0
+            while i < taken {
+                out[i] = UnsafeMutableRawPointer(bitPattern: state.free[first + i])!
+                i += 1
             }
-            if reused > 0 {
-                for address in state.free.suffix(reused) { out.append(UnsafeMutableRawPointer(bitPattern: address)!) }
-                state.free.removeLast(reused)
-            }
-            let taken = fresh + reused
-            guard taken > 0 else {
-                state.stats.exhausted += 1
-                return (nil, nil)
-            }
-            state.stats.gets += UInt64(taken)
-            state.outstanding += taken
-            state.peakOutstanding = max(state.peakOutstanding, state.outstanding)
-            return (fresh, range)
+            state.free.removeSubrange(first...)
+            state.took(taken)
+            return taken
         }
-        // Faulting runs outside the lock, on the calling thread: the arena's own node.
-        if let faultRange { region.faultIn(offset: faultRange.lowerBound, length: faultRange.count) }
-        return fresh
+    }
+
+    /// Carves a run of up to `count` fresh blocks, faulted in and marked free by the calling
+    /// thread (on the arena's node, so first touch agrees with the binding). Nil when full.
+    func carve(_ count: Int, guard: BlockGuard) -> (start: UnsafeMutableRawPointer, count: Int)? {
+        let carving: (start: UInt, count: Int, new: Bool, fault: Range<Int>?)? = state.withLock { state in
+            if let run = state.freshRuns.popLast() {
+                state.took(run.count)
+                return (run.start, run.count, false, nil)
+            }
+            let blocks = min(count, blockCount - state.carved)
+            guard blocks > 0 else { return nil }
+            let start = base + UInt(state.carved * blockSize)
+            state.carved += blocks
+            carved.store(state.carved, ordering: .releasing)
+            var fault: Range<Int>?
+            let end = state.carved * blockSize
+            if end > state.faulted {
+                let target = min(capacity, max(end, state.faulted + chunkBytes))
+                fault = state.faulted..<target
+                state.stats.bytesReserved += target - state.faulted
+                state.faulted = target
+            }
+            state.took(blocks)
+            return (start, blocks, true, fault)
+        }
+        guard let carving else { return nil }
+        if let fault = carving.fault { region.faultIn(offset: fault.lowerBound, length: fault.count) }
+        let start = UnsafeMutableRawPointer(bitPattern: carving.start)!
+        if carving.new { `guard`.markFree(run: start, count: carving.count) }
+        return (start, carving.count)
+    }
+
+    /// Takes one block, reused or fresh, for a caller on another node (preferred binding).
+    /// Returns it with whether it is fresh; nil when the arena is full.
+    func takeOne(guard: BlockGuard) -> (block: UnsafeMutableRawPointer, fresh: Bool)? {
+        var one = UnsafeMutableRawPointer(bitPattern: 16)!
+        if takeReused(1, into: &one) == 1 { return (one, false) }
+        guard let run = carve(1, guard: `guard`) else { return nil }
+        return (run.start, true)
     }
 
     /// Gives blocks back. `remote` marks blocks sent home by a thread on another node.
-    func give<C: Collection<UnsafeMutableRawPointer>>(_ blocks: C, remote: Bool) {
+    func give(_ blocks: UnsafeBufferPointer<UnsafeMutableRawPointer>, remote: Bool) {
         guard !blocks.isEmpty else { return }
-        let addresses = blocks.map { UInt(bitPattern: $0) }
         state.withLock { state in
-            state.free.append(contentsOf: addresses)
-            state.stats.puts += UInt64(addresses.count)
-            if remote { state.stats.remoteReturns += UInt64(addresses.count) }
-            state.outstanding -= addresses.count
+            var i = 0
+            while i < blocks.count {
+                state.free.append(UInt(bitPattern: blocks[i]))
+                i += 1
+            }
+            state.stats.puts += UInt64(blocks.count)
+            if remote { state.stats.remoteReturns += UInt64(blocks.count) }
+            state.outstanding -= blocks.count
         }
     }
 
-    /// When nothing is handed out, gives every faulted page back to the kernel and starts over.
-    func trim() {
+    /// Gives back a run of fresh blocks that a cache carved but never handed out.
+    func giveFresh(start: UInt, count: Int) {
+        guard count > 0 else { return }
         state.withLock { state in
-            guard state.outstanding == 0, state.faulted > 0 else { return }
+            state.freshRuns.append((start, count))
+            state.outstanding -= count
+        }
+    }
+
+    /// Counts a get refused because the arena is full.
+    func countExhausted() { state.withLock { $0.stats.exhausted += 1 } }
+
+    /// When nothing is out of the arena, gives every faulted page back to the kernel and starts
+    /// over: nothing counts as carved any more. Returns whether it did.
+    func trim() -> Bool {
+        state.withLock { state in
+            guard state.outstanding == 0, state.faulted > 0 else { return false }
             region.release(offset: 0, length: state.faulted)
             state.stats.bytesReserved -= state.faulted
             state.free.removeAll(keepingCapacity: false)
+            state.freshRuns.removeAll()
             state.carved = 0
+            carved.store(0, ordering: .releasing)
             state.faulted = 0
+            return true
         }
     }
 
-    func snapshot() -> (NodeStatistics, peak: Int) {
+    /// This node's figures, the blocks out of the arena now and at most.
+    func snapshot() -> (stats: NodeStatistics, outstanding: Int, peak: Int) {
         state.withLock { state in
             var stats = state.stats
             stats.bytesOutstanding = state.outstanding * blockSize
-            return (stats, state.peakOutstanding * blockSize)
+            return (stats, state.outstanding, state.peakOutstanding)
         }
+    }
+}
+
+extension Arena.State {
+    /// `count` blocks leave the arena.
+    mutating func took(_ count: Int) {
+        stats.gets += UInt64(count)
+        outstanding += count
+        peakOutstanding = max(peakOutstanding, outstanding)
     }
 }

@@ -5,12 +5,16 @@ import NUMA
 ///
 /// One pool serves one block size; a program that needs several sizes keeps one pool per size.
 public protocol BlockPool: AnyObject, Sendable {
+    /// The pool's name, used in statistics and in the message of a corruption stop.
+    var name: String { get }
     /// The size of every block, in bytes (a multiple of 16).
     var blockSize: Int { get }
     /// Hands out a block of `blockSize` bytes, aligned to 16.
     func allocate() throws(PoolError) -> UnsafeMutableRawPointer
-    /// Takes back a block that `allocate()` of this pool handed out. A pointer from elsewhere
-    /// is a programmer error and traps.
+    /// Takes back a block that `allocate()` of this pool handed out. Anything else (a block
+    /// given back twice, a pointer into a block, an address the pool never handed out, memory
+    /// of another pool) is memory corruption: the program stops with a message naming the
+    /// pool and the address, as it does for an index out of range.
     func deallocate(_ block: UnsafeMutableRawPointer)
     /// The node whose memory holds the block, or nil if it is not from this pool.
     func homeNode(of block: UnsafeRawPointer) -> Int?
@@ -23,6 +27,8 @@ public protocol BlockPool: AnyObject, Sendable {
     func currentPartition() -> Int
     /// The partition whose memory holds `block`, or nil if it is not from this pool.
     func partition(of block: UnsafeRawPointer) -> Int?
+    /// The addresses of partition `index`: every block of it lies in this range.
+    func addressRange(ofPartition index: Int) -> Range<UInt>
     /// The merged counters of every thread and node.
     func statistics() -> PoolStatistics
     /// Returns what the calling thread holds back (its cache, its pending remote returns) to the
@@ -30,7 +36,7 @@ public protocol BlockPool: AnyObject, Sendable {
     func trim()
 }
 
-/// Why a pool could not hand out a block.
+/// Why a pool could not be made or could not hand out a block.
 public enum PoolError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The arena of `node` is full and the pool's binding allows no fallback.
     case exhausted(node: Int, capacity: Int)
@@ -40,6 +46,9 @@ public enum PoolError: Error, Sendable, Equatable, CustomStringConvertible {
     case numa(NUMAError)
     /// An argument the pool cannot accept.
     case invalidArgument(String)
+    /// Every per-thread slot is taken by a live pool (`limit` pools with per-thread state may
+    /// live at once).
+    case tooManyPools(limit: Int)
 
     public var description: String {
         switch self {
@@ -47,13 +56,22 @@ public enum PoolError: Error, Sendable, Equatable, CustomStringConvertible {
         case .globalExhausted(let capacity): "the global pool is full (\(capacity) bytes)"
         case .numa(let error): error.description
         case .invalidArgument(let message): message
+        case .tooManyPools(let limit): "too many pools alive at once (at most \(limit) local and object pools)"
         }
     }
 }
 
-/// Rounds a requested block size up to the pools' 16-byte granule, or refuses it.
+/// The largest block a pool serves: 1 GiB.
+let maximumBlockSize = 1 << 30
+
+/// Rounds a requested block size up to the pools' 16-byte granule, or refuses it: a size must be
+/// positive, at most `maximumBlockSize`, and fit the pool's capacity.
 func checkedBlockSize(_ size: Int, capacity: Int) throws(PoolError) -> Int {
     guard size > 0 else { throw .invalidArgument("block size must be positive, got \(size)") }
+    guard size <= maximumBlockSize else {
+        throw .invalidArgument("block size \(size) is larger than the largest the pools serve (\(maximumBlockSize) bytes)")
+    }
+    guard capacity > 0 else { throw .invalidArgument("capacity must be positive, got \(capacity)") }
     let rounded = (size + 15) & ~15
     guard rounded <= capacity else {
         throw .invalidArgument("block size \(size) is larger than the capacity \(capacity)")

@@ -4,6 +4,10 @@ import NUMA
 /// nodes. The region is placed when the pool is made, either by first touch (every page lands
 /// where the creating thread's policy puts it, normally that thread's node) or interleaved over
 /// a node set. This is the pool shape that leaves a share of accesses remote.
+///
+/// Every call takes the lock; a pointer given back is checked under it (`BlockGuard`), and one
+/// that is not a live block of this pool stops the program with a message naming the pool and
+/// the address. The lock is held across fork(2) and new in the child.
 public final class GlobalPool: BlockPool {
     /// How the region's pages are placed.
     public enum Placement: Hashable, Sendable, CustomStringConvertible {
@@ -20,17 +24,20 @@ public final class GlobalPool: BlockPool {
         }
     }
 
+    public let name: String
     public let blockSize: Int
     public let capacity: Int
     public let placement: Placement
     private let region: MemoryRegion
     private let base: UInt
+    private let blockGuard: BlockGuard
     /// Pages per node after the fill, read once with move_pages(2).
     private let pagesPerNode: [Int: Int]
     private let state = Locked(State())
 
     struct State {
         var free: [UInt] = []
+        /// Blocks handed out at some time; blocks past them never were.
         var carved = 0
         var gets: UInt64 = 0, puts: UInt64 = 0, hits: UInt64 = 0, misses: UInt64 = 0
         var exhausted: UInt64 = 0
@@ -40,9 +47,11 @@ public final class GlobalPool: BlockPool {
     /// Maps `capacity` bytes, places them as `placement` says and faults them all in from the
     /// calling thread.
     public init(blockSize: Int, capacity: Int, placement: Placement = .firstTouch, pages: PageMode = .base,
-                topology: Topology = .current) throws(PoolError) {
+                name: String? = nil, topology: Topology = .current) throws(PoolError) {
         self.blockSize = try checkedBlockSize(blockSize, capacity: capacity)
         self.placement = placement
+        self.name = name ?? "GlobalPool (\(self.blockSize)-byte blocks)"
+        blockGuard = BlockGuard(blockSize: self.blockSize)
         do {
             switch placement {
             case .firstTouch: region = try MemoryRegion(size: capacity, pages: pages, topology: topology)
@@ -64,10 +73,10 @@ public final class GlobalPool: BlockPool {
             if let reused = state.free.popLast() {
                 state.hits += 1
                 address = reused
-            } else if state.carved < capacity {
+            } else if (state.carved + 1) * blockSize <= capacity {
                 state.misses += 1
-                address = base + UInt(state.carved)
-                state.carved += blockSize
+                address = base + UInt(state.carved * blockSize)
+                state.carved += 1
             } else {
                 state.exhausted += 1
                 return nil
@@ -78,12 +87,15 @@ public final class GlobalPool: BlockPool {
             return address
         }
         guard let address else { throw .globalExhausted(capacity: capacity) }
-        return UnsafeMutableRawPointer(bitPattern: address)!
+        let block = UnsafeMutableRawPointer(bitPattern: address)!
+        block.storeBytes(of: 0, as: UInt64.self)
+        return block
     }
 
     public func deallocate(_ block: UnsafeMutableRawPointer) {
-        precondition(holds(block), "GlobalPool.deallocate: \(block) was not allocated by this pool")
         state.withLock { state in
+            _ = blockGuard.check(block, base: base, blockCount: capacity / blockSize, carved: state.carved, pool: name)
+            blockGuard.markFree(block)
             state.free.append(UInt(bitPattern: block))
             state.puts += 1
             state.outstanding -= 1
@@ -96,6 +108,8 @@ public final class GlobalPool: BlockPool {
     public func currentPartition() -> Int { 0 }
 
     public func partition(of block: UnsafeRawPointer) -> Int? { holds(block) ? 0 : nil }
+
+    public func addressRange(ofPartition index: Int) -> Range<UInt> { base..<(base + UInt(capacity)) }
 
     /// Whether `block` lies in the pool's region.
     @inline(__always)

@@ -1,12 +1,14 @@
+// Public: the inlined fast paths read the thread's slot table (CNuma).
+public import CNuma
 import NUMA
 
 /// A typed pool of reusable objects, stored in the blocks of a `BlockPool` of either strategy.
 ///
-/// Idle objects are kept per partition of the backing pool (per node for `LocalPool`, one list
-/// for `GlobalPool`): a lease takes an object of the calling thread's partition, and a returned
-/// object goes back to the partition its memory belongs to, so reuse keeps the backing pool's
-/// locality. Each partition's list and counters sit behind a lock of their own; the counters
-/// are merged when a snapshot is taken.
+/// Each thread keeps a small cache of idle objects (`ObjectCache`) of one partition of the
+/// backing pool (its node's, for a `LocalPool`), reached like `LocalPool`'s block cache: a
+/// lease or a return that the cache can serve takes no lock. Behind the caches, idle objects
+/// are kept per partition, so a lease reuses an object of the calling thread's node and a
+/// returned object goes back to its own node's list: reuse keeps the backing pool's locality.
 ///
 /// It is built so that the usual ways of misusing a pool cannot happen or are caught:
 /// - Using an object after giving it back: a `Lease` is `~Copyable`, `release()` consumes it and
@@ -15,35 +17,43 @@ import NUMA
 /// - Reuse without reset: `reset` is required and runs on every return.
 /// - Mixing types: the pool is generic over one `Object` type.
 /// - A factory that fails with nil: the factory returns a non-optional `Object`.
-/// - Unsynchronised sharing: the pool is `Sendable`; its state sits behind locks.
+/// - Unsynchronised sharing: the pool is `Sendable`; an object has one owner at a time.
 /// - Returning a broken object: `validate`, if given, runs before reuse; rejected objects are
 ///   dropped and counted.
 /// - Keeping a reference after return: a class object still referenced elsewhere when it comes
-///   back (`isKnownUniquelyReferenced`) is dropped and counted as escaped, never reused.
+///   back (`isKnownUniquelyReferenced`, checked before anything else) is dropped untouched (no
+///   reset) and counted as escaped, never reused.
+/// - A lease that outlives its pool: a lease holds the pool without counting a reference (that
+///   would cost two atomic operations per lease), so the pool must outlive its leases; a pool
+///   that ends while leases are out stops the program with a message, as a collection would
+///   for an index it never gave.
 public final class ObjectPool<Object>: @unchecked Sendable {
     // @unchecked: `Object` need not be Sendable. An object moves between threads only through
-    // a partition's lock, and a lease gives one thread sole use of it, so each object has one
-    // owner at a time (the transfer that `sending` describes); escaped class objects are never
-    // reused.
-    private let backing: any BlockPool
-    private let factory: () -> Object
-    private let reset: (inout Object) -> Void
-    private let validate: ((borrowing Object) -> Bool)?
-    private let maxIdle: Int
-    /// One per partition of the backing pool.
-    private let partitions: [Locked<ObjectPartition>]
+    // a partition's lock or a lease, and a lease gives one thread sole use of it, so each
+    // object has one owner at a time (the transfer that `sending` describes); escaped class
+    // objects are never reused. The stored closures are @Sendable.
+    @usableFromInline let core: ObjectPoolCore
+    /// This pool's entry in every thread's slot table.
+    @usableFromInline let slot: Int
+    @usableFromInline let reset: @Sendable (inout Object) -> Void
+    @usableFromInline let validate: (@Sendable (borrowing Object) -> Bool)?
+    @usableFromInline let factory: @Sendable () -> Object
     /// Whether `Object` is a class, whose escapes are checked on return; decided once, since
     /// the dynamic cast costs more than the rest of a return.
-    private let isClass: Bool
+    @usableFromInline let isClass: Bool
+
+    /// The most objects a thread's cache may hold.
+    public static var maximumCacheCapacity: Int { 1 << 16 }
 
     /// - Parameters:
     ///   - backing: where objects live; its block size must hold one `Object`.
-    ///   - maxIdle: idle objects kept for reuse per partition of `backing`; more are destroyed
-    ///     on return.
+    ///   - maxIdle: idle objects kept for reuse per partition of `backing`, behind the threads'
+    ///     caches; more are destroyed on return.
+    ///   - cacheCapacity: idle objects each thread keeps (1 to `maximumCacheCapacity`).
     ///   - factory: makes a fresh object.
-    ///   - reset: clears an object's state; runs on every return.
+    ///   - reset: clears an object's state; runs on every return of an object not escaped.
     ///   - validate: checks an idle object before reuse; false drops it.
-    public init(backing: any BlockPool, maxIdle: Int = 1024,
+    public init(backing: any BlockPool, maxIdle: Int = 1024, cacheCapacity: Int = 64,
                 factory: @escaping @Sendable () -> Object,
                 reset: @escaping @Sendable (inout Object) -> Void,
                 validate: (@Sendable (borrowing Object) -> Bool)? = nil) throws(PoolError) {
@@ -51,50 +61,65 @@ public final class ObjectPool<Object>: @unchecked Sendable {
             throw .invalidArgument("\(Object.self) (\(MemoryLayout<Object>.stride) bytes) does not fit the backing pool's \(backing.blockSize)-byte blocks")
         }
         guard maxIdle >= 0 else { throw .invalidArgument("maxIdle must not be negative, got \(maxIdle)") }
-        self.backing = backing
-        self.maxIdle = maxIdle
+        guard cacheCapacity >= 1 && cacheCapacity <= Self.maximumCacheCapacity else {
+            throw .invalidArgument("cache capacity must be between 1 and \(Self.maximumCacheCapacity), got \(cacheCapacity)")
+        }
         self.factory = factory
         self.reset = reset
         self.validate = validate
-        partitions = (0..<max(1, backing.partitionCount)).map { _ in Locked(ObjectPartition()) }
         isClass = Object.self is AnyObject.Type
+        let core = ObjectPoolCore(backing: backing, maxIdle: maxIdle, cacheCapacity: cacheCapacity) { raw in
+            raw.assumingMemoryBound(to: Object.self).deinitialize(count: 1)
+            backing.deallocate(raw)
+        }
+        self.core = core
+        slot = try ThreadSlots.claim(core)
+        core.slot = slot
     }
 
     deinit {
-        for partition in partitions {
-            for block in partition.withLock({ $0.idle }) { destroy(block.assumingMemoryBound(to: Object.self)) }
+        let core = self.core
+        let outstanding = core.outstanding()
+        if outstanding > 0 {
+            fatalError("ObjectPool<\(Object.self)> ends while \(outstanding) lease(s) are still out: a pool must outlive its leases")
         }
+        _ = ThreadSlots.release(slot)
     }
 
-    /// The partition serving the calling thread.
-    private var local: Locked<ObjectPartition> { partition(backing.currentPartition()) }
-
-    /// Partition `index` of the backing pool (the last one if the pool reports more than it
-    /// had when this pool was made).
-    private func partition(_ index: Int) -> Locked<ObjectPartition> { partitions[min(index, partitions.count - 1)] }
-
     /// Lends an object: a reused one of the calling thread's partition that passes validation,
-    /// or a fresh one from the factory.
+    /// or a fresh one from the factory. The fast path, inlined into the caller, pops the
+    /// thread's cache.
+    @inlinable @inline(__always)
     public func lease() throws(PoolError) -> Lease<Object> {
-        let partition = local
-        while let block = partition.withLock({ partition -> UnsafeMutableRawPointer? in
-            guard let block = partition.idle.popLast() else { return nil }
-            partition.gets += 1
-            partition.hits += 1
-            return block
-        }) {
-            let slot = block.assumingMemoryBound(to: Object.self)
+        let cache = CNuma_slot(slot)
+        let count = ObjectCache.count(cache)
+        if _fastPath(count != 0 && validate == nil) {
+            let top = count &- 1
+            ObjectCache.setCount(cache, top)
+            let object = ObjectCache.object(cache, at: top)
+            ObjectCache.bump(cache, ObjectCache.gets)
+            return Lease(pool: self, slot: object.assumingMemoryBound(to: Object.self))
+        }
+        return try leaseSlow()
+    }
+
+    @usableFromInline @inline(never)
+    func leaseSlow() throws(PoolError) -> Lease<Object> {
+        let cache = core.prepareLease()
+        while let object = core.popIdle(cache) {
+            let slot = object.assumingMemoryBound(to: Object.self)
             if let validate, !validate(slot.pointee) {
-                destroy(slot)
-                partition.withLock { $0.gets -= 1; $0.hits -= 1; $0.rejected += 1 }
+                core.reject(cache, object)
                 continue
             }
+            ObjectCache.bump(cache, ObjectCache.gets)
             return Lease(pool: self, slot: slot)
         }
-        let block = try backing.allocate()
+        let block = try core.backing.allocate()
         let slot = block.bindMemory(to: Object.self, capacity: 1)
         slot.initialize(to: factory())
-        partition.withLock { $0.gets += 1; $0.misses += 1 }
+        ObjectCache.bump(cache, ObjectCache.gets)
+        ObjectCache.bumpReleasing(cache, ObjectCache.misses)
         return Lease(pool: self, slot: slot)
     }
 
@@ -104,94 +129,71 @@ public final class ObjectPool<Object>: @unchecked Sendable {
         return try body(&lease.slot.pointee)
     }
 
-    /// Counts of this pool (gets, puts, hits, misses, escaped, rejected), merged over its
-    /// partitions, and, for bytes and the per-node split, of the backing pool.
-    public func statistics() -> PoolStatistics {
-        var stats = backing.statistics()
-        stats.gets = 0
-        stats.puts = 0
-        stats.hits = 0
-        stats.misses = 0
-        stats.escaped = 0
-        stats.rejected = 0
-        for partition in partitions {
-            partition.withLock { own in
-                stats.gets += own.gets
-                stats.puts += own.puts
-                stats.hits += own.hits
-                stats.misses += own.misses
-                stats.escaped += own.escaped
-                stats.rejected += own.rejected
-            }
-        }
-        return stats
-    }
+    /// Counts of this pool (gets, puts, hits, misses, escaped, rejected, written off), merged
+    /// over its threads, and, for bytes and the per-node split, of the backing pool.
+    public func statistics() -> PoolStatistics { core.statistics() }
 
-    /// Objects idle in the pool now, over all partitions.
-    public var idleCount: Int { partitions.reduce(0) { $0 + $1.withLock { $0.idle.count } } }
+    /// Objects idle in the pool now, in the threads' caches and the partitions' lists.
+    public var idleCount: Int { core.idleCount() }
 
-    func put(_ slot: UnsafeMutablePointer<Object>) {
-        reset(&slot.pointee)
-        let block = UnsafeMutableRawPointer(slot)
-        let partition = partition(backing.partition(of: block) ?? 0)
+    /// A returned object: an escaped class object is dropped untouched; anything else is
+    /// reset, then kept by the thread's cache if it is of the cache's partition and the cache
+    /// has room (the fast path), or else by its partition's list.
+    @inlinable @inline(__always)
+    func put(_ object: UnsafeMutablePointer<Object>) {
+        let raw = UnsafeMutableRawPointer(object)
         if isClass {
-            // The slot holds one strong reference; its reference count is read through a
-            // stand-in class type, without opening an existential (which would retain it).
-            let unique = block.withMemoryRebound(to: UniquenessProbe.self, capacity: 1) {
+            // The slot holds one strong reference; its count is read through a stand-in class
+            // type, without opening an existential (which would retain it).
+            let unique = raw.withMemoryRebound(to: UniquenessProbe.self, capacity: 1) {
                 isKnownUniquelyReferenced(&$0.pointee)
             }
-            if !unique {
-                destroy(slot)
-                partition.withLock { $0.puts += 1; $0.escaped += 1 }
-                return
-            }
+            if !unique { return core.escape(raw) }
         }
-        let kept = partition.withLock { partition in
-            partition.puts += 1
-            guard partition.idle.count < maxIdle else { return false }
-            partition.idle.append(block)
-            return true
+        reset(&object.pointee)
+        let cache = CNuma_slot(slot)
+        let count = ObjectCache.count(cache)
+        if _fastPath(UInt(bitPattern: raw) &- cache.load(fromByteOffset: ObjectCache.base, as: UInt.self)
+                        < cache.load(fromByteOffset: ObjectCache.size, as: UInt.self)
+                     && count < cache.load(fromByteOffset: ObjectCache.capacity, as: Int.self)) {
+            ObjectCache.setObject(cache, at: count, raw)
+            ObjectCache.setCount(cache, count &+ 1)
+            ObjectCache.bumpReleasing(cache, ObjectCache.puts)
+            return
         }
-        if !kept { destroy(slot) }
+        core.putSlow(raw)
     }
-
-    private func destroy(_ slot: UnsafeMutablePointer<Object>) {
-        slot.deinitialize(count: 1)
-        backing.deallocate(UnsafeMutableRawPointer(slot))
-    }
-}
-
-/// The idle objects and counters of one partition of an `ObjectPool`. Not nested in the
-/// generic pool, so that it needs no generic metadata at run time.
-struct ObjectPartition {
-    var idle: [UnsafeMutableRawPointer] = []
-    var gets: UInt64 = 0, puts: UInt64 = 0, hits: UInt64 = 0, misses: UInt64 = 0
-    var escaped: UInt64 = 0, rejected: UInt64 = 0
 }
 
 /// A stand-in class type for reading the reference count of a class object held generically.
-private final class UniquenessProbe {}
+@usableFromInline
+final class UniquenessProbe {}
 
 /// An object lent by an `ObjectPool`. It cannot be copied; `release()` consumes it, and
 /// dropping it returns the object too, so each object goes back exactly once and cannot be
-/// touched after.
+/// touched after. The pool must outlive it.
 public struct Lease<Object>: ~Copyable {
-    let pool: ObjectPool<Object>
-    let slot: UnsafeMutablePointer<Object>
+    /// The pool, not retained: a reference count per lease would cost two atomic operations.
+    @usableFromInline let pool: Unmanaged<ObjectPool<Object>>
+    @usableFromInline let slot: UnsafeMutablePointer<Object>
 
+    @inlinable
     init(pool: ObjectPool<Object>, slot: UnsafeMutablePointer<Object>) {
-        self.pool = pool
+        self.pool = Unmanaged.passUnretained(pool)
         self.slot = slot
     }
 
     /// The object, readable and writable while the lease lasts.
+    @inlinable
     public var value: Object {
         get { slot.pointee }
         nonmutating _modify { yield &slot.pointee }
     }
 
     /// Gives the object back now: reset runs, and the lease is gone.
+    @inlinable
     public consuming func release() {}
 
-    deinit { pool.put(slot) }
+    @inlinable
+    deinit { pool._withUnsafeGuaranteedRef { $0.put(slot) } }
 }

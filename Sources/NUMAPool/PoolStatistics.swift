@@ -19,9 +19,13 @@ public struct PoolStatistics: Sendable, Equatable {
     public var escaped: UInt64 = 0
     /// Objects dropped before reuse because validation rejected them (`ObjectPool`).
     public var rejected: UInt64 = 0
+    /// Blocks (or objects) that sat in the caches of threads that were not copied into this
+    /// process by fork(2): written off, never handed out again.
+    public var writtenOff: UInt64 = 0
     /// Bytes of memory faulted in for blocks.
     public var bytesReserved: Int = 0
-    /// Bytes in blocks that callers hold now: (gets − puts) × block size.
+    /// Bytes in blocks that callers hold now: (gets − puts) × block size. While threads run, a
+    /// snapshot is not one instant: this is then bounded by what the arenas have handed out.
     public var bytesInUse: Int = 0
     /// The most bytes ever handed out by the arenas at once, blocks parked in thread caches
     /// included, so an upper bound of the callers' peak.

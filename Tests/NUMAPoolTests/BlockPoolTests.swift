@@ -1,4 +1,3 @@
-import MembenchKit
 import NUMA
 @testable import NUMAPool
 import Testing
@@ -149,7 +148,7 @@ struct StressTests {
         let threads = 4, operations = 4000
         let workers = try (0..<threads).map { index in
             try PinnedThread(cpus: Topology.current.allowedCPUs) { () throws -> (gets: Int, puts: Int, errors: Int) in
-                var random = SplitMix64(seed: UInt64(index) &* 7919 &+ 1)
+                var random = SystemRandomNumberGenerator()
                 var held: [UnsafeMutableRawPointer] = []
                 var gets = 0, puts = 0, errors = 0
                 for _ in 0..<operations {

@@ -1,4 +1,8 @@
-import NUMA
+import CNuma
+@testable import NUMA
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import NUMAPool
 import Testing
 
@@ -57,6 +61,31 @@ struct MultiNodePoolTests {
             #expect(homes.allSatisfy { $0 == node }, "blocks got on node \(node): \(homes)")
         }
         #expect(pool.statistics().remoteReturns == 0)
+    }
+
+    @Test("a thread moved behind the pool's back gets its new node's blocks from its next refill on")
+    func movedWithoutTelling() throws {
+        let first = try #require(Self.computeNodes.first), second = try #require(Self.computeNodes.last)
+        try #require(first != second)
+        let capacity = 16
+        let pool = try LocalPool(blockSize: 64, capacityPerNode: 1 << 20, cacheCapacity: capacity)
+        let homes = try PinnedThread(node: first) { () throws -> [Int?] in
+            // A warm cache on the first node: blocks in its stack and a run of fresh ones.
+            var warm: [UnsafeMutableRawPointer] = []
+            for _ in 0..<capacity { warm.append(try pool.allocate()) }
+            for block in warm { pool.deallocate(block) }
+            // sched_setaffinity(2) directly, not through ThreadAffinity: nothing tells the pool.
+            var mask = try ThreadAffinity.cpus(ofNodes: [second]).words
+            guard CNuma_setaffinity(&mask, mask.count) == 0 else { throw NUMAError(operation: "sched_setaffinity", errno: errno) }
+            var got: [UnsafeMutableRawPointer] = []
+            for _ in 0..<(3 * capacity + 64) { got.append(try pool.allocate()) }
+            defer { for block in got { pool.deallocate(block) } }
+            return got.map { pool.homeNode(of: $0) }
+        }.join()
+        // The old node's blocks last at most as long as the cache's stack and fresh run
+        // (`capacity` and a refill of capacity / 2); everything after comes from the new node.
+        let turnover = capacity + capacity / 2
+        #expect(homes.dropFirst(turnover).allSatisfy { $0 == second }, "homes after the move: \(homes)")
     }
 
     @Test("a block freed on another node goes back to its home arena, not the freeing thread's cache")

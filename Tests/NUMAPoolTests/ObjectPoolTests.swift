@@ -50,19 +50,32 @@ struct ObjectPoolTests {
         #expect(try pool.withObject { $0.bytes.count } == 0)
     }
 
-    @Test("a class object still referenced on return is dropped and counted as escaped")
-    func escape() throws {
-        let pool = try Self.pool(.global)
+    @Test("a class object still referenced on return is dropped untouched and counted as escaped", arguments: Strategy.allCases)
+    func escape(strategy: Strategy) throws {
+        let resets = Locked(0)
+        let pool = try ObjectPool(backing: strategy.make(blockSize: 16, capacity: 1 << 20),
+                                  factory: { Buffer() },
+                                  reset: { buffer in
+                                      resets.withLock { $0 += 1 }
+                                      buffer.bytes.removeAll()
+                                      buffer.owner = ""
+                                  })
         var kept: Buffer?
         do {
             let lease = try pool.lease()
+            lease.value.bytes = [1, 2, 3]
+            lease.value.owner = "holder"
             kept = lease.value
         }
+        // The holder's object was not reset under it, and the pool let it go.
+        #expect(kept?.bytes == [1, 2, 3])
+        #expect(kept?.owner == "holder")
+        #expect(resets.withLock { $0 } == 0)
         #expect(pool.statistics().escaped == 1)
         #expect(pool.idleCount == 0)
         let fresh = try pool.lease()
         #expect(fresh.value !== kept)
-        #expect(kept != nil)
+        #expect(isKnownUniquelyReferenced(&kept), "the pool holds no reference to the escaped object")
     }
 
     @Test("validation rejects objects before reuse and counts them")

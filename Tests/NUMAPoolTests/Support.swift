@@ -1,4 +1,7 @@
 import NUMA
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import NUMAPool
 
 let page = PagePlacement.basePageSize
@@ -22,4 +25,14 @@ final class LiveSet: Sendable {
     }
 
     var count: Int { state.withLock { $0.count } }
+}
+
+/// Whether this process runs under ThreadSanitizer (its runtime is linked in).
+let underThreadSanitizer = dlsym(nil, "__tsan_init") != nil  // nil: RTLD_DEFAULT
+
+/// A flag that one thread sets and others poll.
+final class StopFlag: Sendable {
+    private let state = Locked(false)
+    var isSet: Bool { state.withLock { $0 } }
+    func set() { state.withLock { $0 = true } }
 }

@@ -1,0 +1,107 @@
+// CNuma: the per-thread slot tables of the pools, and the locks that fork(2) keeps usable.
+#ifndef CNUMA_THREADS_H
+#define CNUMA_THREADS_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// MARK: locks that survive fork(2)
+
+/// A pthread mutex in the process's list of locks that fork(2) keeps usable. pthread_atfork(3)
+/// handlers take every listed lock, in the order the locks were made, before a fork, release
+/// them in the parent after it, and reinitialise them in the child, so that no lock is left
+/// held by a thread that does not exist there. Two rules follow: a thread that holds two
+/// listed locks takes them in the order they were made, and no lock is made or ended while
+/// its maker holds a listed lock.
+typedef struct CNuma_lock {
+    pthread_mutex_t mutex;
+    struct CNuma_lock *_Nullable prev;
+    struct CNuma_lock *_Nullable next;
+} CNuma_lock;
+
+/// pthread_mutex_init(3) and joins the list (installing the fork handlers on first use).
+/// Returns 0 or an errno value.
+int CNuma_lock_init(CNuma_lock *_Nonnull lock);
+
+/// Leaves the list; pthread_mutex_destroy(3). The lock must not be held.
+void CNuma_lock_destroy(CNuma_lock *_Nonnull lock);
+
+// MARK: per-thread slot tables
+
+/// Slots per thread: how many pools may keep per-thread state at once.
+enum { CNUMA_SLOT_COUNT = 512 };
+
+/// One thread's table of per-thread pool state: `entries[slot]` is the state of the pool that
+/// holds `slot`, or `CNuma_empty_state`. An initial-exec thread-local, so that a pool's fast
+/// path reaches its state with one %fs-relative load and no call. Every entry of a new thread
+/// starts at `CNuma_empty_state`, never NULL, so the fast path needs no NULL test: an empty
+/// state reads as a cache with nothing in it and no room, which sends every operation to the
+/// slow path. Tables that hold state are linked into a process-wide list under
+/// `CNuma_slots_lock`, so that a pool that ends can clear its slot in every thread.
+typedef struct CNuma_slot_table {
+    void *_Nonnull entries[CNUMA_SLOT_COUNT];
+    struct CNuma_slot_table *_Nullable prev;
+    struct CNuma_slot_table *_Nullable next;
+    int linked;
+} CNuma_slot_table;
+
+extern __thread CNuma_slot_table CNuma_slots __attribute__((tls_model("initial-exec")));
+
+/// 256 zero bytes, aligned to a cache line: the state of a slot that holds none. Read-only.
+extern const uint64_t CNuma_empty_state[32] __attribute__((aligned(64)));
+
+/// The calling thread's state in `slot` (never NULL). Inline: one %fs-relative load.
+static inline void *_Nonnull CNuma_slot(intptr_t slot) { return CNuma_slots.entries[slot]; }
+
+/// Whether `state` is `CNuma_empty_state`.
+static inline int CNuma_slot_is_empty(const void *_Nonnull state) { return state == (const void *)CNuma_empty_state; }
+
+/// The calling thread's table.
+static inline CNuma_slot_table *_Nonnull CNuma_slots_self(void) { return &CNuma_slots; }
+
+/// Entry `slot` of `table`.
+static inline void *_Nonnull CNuma_slot_get(const CNuma_slot_table *_Nonnull table, intptr_t slot) {
+    return table->entries[slot];
+}
+
+/// Sets entry `slot` of `table`; NULL means `CNuma_empty_state`.
+static inline void CNuma_slot_set(CNuma_slot_table *_Nonnull table, intptr_t slot, void *_Nullable state) {
+    table->entries[slot] = state ? state : (void *)CNuma_empty_state;
+}
+
+/// Guards the list of tables and the pools' slot registry; the first lock in fork order.
+extern CNuma_lock CNuma_slots_lock;
+
+/// pthread_mutex_lock(3) and pthread_mutex_unlock(3) of CNuma_slots_lock.
+void CNuma_slots_acquire(void);
+void CNuma_slots_release(void);
+
+/// Links the calling thread's table into the list (no-op when linked). Hold CNuma_slots_lock.
+void CNuma_slots_link(void);
+
+/// Unlinks the calling thread's table. Hold CNuma_slots_lock.
+void CNuma_slots_unlink(void);
+
+/// The linked table after `table`, or the first for NULL; NULL at the end. Hold CNuma_slots_lock.
+CNuma_slot_table *_Nullable CNuma_slots_next(CNuma_slot_table *_Nullable table);
+
+/// Tables of threads that did not survive a fork(2): in the child, every table but the
+/// forking thread's moves to this list, which the pools then write off. The dead table after
+/// `table`, or the first for NULL; NULL at the end. Hold CNuma_slots_lock.
+CNuma_slot_table *_Nullable CNuma_slots_next_dead(CNuma_slot_table *_Nullable table);
+
+/// Removes `table` from the dead list. Hold CNuma_slots_lock.
+void CNuma_slots_forget_dead(CNuma_slot_table *_Nonnull table);
+
+/// Whether the dead list holds tables (a relaxed atomic read; any thread).
+int CNuma_slots_have_dead(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,156 @@
+import CNuma
+import NUMA
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A pool that keeps state per thread in the slot tables (`CNuma_slots`): `LocalPool`'s block
+/// caches and `ObjectPool`'s object caches. Calls come without `CNuma_slots_lock` held (an
+/// object's deinit may well use a pool), after the entry was taken out of the table or, for a
+/// move, while the caller holds the owner alive.
+protocol SlotOwner: AnyObject, Sendable {
+    /// The thread that owns `state` is exiting: give back what it holds and free it.
+    func retire(_ state: UnsafeMutableRawPointer)
+    /// The thread that owned `state` does not exist: this process is the child of a fork(2)
+    /// made while that thread ran. Count what it held as lost, never hand it out, free it.
+    func writeOff(_ state: UnsafeMutableRawPointer)
+    /// The calling thread, which owns `state`, restricted itself to other CPUs
+    /// (`ThreadAffinity`): move the state to the thread's node now.
+    func threadMoved(_ state: UnsafeMutableRawPointer)
+}
+
+/// The slots of the per-thread tables: which pool owns each slot, and the lifecycle of the
+/// state that pools keep in them.
+///
+/// - A pool claims a slot when it is made; its fast path reads the calling thread's entry with
+///   one thread-local load (`CNuma_slot`). An entry without state points at
+///   `CNuma_empty_state`, which every fast path reads as "take the slow path".
+/// - A thread's table joins the process-wide list the first time a pool installs state in it;
+///   at thread exit (pthread_key_create(3)'s destructor) each pool retires its state.
+/// - When a pool ends, its slot is cleared in every listed table before the slot is reused, so
+///   a table never holds another pool's state, and the fast paths need no check of ownership.
+/// - After a fork, the tables of threads that were not copied into the child are written off
+///   by their pools at the next slow path (`reapIfForked`).
+enum ThreadSlots {
+    // nonisolated(unsafe): read and written only with CNuma_slots_lock held.
+    /// The owner of each slot. Slot 0 is never handed out.
+    nonisolated(unsafe) private static var owners: [(any SlotOwner)?] = [nil]
+    nonisolated(unsafe) private static var freeSlots: [Int] = []
+    nonisolated(unsafe) private static var started = false
+    // nonisolated(unsafe): created once under CNuma_slots_lock, then only read.
+    nonisolated(unsafe) private static var exitKey = pthread_key_t()
+
+    /// Runs `body` with `CNuma_slots_lock` held.
+    private static func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+        CNuma_slots_acquire()
+        defer { CNuma_slots_release() }
+        return try body()
+    }
+
+    /// Claims a slot for `owner`.
+    static func claim(_ owner: some SlotOwner) throws(PoolError) -> Int {
+        let slot = try withLock { () throws(PoolError) -> Int in
+            if !started {
+                started = true
+                let rc = pthread_key_create(&exitKey) { _ in ThreadSlots.threadExit() }
+                precondition(rc == 0, "pthread_key_create failed: \(rc)")
+            }
+            if let slot = freeSlots.popLast() {
+                owners[slot] = owner
+                return slot
+            }
+            guard owners.count < Int(CNUMA_SLOT_COUNT) else { throw .tooManyPools(limit: Int(CNUMA_SLOT_COUNT) - 1) }
+            owners.append(owner)
+            return owners.count - 1
+        }
+        _ = observeMovesOnce
+        return slot
+    }
+
+    /// Moves the caller's state when it moves itself through `ThreadAffinity`.
+    private static let observeMovesOnce: Void = ThreadAffinity.observeMoves { ThreadSlots.threadMoved() }
+
+    /// Ends `slot`: clears it in every table and returns its owner, which the caller lets go
+    /// after this returns (an owner may own locks, which must not end under this lock).
+    static func release(_ slot: Int) -> (any SlotOwner)? {
+        withLock { () -> (any SlotOwner)? in
+            for dead in [false, true] {
+                var table = dead ? CNuma_slots_next_dead(nil) : CNuma_slots_next(nil)
+                while let current = table {
+                    CNuma_slot_set(current, slot, nil)
+                    table = dead ? CNuma_slots_next_dead(current) : CNuma_slots_next(current)
+                }
+            }
+            let owner = owners[slot]
+            owners[slot] = nil
+            freeSlots.append(slot)
+            return owner
+        }
+    }
+
+    /// Puts `state` in the calling thread's entry for `slot`.
+    static func install(_ state: UnsafeMutableRawPointer, slot: Int) {
+        withLock {
+            CNuma_slots_link()
+            CNuma_slot_set(CNuma_slots_self(), slot, state)
+        }
+        // Any non-nil value: the destructor runs at exit only for threads that set one.
+        if pthread_getspecific(exitKey) == nil { pthread_setspecific(exitKey, UnsafeRawPointer(bitPattern: 1)) }
+    }
+
+    /// Whether `state` is the empty state (the entry holds none).
+    @inline(__always)
+    static func isEmpty(_ state: UnsafeMutableRawPointer) -> Bool { CNuma_slot_is_empty(state) != 0 }
+
+    /// The entries of `table` that hold state, with their owners (held, so that a pool that
+    /// ends meanwhile keeps its core until the call is done). With `clear`, they are emptied.
+    private static func states(in table: UnsafeMutablePointer<CNuma_slot_table>, clear: Bool)
+        -> [(owner: any SlotOwner, state: UnsafeMutableRawPointer)] {
+        var found: [(owner: any SlotOwner, state: UnsafeMutableRawPointer)] = []
+        for slot in 1..<owners.count {
+            let state = CNuma_slot_get(table, slot)
+            guard !isEmpty(state), let owner = owners[slot] else { continue }
+            found.append((owner, state))
+            if clear { CNuma_slot_set(table, slot, nil) }
+        }
+        return found
+    }
+
+    /// The calling thread exits: every pool retires its state. A pool used while another
+    /// retires (an object's deinit freeing a block, say) installs state again, and the key's
+    /// destructor runs again for it.
+    private static func threadExit() {
+        let found = withLock {
+            let found = states(in: CNuma_slots_self(), clear: true)
+            CNuma_slots_unlink()
+            return found
+        }
+        for (owner, state) in found { owner.retire(state) }
+    }
+
+    /// The calling thread restricted itself to other CPUs.
+    private static func threadMoved() {
+        let found = withLock { states(in: CNuma_slots_self(), clear: false) }
+        for (owner, state) in found { owner.threadMoved(state) }
+    }
+
+    /// In a fork child: the pools write off the state of the threads that were not copied.
+    /// Cheap when there is nothing to do (one relaxed load); the pools call it on their slow
+    /// paths and before a snapshot.
+    @inline(__always)
+    static func reapIfForked() {
+        if CNuma_slots_have_dead() != 0 { reap() }
+    }
+
+    private static func reap() {
+        let found = withLock {
+            var found: [(owner: any SlotOwner, state: UnsafeMutableRawPointer)] = []
+            while let table = CNuma_slots_next_dead(nil) {
+                found += states(in: table, clear: true)
+                CNuma_slots_forget_dead(table)
+            }
+            return found
+        }
+        for (owner, state) in found { owner.writeOff(state) }
+    }
+}

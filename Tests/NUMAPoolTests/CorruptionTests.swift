@@ -1,0 +1,246 @@
+import Foundation
+import NUMA
+import NUMAPool
+import Testing
+
+/// A pointer given back that is not a live block of the pool stops the program with a message
+/// naming the pool and the address. Each case runs in a child process (an exit test); the
+/// child prints the address it gives back on its first line, so that the check can find it in
+/// the message.
+@Suite("A pointer that is not a live block stops the program")
+struct CorruptionTests {
+    /// Checks that the child failed and its message names the pool and the address.
+    static func expectStop(_ result: ExitTest.Result?, reason: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        guard let result else { return }
+        let output = String(decoding: result.standardOutputContent, as: UTF8.self)
+        let errors = String(decoding: result.standardErrorContent, as: UTF8.self)
+        let address = output.split(separator: "\n").first.map(String.init) ?? "?"
+        #expect(errors.contains("pool under test"), "the message names the pool: \(errors)", sourceLocation: sourceLocation)
+        #expect(errors.contains("deallocate(\(address))"), "the message names \(address): \(errors)", sourceLocation: sourceLocation)
+        #expect(errors.contains(reason), "the message says why: \(errors)", sourceLocation: sourceLocation)
+    }
+
+    static let observed: [any PartialKeyPath<ExitTest.Result> & Sendable] = [\.standardOutputContent, \.standardErrorContent]
+
+    @Test("local: a block given back twice")
+    func localDoubleFree() async {
+        let result = await #expect(processExitsWith: .failure, observing: Self.observed) {
+            let pool = try LocalPool(blockSize: 64, capacityPerNode: 1 << 20, name: "pool under test")
+            let a = try pool.allocate()
+            show(a)
+            pool.deallocate(a)
+            pool.deallocate(a)
+            // What the old code did next: the same address handed out twice.
+            let x = try pool.allocate(), y = try pool.allocate()
+            print(x == y ? "handed out twice" : "distinct")
+        }
+        Self.expectStop(result, reason: "double free")
+    }
+
+    @Test("local: a block given back twice with others in between")
+    func localDoubleFreeLater() async {
+        let result = await #expect(processExitsWith: .failure, observing: Self.observed) {
+            let pool = try LocalPool(blockSize: 64, capacityPerNode: 1 << 20, name: "pool under test")
+            let a = try pool.allocate(), b = try pool.allocate(), c = try pool.allocate()
+            show(a)
+            pool.deallocate(a)
+            pool.deallocate(b)
+            pool.deallocate(c)
+            pool.deallocate(a)
+        }
+        Self.expectStop(result, reason: "double free")
+    }
+
+    @Test("local: a block given back twice by two threads, the second through its fast path")
+    func localDoubleFreeAcrossThreads() async {
+        let result = await #expect(processExitsWith: .failure, observing: Self.observed) {
+            let pool = try LocalPool(blockSize: 64, capacityPerNode: 1 << 20, name: "pool under test")
+            let helper = try Helper()
+            try helper.run { pool.deallocate(try pool.allocate()) }  // its cache is bound to the arena
+            let a = try pool.allocate()
+            show(a)
+            pool.deallocate(a)
+            try helper.run { pool.deallocate(a) }
+        }
+        Self.expectStop(result, reason: "double free")
+    }
+
+    @Test("local: a block given back again after a trim, through another thread's fast path")
+    func localDoubleFreeAfterTrim() async {
+        let result = await #expect(processExitsWith: .failure, observing: Self.observed) {
+            // Refills of one block, so that each thread's cache holds what the test says.
+            let pool = try LocalPool(blockSize: 64, capacityPerNode: 1 << 20, cacheCapacity: 2, name: "pool under test")
+            let helper = try Helper()
+            let a = try pool.allocate()
+            show(a)
+            // The helper's cache is bound to the arena and knows `a` as carved; it gives its
+            // own block back while `a` is out, so the arena cannot trim yet.
+            try helper.run {
+                pool.deallocate(try pool.allocate())
+                pool.trim()
+            }
+            pool.deallocate(a)
+            // Every block is home: the arena's memory goes back to the kernel (the free
+            // marker with it) and nothing counts as carved any more.
+            pool.trim()
+            guard pool.statistics().bytesReserved == 0 else { exit(2) }
+            try helper.run { pool.deallocate(a) }
+        }
+        Self.expectStop(result, reason: "given back before a trim")
+    }
+
+    @Test("local: a pointer into a live block")
+    func localInterior() async {
+        let result = await #expect(processExitsWith: .failure, observing: Self.observed) {
+            let pool = try LocalPool(blockSize: 64, capacityPerNode: 1 << 20, name: "pool under test")
+            let a = try pool.allocate()
+            show(a + 8)
+            pool.deallocate(a + 8)
+        }
+        Self.expectStop(result, reason: "points 8 bytes into the block")
+    }
+
+    @Test("local: a 16-byte aligned pointer into a live block")
+    func localInteriorAligned() async {
+        let result = await #expect(processExitsWith: .failure, observing: Self.observed) {
+            let pool = try LocalPool(blockSize: 64, capacityPerNode: 1 << 20, name: "pool under test")
+            let a = try pool.allocate()
+            show(a + 16)
+            pool.deallocate(a + 16)
+        }
+        Self.expectStop(result, reason: "points 16 bytes into the block")
+    }
+
+    @Test("local: a block carved for a thread's cache but never handed out")
+    func localCarvedNotHandedOut() async {
+        let result = await #expect(processExitsWith: .failure, observing: Self.observed) {
+            let pool = try LocalPool(blockSize: 64, capacityPerNode: 1 << 20, name: "pool under test")
+            let a = try pool.allocate()
+            show(a + 64 * 10)
+            pool.deallocate(a + 64 * 10)
+        }
+        Self.expectStop(result, reason: "already given back")
+    }
+
+    @Test("local: an address in the arena never carved")
+    func localNeverCarved() async {
+        let result = await #expect(processExitsWith: .failure, observing: Self.observed) {
+            let pool = try LocalPool(blockSize: 64, capacityPerNode: 1 << 20, name: "pool under test")
+            let a = try pool.allocate()
+            show(a + 64 * 1000)
+            pool.deallocate(a + 64 * 1000)
+        }
+        Self.expectStop(result, reason: "not a block this pool has handed out")
+    }
+
+    @Test("local: memory that is not the pool's")
+    func localForeign() async {
+        let result = await #expect(processExitsWith: .failure, observing: Self.observed) {
+            let pool = try LocalPool(blockSize: 64, capacityPerNode: 1 << 20, name: "pool under test")
+            let foreign = malloc(64)!
+            show(foreign)
+            pool.deallocate(foreign)
+        }
+        Self.expectStop(result, reason: "is not memory of this pool")
+    }
+
+    @Test("global: a block given back twice")
+    func globalDoubleFree() async {
+        let result = await #expect(processExitsWith: .failure, observing: Self.observed) {
+            let pool = try GlobalPool(blockSize: 64, capacity: 1 << 20, name: "pool under test")
+            let a = try pool.allocate()
+            show(a)
+            pool.deallocate(a)
+            pool.deallocate(a)
+        }
+        Self.expectStop(result, reason: "double free")
+    }
+
+    @Test("global: a pointer into a live block")
+    func globalInterior() async {
+        let result = await #expect(processExitsWith: .failure, observing: Self.observed) {
+            let pool = try GlobalPool(blockSize: 48, capacity: 1 << 20, name: "pool under test")
+            let a = try pool.allocate()
+            show(a + 16)
+            pool.deallocate(a + 16)
+        }
+        Self.expectStop(result, reason: "points 16 bytes into the block")
+    }
+
+    @Test("global: an address never handed out")
+    func globalNeverHandedOut() async {
+        let result = await #expect(processExitsWith: .failure, observing: Self.observed) {
+            let pool = try GlobalPool(blockSize: 64, capacity: 1 << 20, name: "pool under test")
+            let a = try pool.allocate()
+            show(a + 64 * 10)
+            pool.deallocate(a + 64 * 10)
+        }
+        Self.expectStop(result, reason: "not a block this pool has handed out")
+    }
+
+    @Test("global: memory that is not the pool's")
+    func globalForeign() async {
+        let result = await #expect(processExitsWith: .failure, observing: Self.observed) {
+            let pool = try GlobalPool(blockSize: 64, capacity: 1 << 20, name: "pool under test")
+            var local = 0
+            withUnsafeMutablePointer(to: &local) { pointer in
+                show(UnsafeMutableRawPointer(pointer))
+                pool.deallocate(UnsafeMutableRawPointer(pointer))
+            }
+        }
+        Self.expectStop(result, reason: "is not memory of this pool")
+    }
+
+    @Test("an object pool that ends while a lease is out")
+    func leaseOutlivesPool() async {
+        await #expect(processExitsWith: .failure) {
+            let backing = try LocalPool(blockSize: 16, capacityPerNode: 1 << 20)
+            var pool: ObjectPool<Int>? = try ObjectPool(backing: backing, factory: { 0 }, reset: { $0 = 0 })
+            let lease = try pool!.lease()
+            pool = nil
+            lease.release()
+        }
+    }
+}
+
+/// A second thread that runs closures handed to it, one at a time, and keeps its pool caches
+/// between them.
+final class Helper: @unchecked Sendable {
+    // @unchecked: `work` is written by the caller before `go` is signalled and read by the
+    // thread after it waits on `go`; `done` orders `failure` back.
+    private let go = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
+    private var work: (() throws -> Void)?
+    private var failure: (any Error)?
+    private var thread: PinnedThread<Void>?
+
+    init() throws {
+        thread = try PinnedThread(cpus: Topology.current.allowedCPUs) { [unowned(unsafe) self] in
+            while true {
+                go.wait()
+                guard let work else { return }
+                do { try work() } catch { failure = error }
+                done.signal()
+            }
+        }
+    }
+
+    func run(_ body: @escaping () throws -> Void) throws {
+        work = body
+        go.signal()
+        done.wait()
+        if let failure { throw failure }
+    }
+
+    deinit {
+        work = nil
+        go.signal()
+        _ = try? thread?.join()
+    }
+}
+
+/// Writes the address to standard output as the pools' messages write it (0x and lowercase
+/// hex), unbuffered, so that it is out before the program stops.
+func show(_ pointer: UnsafeRawPointer) {
+    let line = "0x" + String(UInt(bitPattern: pointer), radix: 16) + "\n"
+    _ = line.utf8CString.withUnsafeBufferPointer { write(1, $0.baseAddress, $0.count - 1) }
+}

@@ -1,0 +1,144 @@
+import NUMA
+@testable import NUMAPool
+import Testing
+
+/// Statistics read while threads run hold their invariants in every snapshot.
+@Suite("Snapshots while threads run")
+struct SnapshotTests {
+    /// The invariants of one snapshot, and of it against the one before; nil when they hold.
+    static func problem(_ stats: PoolStatistics, after previous: PoolStatistics?) -> String? {
+        let shown = "gets \(stats.gets) puts \(stats.puts) hits \(stats.hits) misses \(stats.misses) in use \(stats.bytesInUse) reserved \(stats.bytesReserved)"
+        if stats.hits > stats.gets || stats.misses > stats.gets || stats.hits + stats.misses != stats.gets {
+            return "hits and misses do not add up to gets: \(shown)"
+        }
+        if stats.puts > stats.gets { return "more puts than gets: \(shown)" }
+        if stats.bytesInUse < 0 || stats.bytesInUse > stats.bytesReserved { return "in use outside 0...reserved: \(shown)" }
+        if stats.reuseRate < 0 || stats.reuseRate > 1 { return "reuse rate \(stats.reuseRate): \(shown)" }
+        if let previous, stats.gets < previous.gets || stats.puts < previous.puts || stats.misses < previous.misses {
+            return "a counter went back: \(shown) after gets \(previous.gets) puts \(previous.puts) misses \(previous.misses)"
+        }
+        return nil
+    }
+
+    /// Runs `workers` until `snapshots` snapshots were read and checked, then `finish`.
+    static func check(snapshots: Int, read: () -> PoolStatistics, workers: [@Sendable (StopFlag) throws -> Void],
+                      finish: () -> Void = {}) throws {
+        let stop = StopFlag()
+        let threads = try workers.map { work in try PinnedThread(cpus: Topology.current.allowedCPUs) { try work(stop) } }
+        var problems: [String] = []
+        var previous: PoolStatistics?
+        for _ in 0..<snapshots {
+            let stats = read()
+            if let problem = problem(stats, after: previous) { problems.append(problem) }
+            previous = stats
+        }
+        stop.set()
+        for thread in threads { try thread.join() }
+        finish()
+        #expect(problems.isEmpty, "\(problems.count) of \(snapshots) snapshots broke an invariant; first: \(problems.first ?? "")")
+        #expect((previous?.gets ?? 0) > 0, "the workers ran")
+    }
+
+    /// A queue of blocks from one thread to another.
+    final class Handoff: Sendable {
+        private let blocks = Locked<[UInt]>([])
+        func put(_ block: UnsafeMutableRawPointer) { blocks.withLock { $0.append(UInt(bitPattern: block)) } }
+        func take() -> [UnsafeMutableRawPointer] {
+            blocks.withLock { blocks in
+                defer { blocks.removeAll(keepingCapacity: true) }
+                return blocks.map { UnsafeMutableRawPointer(bitPattern: $0)! }
+            }
+        }
+    }
+
+    /// One thread takes blocks, fresh and reused, and hands most to another, which gives them
+    /// back (puts on another thread than the gets), keeps some for a while, and trims. The
+    /// second closure gives back what is left in the hand-off once both threads ended.
+    static func producerConsumer(_ pool: some BlockPool, rounds: Int = 1 << 30)
+        -> (workers: [@Sendable (StopFlag) throws -> Void], finish: () -> Void) {
+        let handoff = Handoff()
+        let workers: [@Sendable (StopFlag) throws -> Void] = [
+            { stop in
+                var round = 0
+                var kept: [UnsafeMutableRawPointer] = []
+                while !stop.isSet && round < rounds {
+                    round += 1
+                    for i in 0..<(round % 97) {
+                        guard let block = try? pool.allocate() else { break }
+                        if i % 4 == 0 { kept.append(block) } else { handoff.put(block) }
+                    }
+                    if kept.count > 2000 {
+                        for block in kept { pool.deallocate(block) }
+                        kept.removeAll(keepingCapacity: true)
+                    }
+                }
+                for block in kept { pool.deallocate(block) }
+            },
+            { stop in
+                var round = 0
+                while !stop.isSet {
+                    round += 1
+                    for block in handoff.take() { pool.deallocate(block) }
+                    if round % 64 == 0 { pool.trim() }
+                }
+            },
+        ]
+        return (workers, { for block in handoff.take() { pool.deallocate(block) } })
+    }
+
+    @Test("LocalPool: fresh and reused gets, puts on another thread, trims")
+    func local() throws {
+        let pool = try LocalPool(blockSize: 64, capacityPerNode: 32 << 20, cacheCapacity: 16)
+        let work = Self.producerConsumer(pool)
+        try Self.check(snapshots: 5000, read: pool.statistics, workers: work.workers, finish: work.finish)
+        let end = pool.statistics()
+        #expect(end.gets == end.puts, "every block went back")
+        #expect(end.bytesInUse == 0)
+    }
+
+    @Test("LocalPool: fresh gets only (the case that once showed misses > gets)")
+    func localFresh() throws {
+        let pool = try LocalPool(blockSize: 64, capacityPerNode: 256 << 20, cacheCapacity: 8)
+        let fill: @Sendable (StopFlag) throws -> Void = { stop in
+            var held: [UnsafeMutableRawPointer] = []
+            while !stop.isSet, let block = try? pool.allocate() { held.append(block) }
+            for block in held { pool.deallocate(block) }
+        }
+        try Self.check(snapshots: 20000, read: pool.statistics, workers: [fill, fill])
+    }
+
+    @Test("GlobalPool: gets and puts on different threads")
+    func global() throws {
+        let pool = try GlobalPool(blockSize: 64, capacity: 32 << 20)
+        let work = Self.producerConsumer(pool)
+        try Self.check(snapshots: 5000, read: pool.statistics, workers: work.workers, finish: work.finish)
+        #expect(pool.statistics().bytesInUse == 0)
+    }
+
+    @Test("ObjectPool: leases on two threads, some escaping")
+    func objects() throws {
+        final class Item { var value = 0 }
+        let backing = try LocalPool(blockSize: 16, capacityPerNode: 16 << 20, cacheCapacity: 8)
+        let pool = try ObjectPool(backing: backing, maxIdle: 64, cacheCapacity: 4, factory: { Item() }, reset: { $0.value = 0 })
+        let work: @Sendable (StopFlag) throws -> Void = { stop in
+            var round = 0
+            var escaped: [Item] = []
+            while !stop.isSet {
+                round += 1
+                var leases: [Item] = []
+                for _ in 0..<(round % 13) {
+                    try pool.withObject { item in
+                        item.value = round
+                        if round % 7 == 0 { leases.append(item) }
+                    }
+                }
+                escaped = leases
+            }
+            _ = escaped
+        }
+        try Self.check(snapshots: 5000, read: pool.statistics, workers: [work, work])
+        let end = pool.statistics()
+        #expect(end.gets == end.puts)
+        #expect(end.escaped > 0)
+    }
+}
