@@ -5,8 +5,19 @@ import NUMAPool
 /// The allocators `membench alloc` compares.
 public enum AllocStrategy: String, Sendable, Codable, CaseIterable {
     case local, global
+    /// An `ObjectPool` of small class objects on a `LocalPool`: lease, touch, release.
+    case object
     /// The process's malloc/free: glibc's, or whichever `LD_PRELOAD` puts in front.
     case malloc
+}
+
+/// The object `membench alloc --allocators object` leases: a small class, as a service would
+/// pool (the counterpart of a pointer in Go's sync.Pool). Each lease touches it; the reset
+/// clears it. Internal, so that the optimiser sees every access to `length` and needs no
+/// dynamic exclusivity check (a public class's stored properties get one per access).
+final class PooledObject {
+    var length = 0
+    var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
 }
 
 /// Parameters of an allocator throughput run.
@@ -133,23 +144,47 @@ public enum AllocBenchmark {
                 throw MembenchError.from(error)
             }
             return try drive(Pool(pool), strategy: strategy, cpus: cpus, options: options)
+        case .object:
+            let objects: ObjectPool<PooledObject>
+            do {
+                let backing = try LocalPool(blockSize: options.blockSize, capacityPerNode: options.capacity, nodes: nodes,
+                                            topology: topology)
+                objects = try ObjectPool(backing: backing, factory: { PooledObject() }, reset: { $0.length = 0 })
+            } catch {
+                throw MembenchError.from(error)
+            }
+            return try drive(Objects(pool: objects), strategy: strategy, cpus: cpus, options: options)
         case .malloc:
             return try drive(Malloc(size: options.blockSize), strategy: strategy, cpus: cpus, options: options)
         }
     }
 
-    /// What a worker takes blocks from and gives them back to. The workers are generic over it,
-    /// so that each allocator's calls are direct, with nothing shared between threads in the
-    /// loop but the allocator itself (no existential, no reference counting per batch).
+    /// What a worker measures. Each allocator runs its own loop, generic over nothing, so that
+    /// its calls are direct, with nothing shared between threads in the loop but the allocator
+    /// itself (no existential, no reference counting per batch).
     protocol Allocator: Sendable {
-        func allocate() throws(PoolError) -> UnsafeMutableRawPointer
-        func deallocate(_ block: UnsafeMutableRawPointer)
+        /// Bytes of scratch memory that hold a batch of what the allocator hands out.
+        func scratchBytes(batch: Int) -> Int
+        /// `rounds` rounds of `batch` gets and then `batch` puts (a batch of 1 is a get+put
+        /// pair), holding the batch in `scratch`.
+        func cycle(rounds: Int, batch: Int, scratch: UnsafeMutableRawPointer) throws(PoolError)
+        /// Takes `batch` and holds them in `scratch`; on a failure, gives back what it took and
+        /// throws.
+        func take(_ batch: Int, into scratch: UnsafeMutableRawPointer) throws(PoolError)
+        /// Gives back the `batch` that `take` holds.
+        func giveBack(_ batch: Int, from scratch: UnsafeMutableRawPointer)
         /// After a worker's loop: what the thread still holds goes back.
         func finish()
         func statistics() -> PoolStatistics?
     }
 
-    struct Pool<P: BlockPool>: Allocator {
+    /// An allocator of raw blocks: the pools and malloc.
+    protocol BlockAllocator: Allocator {
+        func allocate() throws(PoolError) -> UnsafeMutableRawPointer
+        func deallocate(_ block: UnsafeMutableRawPointer)
+    }
+
+    struct Pool<P: BlockPool>: BlockAllocator {
         let pool: P
         init(_ pool: P) { self.pool = pool }
         @inline(__always) func allocate() throws(PoolError) -> UnsafeMutableRawPointer { try pool.allocate() }
@@ -159,7 +194,7 @@ public enum AllocBenchmark {
     }
 
     /// The process's malloc(3) and free(3).
-    struct Malloc: Allocator {
+    struct Malloc: BlockAllocator {
         let size: Int
         @inline(__always) func allocate() throws(PoolError) -> UnsafeMutableRawPointer {
             guard let block = malloc(size) else { throw .invalidArgument("malloc(\(size)) failed") }
@@ -168,6 +203,48 @@ public enum AllocBenchmark {
         @inline(__always) func deallocate(_ block: UnsafeMutableRawPointer) { free(block) }
         func finish() {}
         func statistics() -> PoolStatistics? { nil }
+    }
+
+    /// Leases of an `ObjectPool`, each touching its object.
+    struct Objects: Allocator {
+        let pool: ObjectPool<PooledObject>
+
+        func scratchBytes(batch: Int) -> Int { batch * MemoryLayout<Lease<PooledObject>>.stride }
+
+        func cycle(rounds: Int, batch: Int, scratch: UnsafeMutableRawPointer) throws(PoolError) {
+            if batch == 1 {
+                for _ in 0..<rounds {
+                    let lease = try pool.lease()
+                    lease.value.length &+= 1
+                    lease.release()
+                }
+            } else {
+                for _ in 0..<rounds {
+                    try take(batch, into: scratch)
+                    giveBack(batch, from: scratch)
+                }
+            }
+        }
+
+        func take(_ batch: Int, into scratch: UnsafeMutableRawPointer) throws(PoolError) {
+            let leases = scratch.assumingMemoryBound(to: Lease<PooledObject>.self)
+            for i in 0..<batch {
+                do throws(PoolError) {
+                    (leases + i).initialize(to: try pool.lease())
+                    leases[i].value.length &+= 1
+                } catch {
+                    leases.deinitialize(count: i)
+                    throw error
+                }
+            }
+        }
+
+        func giveBack(_ batch: Int, from scratch: UnsafeMutableRawPointer) {
+            scratch.assumingMemoryBound(to: Lease<PooledObject>.self).deinitialize(count: batch)
+        }
+
+        func finish() {}
+        func statistics() -> PoolStatistics? { pool.statistics() }
     }
 
     static func drive<A: Allocator>(_ allocator: A, strategy: AllocStrategy, cpus: [Int],
@@ -184,10 +261,9 @@ public enum AllocBenchmark {
             do {
                 workers.append(try PinnedThread(cpus: [cpu]) { () throws -> (UInt64, Double, PoolStatistics?) in
                     // Cache-line aligned and padded, so that threads never share a line here.
-                    let bytes = (batch * 8 + 63) / 64 * 64
-                    let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-                    defer { raw.deallocate() }
-                    let held = raw.bindMemory(to: UnsafeMutableRawPointer.self, capacity: batch)
+                    let bytes = (allocator.scratchBytes(batch: batch) + 63) / 64 * 64
+                    let scratch = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+                    defer { scratch.deallocate() }
                     start.arriveAndWait()
                     var pairs: UInt64 = 0
                     let began = monotonicNanoseconds()
@@ -199,10 +275,7 @@ public enum AllocBenchmark {
                     let rounds = max(1, 256 / batch)
                     do throws(PoolError) {
                         while now < deadline {
-                            for _ in 0..<rounds {
-                                for i in 0..<batch { held[i] = try allocator.allocate() }
-                                for i in 0..<batch { allocator.deallocate(held[i]) }
-                            }
+                            try allocator.cycle(rounds: rounds, batch: batch, scratch: scratch)
                             pairs &+= UInt64(batch * rounds)
                             now = monotonicNanoseconds()
                         }
@@ -210,13 +283,11 @@ public enum AllocBenchmark {
                         failure = error
                     }
                     // Every thread arrives at both lines, even after a failure, so none waits forever.
-                    var taken = 0
+                    var holds = false
                     if failure == nil {
                         do throws(PoolError) {
-                            while taken < batch {
-                                held[taken] = try allocator.allocate()
-                                taken += 1
-                            }
+                            try allocator.take(batch, into: scratch)
+                            holds = true
                         } catch {
                             failure = error
                         }
@@ -224,7 +295,7 @@ public enum AllocBenchmark {
                     holding.arriveAndWait()
                     let statistics = index == 0 ? allocator.statistics() : nil
                     read.arriveAndWait()
-                    for i in 0..<taken { allocator.deallocate(held[i]) }
+                    if holds { allocator.giveBack(batch, from: scratch) }
                     allocator.finish()
                     if let failure { throw failure }
                     return (pairs, Double(now - began) / 1e9, statistics)
@@ -356,5 +427,46 @@ public enum AllocBenchmark {
                 ("bytes_peak", stats.map { .int($0.bytesPeak) } ?? .string("")),
             ] + Record.environmentFields(environment))
         }
+    }
+}
+
+extension AllocBenchmark.BlockAllocator {
+    func scratchBytes(batch: Int) -> Int { batch * MemoryLayout<UnsafeMutableRawPointer>.stride }
+
+    @inline(__always)
+    func cycle(rounds: Int, batch: Int, scratch: UnsafeMutableRawPointer) throws(PoolError) {
+        let held = scratch.assumingMemoryBound(to: UnsafeMutableRawPointer.self)
+        if batch == 1 {
+            // A get+put pair: the block is given back from a register, as in a caller's code,
+            // not loaded back from `held`; storing it there keeps it escaping, so that the
+            // compiler cannot drop a malloc/free pair whose block is never used.
+            for _ in 0..<rounds {
+                let block = try allocate()
+                held[0] = block
+                deallocate(block)
+            }
+        } else {
+            for _ in 0..<rounds {
+                for i in 0..<batch { held[i] = try allocate() }
+                for i in 0..<batch { deallocate(held[i]) }
+            }
+        }
+    }
+
+    func take(_ batch: Int, into scratch: UnsafeMutableRawPointer) throws(PoolError) {
+        let held = scratch.assumingMemoryBound(to: UnsafeMutableRawPointer.self)
+        for i in 0..<batch {
+            do throws(PoolError) {
+                held[i] = try allocate()
+            } catch {
+                for j in 0..<i { deallocate(held[j]) }
+                throw error
+            }
+        }
+    }
+
+    func giveBack(_ batch: Int, from scratch: UnsafeMutableRawPointer) {
+        let held = scratch.assumingMemoryBound(to: UnsafeMutableRawPointer.self)
+        for i in 0..<batch { deallocate(held[i]) }
     }
 }

@@ -168,14 +168,15 @@ struct CLITests {
         let output = try CLI.run(["alloc", "--duration", "0.2", "--threads", "1,2", "--csv", csv])
         #expect(output.status == 0, "\(output.stderr)")
         let rows = try CLI.rows(csv)
-        #expect(rows.count == 6)
-        #expect(Set(rows.compactMap { $0["strategy"] }) == ["local", "global", "malloc"])
-        #expect(rows.compactMap { $0["threads"] }.sorted() == ["1", "1", "1", "2", "2", "2"])
+        #expect(rows.count == 8)
+        #expect(Set(rows.compactMap { $0["strategy"] }) == ["local", "global", "object", "malloc"])
+        #expect(rows.compactMap { $0["threads"] }.sorted() == ["1", "1", "1", "1", "2", "2", "2", "2"])
         for row in rows {
             #expect(Double(row["pairs_per_s"] ?? "") ?? 0 > 0)
             guard row["strategy"] != "malloc" else { continue }
             #expect(Double(row["reuse_rate"] ?? "") ?? 0 > 0.9)
-            // The statistics are read while every thread holds one batch of 32 64-byte blocks.
+            // The statistics are read while every thread holds one batch of 32 64-byte blocks (the
+            // object pool: 32 leases, each object in a block of its backing pool).
             let threads = try #require(Int(row["threads"] ?? ""))
             let inUse = try #require(Int(row["bytes_in_use"] ?? "")), reserved = try #require(Int(row["bytes_reserved"] ?? ""))
             #expect(inUse == threads * 32 * 64)
