@@ -64,7 +64,8 @@ void CNuma_lock_destroy(CNuma_lock *lock) {
 const uint64_t CNuma_empty_state[32] __attribute__((aligned(64))) = {0};
 
 __thread CNuma_slot_table CNuma_slots __attribute__((tls_model("initial-exec"))) = {
-    .entries = { [0 ... CNUMA_SLOT_COUNT - 1] = (void *)CNuma_empty_state },
+    .active = { [0 ... CNUMA_SLOT_COUNT - 1] = (void *)CNuma_empty_state },
+    .home = { [0 ... CNUMA_SLOT_COUNT - 1] = (void *)CNuma_empty_state },
 };
 
 // Linked tables, and tables of threads lost in a fork; both under CNuma_slots_lock.

@@ -32,18 +32,23 @@ void CNuma_lock_destroy(CNuma_lock *_Nonnull lock);
 
 // MARK: per-thread slot tables
 
-/// Slots per thread: how many pools may keep per-thread state at once.
-enum { CNUMA_SLOT_COUNT = 512 };
+/// Slots per thread: how many pools may keep per-thread state at once (slot 0 is never used).
+enum { CNUMA_SLOT_COUNT = 256 };
 
-/// One thread's table of per-thread pool state: `entries[slot]` is the state of the pool that
-/// holds `slot`, or `CNuma_empty_state`. An initial-exec thread-local, so that a pool's fast
+/// One thread's table of per-thread pool state. `home[slot]` is the state of the pool that
+/// holds `slot`, or `CNuma_empty_state`; only the owning thread uses it, but for a pool's end,
+/// the thread's exit and a fork child. `active[slot]` is what the pool's fast path reads: the
+/// same state, or `CNuma_empty_state` after another thread deactivated it (`LocalPool.trim()`
+/// does, so that every thread looks at the arena again before it takes or accepts a block);
+/// the owner's next slow path activates it again. An initial-exec thread-local, so that a fast
 /// path reaches its state with one %fs-relative load and no call. Every entry of a new thread
 /// starts at `CNuma_empty_state`, never NULL, so the fast path needs no NULL test: an empty
 /// state reads as a cache with nothing in it and no room, which sends every operation to the
 /// slow path. Tables that hold state are linked into a process-wide list under
 /// `CNuma_slots_lock`, so that a pool that ends can clear its slot in every thread.
 typedef struct CNuma_slot_table {
-    void *_Nonnull entries[CNUMA_SLOT_COUNT];
+    void *_Nonnull active[CNUMA_SLOT_COUNT];
+    void *_Nonnull home[CNUMA_SLOT_COUNT];
     struct CNuma_slot_table *_Nullable prev;
     struct CNuma_slot_table *_Nullable next;
     int linked;
@@ -54,8 +59,11 @@ extern __thread CNuma_slot_table CNuma_slots __attribute__((tls_model("initial-e
 /// 256 zero bytes, aligned to a cache line: the state of a slot that holds none. Read-only.
 extern const uint64_t CNuma_empty_state[32] __attribute__((aligned(64)));
 
-/// The calling thread's state in `slot` (never NULL). Inline: one %fs-relative load.
-static inline void *_Nonnull CNuma_slot(intptr_t slot) { return CNuma_slots.entries[slot]; }
+/// The calling thread's active state in `slot` (never NULL): a relaxed atomic load, which on
+/// x86-64 is one %fs-relative `mov`. Inline.
+static inline void *_Nonnull CNuma_slot(intptr_t slot) {
+    return __atomic_load_n(&CNuma_slots.active[slot], __ATOMIC_RELAXED);
+}
 
 /// Whether `state` is `CNuma_empty_state`.
 static inline int CNuma_slot_is_empty(const void *_Nonnull state) { return state == (const void *)CNuma_empty_state; }
@@ -63,14 +71,27 @@ static inline int CNuma_slot_is_empty(const void *_Nonnull state) { return state
 /// The calling thread's table.
 static inline CNuma_slot_table *_Nonnull CNuma_slots_self(void) { return &CNuma_slots; }
 
-/// Entry `slot` of `table`.
+/// The home entry `slot` of `table`.
 static inline void *_Nonnull CNuma_slot_get(const CNuma_slot_table *_Nonnull table, intptr_t slot) {
-    return table->entries[slot];
+    return table->home[slot];
 }
 
-/// Sets entry `slot` of `table`; NULL means `CNuma_empty_state`.
+/// Sets entry `slot` of `table`, home and active; NULL means `CNuma_empty_state`.
 static inline void CNuma_slot_set(CNuma_slot_table *_Nonnull table, intptr_t slot, void *_Nullable state) {
-    table->entries[slot] = state ? state : (void *)CNuma_empty_state;
+    void *value = state ? state : (void *)CNuma_empty_state;
+    table->home[slot] = value;
+    __atomic_store_n(&table->active[slot], value, __ATOMIC_RELAXED);
+}
+
+/// Makes the calling thread's home state in `slot` active again.
+static inline void CNuma_slot_activate(intptr_t slot) {
+    __atomic_store_n(&CNuma_slots.active[slot], CNuma_slots.home[slot], __ATOMIC_RELAXED);
+}
+
+/// Deactivates entry `slot` of `table` (any thread): its fast path sees an empty state until
+/// its owner activates it again.
+static inline void CNuma_slot_deactivate(CNuma_slot_table *_Nonnull table, intptr_t slot) {
+    __atomic_store_n(&table->active[slot], (void *)CNuma_empty_state, __ATOMIC_RELAXED);
 }
 
 /// Guards the list of tables and the pools' slot registry; the first lock in fork order.

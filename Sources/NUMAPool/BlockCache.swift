@@ -9,9 +9,9 @@ public import Atomics
 ///   the number of the arena's blocks this cache knows to be carved (blocks past it go to the
 ///   slow path, which looks again). The pool's constants are copied into every cache so that
 ///   a fast path reads them as memory operands off the one register that holds the cache
-///   (kept in the pool object, a caller's loop spills them). Only the owning thread writes
-///   line 1, except `limit`, which `trim()` on another thread may lower, so it is read and
-///   written atomically.
+///   (kept in the pool object, a caller's loop spills them). Only the owning thread touches
+///   line 1: a trim on another thread, which makes `limit` stale, deactivates the cache's slot
+///   entry instead (`CNuma_slot_deactivate`), and the owner's slow path refreshes it.
 /// - Line 2, the counters (relaxed atomic stores by the owner; snapshots read them from any
 ///   thread): gets and puts on every call, misses, fallbacks and remote returns on the slow
 ///   paths. Hits are gets − misses.

@@ -1,7 +1,5 @@
-// Public: the inlined fast paths read the thread's slot table (CNuma) and count with
-// relaxed atomics (Atomics).
+// Public: the inlined fast paths read the thread's slot table (CNuma).
 public import CNuma
-public import Atomics
 import NUMA
 
 /// The NUMA-aware strategy: one arena per node, bound to that node, and a bounded cache per
@@ -108,12 +106,15 @@ public final class LocalPool: BlockPool {
                                      inverse: cache.load(fromByteOffset: BlockCache.inverse, as: UInt64.self),
                                      shift: marker)
         let count = cache.load(fromByteOffset: BlockCache.count, as: Int.self)
-        if _fastPath(index < BlockCache.atomic(cache, BlockCache.limit).load(ordering: .relaxed)
+        if _fastPath(index < cache.load(fromByteOffset: BlockCache.limit, as: UInt64.self)
                      && count < cache.load(fromByteOffset: BlockCache.capacity, as: Int.self)
                      && block.load(as: UInt64.self) != marker) {
             block.storeBytes(of: marker, as: UInt64.self)
             BlockCache.setBlock(cache, at: count, block)
-            cache.storeBytes(of: count &+ 1, toByteOffset: BlockCache.count, as: Int.self)
+            // Read again rather than reuse `count`: after the two stores the compiler cannot
+            // assume it unchanged, so the load, add and store become one `inc` of memory.
+            cache.storeBytes(of: cache.load(fromByteOffset: BlockCache.count, as: Int.self) &+ 1,
+                             toByteOffset: BlockCache.count, as: Int.self)
             BlockCache.bumpReleasing(cache, BlockCache.puts)
             return
         }

@@ -102,10 +102,14 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
 
     // MARK: Thread caches
 
-    /// The calling thread's cache, made and installed on first use.
+    /// The calling thread's cache, made and installed on first use. If a trim deactivated it,
+    /// it is active again and looks at its arena again (after the activation, so that a trim
+    /// that comes between is seen by the next call).
     func ownCache() -> UnsafeMutableRawPointer {
-        let cache = CNuma_slot(slot)
-        return ThreadSlots.isEmpty(cache) ? makeCache() : cache
+        guard let cache = ThreadSlots.ownState(slot) else { return makeCache() }
+        let arena = arena(of: cache)
+        if arena >= 0 { refreshLimit(cache, arena: arena) }
+        return cache
     }
 
     private func makeCache() -> UnsafeMutableRawPointer {
@@ -115,7 +119,6 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
         for offset in stride(from: BlockCache.gets, to: BlockCache.gets + 64, by: 8) {
             (cache + offset).bindMemory(to: UInt64.AtomicRepresentation.self, capacity: 1)
         }
-        (cache + BlockCache.limit).bindMemory(to: UInt64.AtomicRepresentation.self, capacity: 1)
         BlockCache.setInt(cache, BlockCache.capacity, cacheCapacity)
         cache.storeBytes(of: blockGuard.inverse, toByteOffset: BlockCache.inverse, as: UInt64.self)
         cache.storeBytes(of: blockGuard.marker, toByteOffset: BlockCache.marker, as: UInt64.self)
@@ -136,7 +139,7 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
     }
 
     private func refreshLimit(_ cache: UnsafeMutableRawPointer, arena: Int) {
-        BlockCache.atomic(cache, BlockCache.limit).store(UInt64(arenas[arena].carvedBlocks), ordering: .relaxed)
+        cache.storeBytes(of: UInt64(arenas[arena].carvedBlocks), toByteOffset: BlockCache.limit, as: UInt64.self)
     }
 
     /// Gives everything the cache holds of its arena back to it: the stack and the fresh run.
@@ -309,17 +312,18 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
     }
 
     /// The calling thread's cache goes back, then every arena with nothing out gives its
-    /// memory back to the kernel; every cache then forgets what it knew was carved in it.
+    /// memory back to the kernel. What the caches knew to be carved is then stale: this
+    /// thread's cache forgets it, and every other thread's cache is deactivated, so that its
+    /// next call looks at the arena again before it accepts a block.
     func trim() {
         ThreadSlots.reapIfForked()
-        let cache = CNuma_slot(slot)
-        if !ThreadSlots.isEmpty(cache) { flush(cache) }
+        let cache = ThreadSlots.ownState(slot)
+        if let cache { flush(cache) }
         var trimmed = false
         for arena in arenas where arena.trim() { trimmed = true }
         if trimmed {
-            registry.withLock { registry in
-                for cache in registry.caches { BlockCache.atomic(cache, BlockCache.limit).store(0, ordering: .relaxed) }
-            }
+            if let cache { cache.storeBytes(of: 0, toByteOffset: BlockCache.limit, as: UInt64.self) }
+            ThreadSlots.deactivateOthers(slot)
         }
     }
 

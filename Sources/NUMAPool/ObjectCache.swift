@@ -137,8 +137,7 @@ final class ObjectPoolCore: SlotOwner, @unchecked Sendable {
 
     /// The calling thread's cache, made on first use for the partition the thread is on.
     private func ownCache() -> UnsafeMutableRawPointer {
-        let cache = CNuma_slot(slot)
-        guard ThreadSlots.isEmpty(cache) else { return cache }
+        if let cache = ThreadSlots.ownState(slot) { return cache }
         let bytes = ObjectCache.size(capacity: cacheCapacity)
         let made = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         made.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)

@@ -98,6 +98,28 @@ enum ThreadSlots {
         if pthread_getspecific(exitKey) == nil { pthread_setspecific(exitKey, UnsafeRawPointer(bitPattern: 1)) }
     }
 
+    /// The calling thread's state in `slot`, made active again if a trim deactivated it; nil
+    /// when the thread has none.
+    static func ownState(_ slot: Int) -> UnsafeMutableRawPointer? {
+        let home = CNuma_slot_get(CNuma_slots_self(), slot)
+        guard !isEmpty(home) else { return nil }
+        if CNuma_slot(slot) != home { CNuma_slot_activate(slot) }
+        return home
+    }
+
+    /// Deactivates `slot` in every other thread's table: their next call on the pool takes the
+    /// slow path, which activates it again (`ownState`).
+    static func deactivateOthers(_ slot: Int) {
+        withLock {
+            let own = CNuma_slots_self()
+            var table = CNuma_slots_next(nil)
+            while let current = table {
+                if current != own { CNuma_slot_deactivate(current, slot) }
+                table = CNuma_slots_next(current)
+            }
+        }
+    }
+
     /// Whether `state` is the empty state (the entry holds none).
     @inline(__always)
     static func isEmpty(_ state: UnsafeMutableRawPointer) -> Bool { CNuma_slot_is_empty(state) != 0 }

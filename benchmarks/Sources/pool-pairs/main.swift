@@ -1,26 +1,17 @@
-// A fixed number of get+put pairs through one allocator, in one out-of-line function per
-// allocator, so that `valgrind --tool=callgrind --toggle-collect=<function>` counts exactly the
-// instructions of the loop: benchmarks/run divides them by the number of pairs.
+// Get+put pairs through one allocator, for counting instructions with callgrind.
 //
-//   pool-pairs local|global|object|malloc PAIRS BATCH (object: BATCH is 1)
+//   pool-pairs local|object|malloc ITERATIONS
+//
+// One get+put pair per iteration, in an out-of-line function per allocator (`localPairs`,
+// `objectPairs`, `mallocPairs`), so that `valgrind --tool=callgrind --toggle-collect=<function>`
+// counts the loop alone. benchmarks/run counts ITERATIONS and 2 × ITERATIONS in two runs; the
+// difference over ITERATIONS is the loop's instructions per iteration, without the one-time
+// set-up of the first call. Of those, three are the loop's own (count down, branch out, jump
+// back); results/instructions.txt shows the loop. The malloc loop stores each block to memory
+// before freeing it, which keeps the compiler from dropping a malloc/free pair whose block is
+// never used (one more instruction per pair).
 import Foundation
 import NUMAPool
-
-@inline(never)
-func localPairs(_ pool: LocalPool, pairs: Int, batch: Int, held: UnsafeMutablePointer<UnsafeMutableRawPointer>) throws {
-    for _ in 0..<(pairs / batch) {
-        for i in 0..<batch { held[i] = try pool.allocate() }
-        for i in 0..<batch { pool.deallocate(held[i]) }
-    }
-}
-
-@inline(never)
-func globalPairs(_ pool: GlobalPool, pairs: Int, batch: Int, held: UnsafeMutablePointer<UnsafeMutableRawPointer>) throws {
-    for _ in 0..<(pairs / batch) {
-        for i in 0..<batch { held[i] = try pool.allocate() }
-        for i in 0..<batch { pool.deallocate(held[i]) }
-    }
-}
 
 /// A small class, as `membench alloc --allocators object` leases.
 final class Item {
@@ -29,8 +20,13 @@ final class Item {
 }
 
 @inline(never)
-func objectPairs(_ pool: ObjectPool<Item>, pairs: Int) throws {
-    for _ in 0..<pairs {
+func localPairs(_ pool: LocalPool, _ iterations: Int) throws {
+    for _ in 0..<iterations { pool.deallocate(try pool.allocate()) }
+}
+
+@inline(never)
+func objectPairs(_ pool: ObjectPool<Item>, _ iterations: Int) throws {
+    for _ in 0..<iterations {
         let lease = try pool.lease()
         lease.value.length &+= 1
         lease.release()
@@ -38,38 +34,44 @@ func objectPairs(_ pool: ObjectPool<Item>, pairs: Int) throws {
 }
 
 @inline(never)
-func mallocPairs(size: Int, pairs: Int, batch: Int, held: UnsafeMutablePointer<UnsafeMutableRawPointer>) {
-    for _ in 0..<(pairs / batch) {
-        for i in 0..<batch { held[i] = malloc(size)! }
-        for i in 0..<batch { free(held[i]) }
+func mallocPairs(_ sink: UnsafeMutablePointer<UnsafeMutableRawPointer?>, _ iterations: Int) {
+    for _ in 0..<iterations {
+        let block = malloc(64)
+        sink.pointee = block
+        free(block)
     }
 }
 
-let arguments = CommandLine.arguments
-guard arguments.count == 4, let pairs = Int(arguments[2]), let batch = Int(arguments[3]), batch > 0, pairs >= batch else {
-    FileHandle.standardError.write("usage: pool-pairs local|global|object|malloc PAIRS BATCH\n".data(using: .utf8)!)
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write((message + "\n").data(using: .utf8)!)
     exit(64)
 }
-let held = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: batch)
-let start = ContinuousClock.now
+
+let arguments = CommandLine.arguments
+guard arguments.count == 3, let iterations = Int(arguments[2]), iterations > 0 else {
+    fail("usage: pool-pairs local|object|malloc ITERATIONS")
+}
+func timed(_ body: () throws -> Void) rethrows -> Double {
+    let start = ContinuousClock.now
+    try body()
+    let elapsed = ContinuousClock.now - start
+    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+}
+var seconds = 0.0
 switch arguments[1] {
 case "local":
     let pool = try LocalPool(blockSize: 64, capacityPerNode: 64 << 20)
-    try localPairs(pool, pairs: batch, batch: batch, held: held)  // warm: the cache fills once
-    try localPairs(pool, pairs: pairs, batch: batch, held: held)
-case "global":
-    let pool = try GlobalPool(blockSize: 64, capacity: 64 << 20)
-    try globalPairs(pool, pairs: pairs, batch: batch, held: held)
+    seconds = try timed { try localPairs(pool, iterations) }
 case "object":
     let pool = try ObjectPool(backing: LocalPool(blockSize: 64, capacityPerNode: 64 << 20), factory: { Item() },
                               reset: { $0.length = 0 })
-    try objectPairs(pool, pairs: 1)
-    try objectPairs(pool, pairs: pairs)
+    seconds = try timed { try objectPairs(pool, iterations) }
 case "malloc":
-    mallocPairs(size: 64, pairs: pairs, batch: batch, held: held)
+    let sink = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: 1)
+    seconds = timed { mallocPairs(sink, iterations) }
 default:
-    FileHandle.standardError.write("pool-pairs: unknown allocator \(arguments[1])\n".data(using: .utf8)!)
-    exit(64)
+    fail("pool-pairs: unknown allocator \(arguments[1])")
 }
-let elapsed = ContinuousClock.now - start
-print("\(arguments[1]),\(pairs),\(batch),\(Double(elapsed.components.attoseconds) / 1e18 + Double(elapsed.components.seconds))")
+// ns per pair (wall clock, including the first call's set-up; the instruction counts come
+// from callgrind).
+print("\(arguments[1]),\(iterations),\(seconds / Double(iterations) * 1e9)")
