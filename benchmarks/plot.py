@@ -64,7 +64,9 @@ def percentile_curves():
 
 
 def allocator_bars():
-    data = [r for r in rows("alloc-summary.csv") if r.get("batch") == "32"]
+    # The pools and glibc from the plain process; every other malloc from its own process.
+    data = [r for r in rows("alloc-summary.csv") if r.get("batch") == "32"
+            and (r["process"] == "glibc" or r["allocator"].startswith("malloc"))]
     if not data:
         return
     names = list(dict.fromkeys(r["allocator"] for r in data))
