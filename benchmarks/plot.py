@@ -26,7 +26,7 @@ def save(figure, name):
 
 
 def latency_by_size():
-    data = [r for r in rows("latency-sweep.csv") if r["thread"] == "total"]
+    data = [r for r in rows("latency-sweep.csv") if r.get("scope", r["thread"]) == "total"]
     if not data:
         return
     figure, axis = plt.subplots(figsize=(7, 4.2))
@@ -44,7 +44,7 @@ def latency_by_size():
 
 
 def percentile_curves():
-    data = [r for r in rows("latency-sweep.csv") if r["thread"] == "total"]
+    data = [r for r in rows("latency-sweep.csv") if r.get("scope", r["thread"]) == "total"]
     if not data:
         return
     size = max(int(r["size_bytes"]) for r in data if int(r["size_bytes"]) <= 256 << 20)

@@ -82,6 +82,12 @@ public struct AllocSummary: Sendable {
 /// Measures get+put throughput of the pools against malloc/free.
 public enum AllocBenchmark {
     public static func run(_ options: AllocOptions, topology: Topology = .current) throws(MembenchError) -> [AllocResult] {
+        for (flag, values) in [("--allocators", options.strategies.map(\.rawValue)), ("--threads", options.threadCounts.map(String.init))] {
+            var seen = Set<String>()
+            for value in values where !seen.insert(value).inserted {
+                throw .usage(flag: flag, reason: "\(value) is given twice")
+            }
+        }
         guard options.blockSize >= 1 && options.blockSize <= 1 << 30 else {
             throw .usage(flag: "--block-size", reason: "must be between 1 byte and 1GiB, got \(options.blockSize)")
         }
@@ -89,21 +95,29 @@ public enum AllocBenchmark {
             throw .usage(flag: "--batch", reason: "must be between 1 and 1048576, got \(options.batch)")
         }
         guard options.duration > 0 && options.duration <= 3600 else {
-            throw .usage(flag: "--duration", reason: "must be between 0 and 3600 seconds, got \(options.duration)")
+            throw .usage(flag: "--duration", reason: "must be more than 0 seconds and at most 3600, got \(options.duration)")
         }
         guard options.rounds >= 1 && options.rounds <= 1000 else {
             throw .usage(flag: "--rounds", reason: "must be between 1 and 1000, got \(options.rounds)")
         }
+        let pools = options.strategies.contains { $0 != .malloc }
+        if pools {
+            // Every thread holds a batch at once, in the pool of its node.
+            let block = (options.blockSize + 15) / 16 * 16
+            guard options.capacity >= block else {
+                throw .usage(flag: "--block-size", reason: "\(ByteSize.format(options.blockSize)) does not fit the pools' --capacity of \(ByteSize.format(options.capacity)) per node")
+            }
+        }
         var placements: [(cpus: [Int], nodes: NodeSet)] = []
         for threads in options.threadCounts {
-            var probe = RunOptions()
-            probe.threads = threads
-            probe.placement = options.placement
-            probe.size = options.blockSize * options.batch
-            probe.stride = 8
-            probe.tlbLocality = 0
-            let run = try probe.resolve(topology: topology)
-            placements.append((run.cpus, run.poolNodes))
+            let placement = try options.placement.resolve(threads: threads, needsMemory: pools, topology: topology)
+            if pools {
+                let available = placement.poolNodes.reduce(UInt64(0)) { $0 + (topology.node($1)?.memoryAvailable ?? 0) }
+                if UInt64(options.capacity) > available {
+                    throw .refused("--capacity: \(ByteSize.format(options.capacity)) per node is more than nodes \(placement.poolNodes) have available (\(available >> 20) MiB, \(topology.availableMemorySource))")
+                }
+            }
+            placements.append((placement.cpus, placement.poolNodes))
         }
         // Every round measures each allocator at each thread count once, so that the rows a ratio
         // compares (an allocator against malloc, 2 threads against 1) are measured seconds
@@ -264,17 +278,24 @@ public enum AllocBenchmark {
                     let bytes = (allocator.scratchBytes(batch: batch) + 63) / 64 * 64
                     let scratch = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
                     defer { scratch.deallocate() }
+                    // One untimed batch first: the pools fault the memory of a batch in on first
+                    // use, which is set-up, not throughput.
+                    var failure: PoolError?
+                    do throws(PoolError) {
+                        try allocator.cycle(rounds: 1, batch: batch, scratch: scratch)
+                    } catch {
+                        failure = error
+                    }
                     start.arriveAndWait()
                     var pairs: UInt64 = 0
                     let began = monotonicNanoseconds()
                     let deadline = began + UInt64(duration * 1e9)
                     var now = began
-                    var failure: PoolError?
                     // The clock is read once per 256 pairs or more, so that small batches
                     // time the allocator rather than clock_gettime(2).
                     let rounds = max(1, 256 / batch)
                     do throws(PoolError) {
-                        while now < deadline {
+                        while failure == nil && now < deadline {
                             try allocator.cycle(rounds: rounds, batch: batch, scratch: scratch)
                             pairs &+= UInt64(batch * rounds)
                             now = monotonicNanoseconds()
@@ -413,18 +434,18 @@ public enum AllocBenchmark {
                 ("round", .int(result.round)),
                 ("block_bytes", .int(options.blockSize)),
                 ("batch", .int(options.batch)),
-                ("cpunodebind", .string(options.placement.cpunodebind?.description ?? "")),
+                ("cpunodebind", .string(options.placement.cpunodebind?.description)),
                 ("duration_s", .double(result.seconds)),
                 ("pairs", .int(Int(result.pairs))),
                 ("ns_per_pair", .double(result.nanosecondsPerPair)),
                 ("pairs_per_s", .double(result.pairsPerSecond)),
-                ("reuse_rate", stats.map { .double($0.reuseRate) } ?? .string("")),
-                ("fresh_rate", stats.map { .double($0.freshAllocationRate) } ?? .string("")),
-                ("remote_returns", stats.map { .int(Int($0.remoteReturns)) } ?? .string("")),
-                ("fragmentation", stats.map { .double($0.fragmentation) } ?? .string("")),
-                ("bytes_reserved", stats.map { .int($0.bytesReserved) } ?? .string("")),
-                ("bytes_in_use", stats.map { .int($0.bytesInUse) } ?? .string("")),
-                ("bytes_peak", stats.map { .int($0.bytesPeak) } ?? .string("")),
+                ("reuse_rate", stats.map { .double($0.reuseRate) } ?? .null),
+                ("fresh_rate", stats.map { .double($0.freshAllocationRate) } ?? .null),
+                ("remote_returns", .int(stats.map { Int($0.remoteReturns) })),
+                ("fragmentation", stats.map { .double($0.fragmentation) } ?? .null),
+                ("bytes_reserved", .int(stats?.bytesReserved)),
+                ("bytes_in_use", .int(stats?.bytesInUse)),
+                ("bytes_peak", .int(stats?.bytesPeak)),
             ] + Record.environmentFields(environment))
         }
     }

@@ -30,12 +30,14 @@ final class MemorySource: Sendable {
     static func make(for run: ResolvedRun, topology: Topology) throws(MembenchError) -> MemorySource {
         let options = run.options
         let blocks = max(1, run.size / run.groupBytes)
+        // The pools hand out blocks in multiples of 16 bytes: a group of 8 takes a block of 16.
+        let blockBytes = (run.groupBytes + 15) / 16 * 16
         switch options.strategy {
         case .direct:
             return MemorySource(.direct)
         case .local:
             // Each arena reserves room for every thread it may serve, plus a refill batch.
-            let perNode = blocks * run.cpus.count * run.groupBytes + 64 * run.groupBytes
+            let perNode = blocks * run.cpus.count * blockBytes + 64 * blockBytes
             let smallest = run.poolNodes.compactMap { topology.node($0)?.memoryTotal }.min() ?? 0
             let capacity = Int(min(UInt64(perNode), smallest))
             do {
@@ -47,7 +49,7 @@ final class MemorySource: Sendable {
                 throw MembenchError.from(error)
             }
         case .global:
-            let capacity = blocks * run.cpus.count * run.groupBytes
+            let capacity = blocks * run.cpus.count * blockBytes
             let placement: GlobalPool.Placement = options.placement.interleave.map { .interleave($0) } ?? .firstTouch
             let policy = run.policy
             do {

@@ -6,17 +6,25 @@ import NUMA
 /// slots; the remote-access share is the share of slots whose page lies on a node other than
 /// the node of the CPU that chases them. Pages come from move_pages(2) (source `page-placement`).
 public struct PlacementReport: Sendable, Codable, Equatable {
-    /// Pages per node.
-    public var pagesPerNode: [Int: Int]
+    /// The node of every page that holds slots, by the page's address: a page shared by
+    /// several groups (blocks smaller than a page), or by several threads, counts once.
+    public var pageNodes: [Int: Int]
     /// Slots per node.
     public var slotsPerNode: [Int: Int]
     /// Slots on pages with no node (never touched or not queryable).
     public var unplacedSlots: Int
 
-    public init(pagesPerNode: [Int: Int] = [:], slotsPerNode: [Int: Int] = [:], unplacedSlots: Int = 0) {
-        self.pagesPerNode = pagesPerNode
+    public init(pageNodes: [Int: Int] = [:], slotsPerNode: [Int: Int] = [:], unplacedSlots: Int = 0) {
+        self.pageNodes = pageNodes
         self.slotsPerNode = slotsPerNode
         self.unplacedSlots = unplacedSlots
+    }
+
+    /// Distinct pages per node.
+    public var pagesPerNode: [Int: Int] {
+        var counts: [Int: Int] = [:]
+        for node in pageNodes.values { counts[node, default: 0] += 1 }
+        return counts
     }
 
     /// Queries the pages of every group and counts the chain's slots on each node.
@@ -40,7 +48,7 @@ public struct PlacementReport: Sendable, Codable, Equatable {
             let start = firstPage + index * page
             let slots = slotsBelow(start + page) - slotsBelow(max(start, Int(base)))
             if node >= 0 {
-                pagesPerNode[Int(node), default: 0] += 1
+                if slots > 0 { pageNodes[start] = Int(node) }
                 slotsPerNode[Int(node), default: 0] += slots
             } else {
                 unplacedSlots += slots
@@ -57,7 +65,7 @@ public struct PlacementReport: Sendable, Codable, Equatable {
     }
 
     public static func + (a: PlacementReport, b: PlacementReport) -> PlacementReport {
-        PlacementReport(pagesPerNode: a.pagesPerNode.merging(b.pagesPerNode, uniquingKeysWith: +),
+        PlacementReport(pageNodes: a.pageNodes.merging(b.pageNodes) { _, latest in latest },
                         slotsPerNode: a.slotsPerNode.merging(b.slotsPerNode, uniquingKeysWith: +),
                         unplacedSlots: a.unplacedSlots + b.unplacedSlots)
     }

@@ -56,8 +56,9 @@ public struct RunOptions: Sendable, Codable, Equatable {
     public var threads = 1
     /// Bytes between slots of the chain.
     public var stride = 256
-    /// Bytes of each TLB-locality group; 0 makes the whole buffer one group (fully random).
-    public var tlbLocality = 256 << 10
+    /// Bytes of each TLB-locality group; 0 makes the whole buffer one group (fully random);
+    /// nil takes `defaultTLBLocality` rounded up to a multiple of the stride.
+    public var tlbLocality: Int?
     public var pageMode: PageMode = .base
     public var pattern: ChasePattern = .chase
     /// Seconds of timed samples, unless `samples` is set.
@@ -82,9 +83,19 @@ public struct RunOptions: Sendable, Codable, Equatable {
         return max(4 * llc, 256 << 20)
     }
 
+    /// multichase's default group: 256 KiB.
+    public static let defaultTLBLocality = 256 << 10
+
+    /// The TLB-locality group in effect: as given, or the default rounded up to a multiple of
+    /// the stride.
+    public var effectiveTLBLocality: Int {
+        tlbLocality ?? (Self.defaultTLBLocality + stride - 1) / stride * stride
+    }
+
     /// The TLB-locality group size in effect for a buffer of `size` bytes.
     public func groupBytes(for size: Int) -> Int {
-        let group = tlbLocality == 0 ? size : min(tlbLocality, size)
+        let locality = effectiveTLBLocality
+        let group = locality == 0 ? size : min(locality, size)
         return max(stride, group / stride * stride)
     }
 }

@@ -15,48 +15,37 @@ public struct ResolvedRun: Sendable {
     public let poolNodes: NodeSet
 }
 
-extension RunOptions {
-    /// Checks every option, returning a one-line error that names the flag.
-    public func resolve(topology: Topology = .current) throws(MembenchError) -> ResolvedRun {
-        let placement = self.placement
-        let memoryFlags = [("--membind", placement.membind != nil), ("--interleave", placement.interleave != nil),
-                           ("--preferred", placement.preferred != nil), ("--localalloc", placement.localalloc)]
+/// Where a run's threads and memory go, resolved from the placement flags.
+public struct ResolvedPlacement: Sendable {
+    /// The CPU each worker thread is pinned to.
+    public let cpus: [Int]
+    /// The memory policy applied to every worker (nil: inherited).
+    public let policy: MemoryPolicy?
+    /// The nodes the run's memory may come from.
+    public let memoryNodes: NodeSet
+    /// The nodes a local pool gets arenas on.
+    public let poolNodes: NodeSet
+}
+
+extension PlacementOptions {
+    /// Checks the flags and picks CPUs for `threads` workers. With `needsMemory` false (a run
+    /// of malloc alone) the memory flags must be absent and no node information is needed.
+    public func resolve(threads: Int, needsMemory: Bool = true,
+                        topology: Topology = .current) throws(MembenchError) -> ResolvedPlacement {
+        let memoryFlags = [("--membind", membind != nil), ("--interleave", interleave != nil),
+                           ("--preferred", preferred != nil), ("--localalloc", localalloc)]
             .filter(\.1).map(\.0)
         if memoryFlags.count > 1 {
             throw .usage(flag: memoryFlags[0], reason: "conflicts with \(memoryFlags[1]); give one memory policy")
         }
-        if placement.cpunodebind != nil && placement.physcpubind != nil {
+        if cpunodebind != nil && physcpubind != nil {
             throw .usage(flag: "--cpunodebind", reason: "conflicts with --physcpubind; give one CPU placement")
         }
         guard threads >= 1 && threads <= 4096 else {
             throw .usage(flag: "--threads", reason: "must be between 1 and 4096, got \(threads)")
         }
-        guard stride >= 8 && stride % 8 == 0 && stride <= 1 << 20 else {
-            throw .usage(flag: "--stride", reason: "must be a multiple of 8 between 8 and 1MiB, got \(stride)")
-        }
-        guard tlbLocality == 0 || (tlbLocality >= stride && tlbLocality % stride == 0) else {
-            throw .usage(flag: "--tlb-locality", reason: "must be 0 (fully random) or a multiple of the stride \(stride), got \(tlbLocality)")
-        }
-        guard loadsPerSample >= 256 && loadsPerSample <= 1 << 30 else {
-            throw .usage(flag: "--loads-per-sample", reason: "must be at least 256, got \(loadsPerSample)")
-        }
-        if let samples, samples < 1 || samples > 1 << 40 {
-            throw .usage(flag: "--samples", reason: "must be positive, got \(samples)")
-        }
-        guard duration > 0 && duration <= 86_400 else {
-            throw .usage(flag: "--duration", reason: "must be between 0 and 86400 seconds, got \(duration)")
-        }
-        guard warmup >= 0 && warmup <= 3600 else {
-            throw .usage(flag: "--warmup", reason: "must be between 0 and 3600 seconds, got \(warmup)")
-        }
-        let size = self.size ?? RunOptions.defaultSize(topology: topology)
-        guard size >= stride else {
-            throw .usage(flag: "--size", reason: "must be at least the stride (\(stride) bytes), got \(size)")
-        }
-
         // Memory nodes named by the flags must exist (usage), be allowed and have memory (refused).
-        for (flag, nodes) in [("--membind", placement.membind), ("--interleave", placement.interleave),
-                              ("--preferred", placement.preferred.map { NodeSet([$0]) })] {
+        for (flag, nodes) in [("--membind", membind), ("--interleave", interleave), ("--preferred", preferred.map { NodeSet([$0]) })] {
             guard let nodes else { continue }
             do {
                 try topology.validate(nodes, operation: flag)
@@ -67,13 +56,13 @@ extension RunOptions {
 
         // CPUs: the flags' set, else the process's own.
         var cpuSet = topology.allowedCPUs
-        if let nodes = placement.cpunodebind {
+        if let nodes = cpunodebind {
             do {
                 cpuSet = try ThreadAffinity.cpus(ofNodes: nodes, topology: topology)
             } catch {
                 throw MembenchError.from(error, flag: "--cpunodebind")
             }
-        } else if let cpus = placement.physcpubind {
+        } else if let cpus = physcpubind {
             guard !cpus.isEmpty else { throw .usage(flag: "--physcpubind", reason: "the CPU list is empty") }
             for cpu in cpus where !topology.allowedCPUs.contains(cpu) {
                 if topology.node(ofCPU: cpu) == nil {
@@ -86,24 +75,20 @@ extension RunOptions {
         guard threads <= cpuSet.count else {
             throw .usage(flag: "--threads", reason: "\(threads) threads but only \(cpuSet.count) CPUs to run them on (\(cpuSet))")
         }
-        let cpus = Self.spread(cpuSet, count: threads, topology: topology)
+        let cpus = RunOptions.spread(cpuSet, count: threads, topology: topology)
 
-        // Memory: what the run needs against what the candidate nodes have free.
-        let policy = placement.memoryPolicy
+        let policy = memoryPolicy
+        guard needsMemory else {
+            return ResolvedPlacement(cpus: cpus, policy: policy, memoryNodes: [], poolNodes: [])
+        }
         let memoryNodes: NodeSet = {
             switch policy {
             case .bind(let nodes)?, .interleave(let nodes)?: return nodes
             case .preferred?, .local?, nil: return topology.bindableNodes
             }
         }()
-        let free = memoryNodes.reduce(UInt64(0)) { $0 + (topology.node($1)?.memoryFree ?? 0) }
-        let needed = UInt64(size) * UInt64(threads)
-        if needed > free {
-            throw .refused("--size: \(ByteSize.format(size)) x \(threads) threads needs \(ByteSize.format(needed)), but nodes \(memoryNodes) have \(free >> 20) MiB free")
-        }
-        if let free = pageMode.freeHugePages, let granule = Optional(pageMode.placementGranule),
-           free * granule < Int(needed) {
-            throw .refused("--page-size \(pageMode.rawValue): \(Int(needed) / granule) huge pages needed, \(free) free (see /proc/sys/vm/nr_hugepages)")
+        guard !memoryNodes.isEmpty else {
+            throw .refused("no node with memory is known or allowed for this process (is /sys/devices/system/node readable?)")
         }
         let poolNodes: NodeSet = {
             switch policy {
@@ -112,8 +97,53 @@ extension RunOptions {
             case .local?, nil: return topology.bindableNodes
             }
         }()
-        return ResolvedRun(options: self, size: size, groupBytes: groupBytes(for: size), cpus: cpus,
-                           policy: policy, poolNodes: poolNodes)
+        return ResolvedPlacement(cpus: cpus, policy: policy, memoryNodes: memoryNodes, poolNodes: poolNodes)
+    }
+}
+
+extension RunOptions {
+    /// Checks every option, returning a one-line error that names the flag.
+    public func resolve(topology: Topology = .current) throws(MembenchError) -> ResolvedRun {
+        guard stride >= 8 && stride % 8 == 0 && stride <= 1 << 20 else {
+            throw .usage(flag: "--stride", reason: "must be a multiple of 8 between 8 and 1MiB, got \(stride)")
+        }
+        if let tlbLocality, tlbLocality != 0 && (tlbLocality < stride || tlbLocality % stride != 0) {
+            throw .usage(flag: "--tlb-locality", reason: "\(ByteSize.format(tlbLocality)) is not a multiple of --stride \(ByteSize.format(stride)); give a multiple of it, or 0 for fully random")
+        }
+        guard loadsPerSample >= 256 && loadsPerSample <= 1 << 30 else {
+            throw .usage(flag: "--loads-per-sample", reason: "must be at least 256, got \(loadsPerSample)")
+        }
+        if let samples, samples < 1 || samples > 1 << 40 {
+            throw .usage(flag: "--samples", reason: "must be positive, got \(samples)")
+        }
+        guard duration > 0 && duration <= 86_400 else {
+            throw .usage(flag: "--duration", reason: "must be more than 0 seconds and at most 86400, got \(duration)")
+        }
+        guard warmup >= 0 && warmup <= 3600 else {
+            throw .usage(flag: "--warmup", reason: "must be between 0 and 3600 seconds, got \(warmup)")
+        }
+        let size = self.size ?? RunOptions.defaultSize(topology: topology)
+        guard size >= stride else {
+            throw .usage(flag: "--size", reason: "must be at least the stride (\(stride) bytes), got \(size)")
+        }
+        let resolved = try placement.resolve(threads: threads, topology: topology)
+
+        // Memory: what the run needs against what the candidate nodes can hand out.
+        let available = resolved.memoryNodes.reduce(UInt64(0)) { $0 + (topology.node($1)?.memoryAvailable ?? 0) }
+        let (needed, overflow) = UInt64(size).multipliedReportingOverflow(by: UInt64(threads))
+        if overflow || needed > available {
+            throw .refused("--size: \(ByteSize.format(size)) x \(threads) threads needs \(overflow ? "more than 16EiB" : ByteSize.format(needed)), but nodes \(resolved.memoryNodes) have \(available >> 20) MiB available (\(topology.availableMemorySource))")
+        }
+        if let free = pageMode.freeHugePages {
+            // Each thread's buffer is its own mapping, rounded up to whole huge pages.
+            let granule = pageMode.placementGranule
+            let pages = (size + granule - 1) / granule * threads
+            if free < pages {
+                throw .refused("--page-size \(pageMode.rawValue): \(pages) huge pages needed, \(free) free (see /proc/sys/vm/nr_hugepages)")
+            }
+        }
+        return ResolvedRun(options: self, size: size, groupBytes: groupBytes(for: size), cpus: resolved.cpus,
+                           policy: resolved.policy, poolNodes: resolved.poolNodes)
     }
 
     /// `count` CPUs from `set`, taking nodes in turn, so that two threads over two nodes land

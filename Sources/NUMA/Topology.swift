@@ -12,8 +12,14 @@ public struct Node: Hashable, Sendable, Codable {
     public let cpus: CPUSet
     /// Total memory in bytes (`numa_node_size64`); 0 for a node without memory.
     public let memoryTotal: UInt64
-    /// Free memory in bytes when the topology was read.
+    /// Free memory in bytes when the topology was read (the node's MemFree).
     public let memoryFree: UInt64
+    /// Memory the kernel can hand out on this node when the topology was read, counting what
+    /// it would reclaim for it: `MemAvailable` of /proc/meminfo on a machine of one node,
+    /// otherwise the node's MemFree plus its file pages and reclaimable kernel memory
+    /// (`/sys/devices/system/node/nodeN/meminfo`). MemFree alone is far below what a node
+    /// can allocate once the page cache has grown.
+    public let memoryAvailable: UInt64
     /// The distance to every node, in the order of `Topology.nodes` (`numa_distance`).
     public let distances: [Int]
 
@@ -173,9 +179,11 @@ public struct Topology: Hashable, Sendable, Codable {
             }
             var free: Int64 = 0
             let total = numa_node_size64(Int32(id), &free)
+            let memoryFree = UInt64(max(0, total > 0 ? free : 0))
             nodes.append(Node(
                 id: id, cpus: cpus,
-                memoryTotal: UInt64(max(0, total)), memoryFree: UInt64(max(0, total > 0 ? free : 0)),
+                memoryTotal: UInt64(max(0, total)), memoryFree: memoryFree,
+                memoryAvailable: total > 0 ? Self.available(node: id, free: memoryFree, nodes: ids.count) : 0,
                 distances: ids.map { Int(numa_distance(Int32(id), Int32($0))) }
             ))
         }
@@ -189,13 +197,27 @@ public struct Topology: Hashable, Sendable, Codable {
                         packages: hwloc.packages, cpuToNode: cpuToNode)
     }
 
+    /// What the figure `Node.memoryAvailable` is, for messages.
+    public var availableMemorySource: String {
+        nodes.count == 1 ? "MemAvailable" : "free plus reclaimable memory"
+    }
+
+    /// `Node.memoryAvailable`: MemAvailable on a one-node machine, else free plus reclaimable.
+    static func available(node: Int, free: UInt64, nodes: Int) -> UInt64 {
+        if nodes == 1, let available = SysFS.meminfo()["MemAvailable"] { return available }
+        let info = SysFS.meminfo("/sys/devices/system/node/node\(node)/meminfo")
+        let reclaimable = ["Active(file)", "Inactive(file)", "KReclaimable"].reduce(UInt64(0)) { $0 + (info[$1] ?? 0) }
+        return free + reclaimable
+    }
+
     /// One node 0 from `/sys/devices/system/cpu/online` and `/proc/meminfo`.
     static func singleNode(allowedCPUs: CPUSet, hwloc: HwlocSummary) -> Topology {
         let online = (try? CPUSet(parsing: SysFS.read("/sys/devices/system/cpu/online") ?? "", all: allowedCPUs))
             ?? allowedCPUs
         let meminfo = SysFS.meminfo()
         let node = Node(id: 0, cpus: online, memoryTotal: meminfo["MemTotal"] ?? 0,
-                        memoryFree: meminfo["MemFree"] ?? 0, distances: [10])
+                        memoryFree: meminfo["MemFree"] ?? 0,
+                        memoryAvailable: meminfo["MemAvailable"] ?? meminfo["MemFree"] ?? 0, distances: [10])
         var cpuToNode = [Int](repeating: -1, count: (online.ids.last ?? 0) + 1)
         for cpu in online { cpuToNode[cpu] = 0 }
         return Topology(nodes: [node], numaAvailable: false, allowedNodes: [0], allowedCPUs: allowedCPUs,
@@ -234,11 +256,12 @@ enum SysFS {
         return String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: "\n ")
     }
 
-    /// `/proc/meminfo` as bytes by key.
-    static func meminfo() -> [String: UInt64] {
+    /// `/proc/meminfo` (or a node's `meminfo`, whose lines start "Node N") as bytes by key.
+    static func meminfo(_ path: String = "/proc/meminfo") -> [String: UInt64] {
         var result: [String: UInt64] = [:]
-        for line in (read("/proc/meminfo") ?? "").split(separator: "\n") {
-            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        for line in (read(path) ?? "").split(separator: "\n") {
+            var fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if fields.first == "Node" { fields.removeFirst(2) }
             guard fields.count >= 2, let value = UInt64(fields[1]) else { continue }
             let key = String(fields[0].dropLast())
             result[key] = fields.count > 2 && fields[2] == "kB" ? value * 1024 : value

@@ -34,7 +34,7 @@ struct AllocCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Blocks taken before they are given back (1 = a get+put pair).")
     var batch = 32
 
-    @Option(parsing: .unconditional, help: "Seconds per allocator and thread count.")
+    @Option(parsing: .unconditional, help: "Seconds per allocator and thread count (more than 0).")
     var duration = 1.0
 
     @Option(parsing: .unconditional,
@@ -61,8 +61,9 @@ struct AllocCommand: ParsableCommand {
         options.rounds = rounds
         options.capacity = capacity.bytes
         options.placement = try placement.resolve()
+        let csv = try output.destination()
         let results = try AllocBenchmark.run(options)
         try output.emit(table: AllocBenchmark.table(results),
-                        records: AllocBenchmark.records(results, options: options, environment: .current()))
+                        records: AllocBenchmark.records(results, options: options, environment: .current()), to: csv)
     }
 }

@@ -19,12 +19,13 @@ struct CompareCommand: ParsableCommand {
         workload.apply(to: &options)
         options.placement = try placement.resolve()
         _ = try options.resolve()  // refuse bad input before any warning is printed
+        let csv = try output.destination()
         warnAboutBalancing()
         let strategies: [PoolStrategy] = direct ? [.local, .global, .direct] : [.local, .global]
         let progress = ProgressLine(expectedSeconds: Double(strategies.count) * (options.duration + options.warmup))
         let results = try Comparison.run(strategies, options: options) { progress.show($0.rawValue, $1) }
         progress.clear()
         try output.emit(table: LatencyReport.describe(results[0]) + LatencyReport.comparison(results),
-                        records: results.flatMap { Record.rows(for: $0, command: "compare") })
+                        records: results.flatMap { Record.rows(for: $0, command: "compare") }, to: csv)
     }
 }

@@ -11,9 +11,17 @@ struct MatrixCommand: ParsableCommand {
     @OptionGroup(title: "Workload") var workload: WorkloadGroup
     @OptionGroup(title: "Output") var output: OutputGroup
 
+    func validate() throws {
+        if workload.threads != 1 {
+            throw ValidationError("--threads: matrix runs one thread per cell, on a CPU of each node; leave it out")
+        }
+    }
+
     func run() throws {
         var options = RunOptions()
         workload.apply(to: &options)
+        _ = try options.resolve()  // refuse bad input before any warning is printed
+        let csv = try output.destination()
         warnAboutBalancing()
         let topology = Topology.current
         let cells = Double(topology.nodes.count * max(1, topology.bindableNodes.count))
@@ -21,7 +29,7 @@ struct MatrixCommand: ParsableCommand {
         let matrix = try LatencyMatrix.run(options) { progress.show("matrix", $0) }
         progress.clear()
         try output.emit(table: matrix.render(), records: matrix.results.flatMap { $0 }.flatMap {
-            Record.rows(for: $0, command: "matrix").filter { $0["thread"] == .string("0") }
-        })
+            Record.rows(for: $0, command: "matrix").filter { $0["thread"] == .int(0) }
+        }, to: csv)
     }
 }

@@ -17,7 +17,9 @@ struct Membench: ParsableCommand {
     )
 
     /// Parses and runs, printing any error as one line: `membench: error: <flag>: <reason>`.
+    /// Every exit is 0, 64 or 1, whatever state the standard streams are in.
     static func main() {
+        StandardStreams.prepare()
         do {
             var command = try parseAsRoot()
             try command.run()
@@ -26,7 +28,11 @@ struct Membench: ParsableCommand {
         } catch {
             let code = exitCode(for: error)
             if code == .success {
-                print(fullMessage(for: error))
+                do {
+                    try StandardStreams.write(fullMessage(for: error) + "\n")
+                } catch {
+                    fail(error.description, code: error.exitCode)
+                }
                 Foundation.exit(0)
             }
             let message = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
@@ -34,8 +40,9 @@ struct Membench: ParsableCommand {
         }
     }
 
+    /// Reports `message` on standard error (if it can be written) and exits with `code`.
     static func fail(_ message: String, code: Int32) -> Never {
-        FileHandle.standardError.write(Data("membench: error: \(message)\n".utf8))
+        StandardStreams.report("membench: error: \(message)\n")
         Foundation.exit(code)
     }
 }

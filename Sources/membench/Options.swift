@@ -78,8 +78,8 @@ struct WorkloadGroup: ParsableArguments {
     @Option(parsing: .unconditional, help: ArgumentHelp("Bytes between chain slots.", valueName: "size"))
     var stride = ByteCount(argument: "256")!
 
-    @Option(name: .customLong("tlb-locality"), parsing: .unconditional, help: ArgumentHelp("Bytes per randomised group; 0 for fully random.", valueName: "size"))
-    var tlbLocality = ByteCount(argument: "256KiB")!
+    @Option(name: .customLong("tlb-locality"), parsing: .unconditional, help: ArgumentHelp("Bytes per randomised group, a multiple of the stride; 0 for fully random (default: 256KiB, rounded up to a multiple of the stride).", valueName: "size"))
+    var tlbLocality: ByteCount?
 
     @Option(name: .customLong("page-size"), parsing: .unconditional, help: "Page backing: 4k, thp, 2m or 1g.")
     var pageSize: PageMode = .base
@@ -87,8 +87,8 @@ struct WorkloadGroup: ParsableArguments {
     @Option(parsing: .unconditional, help: "Walk: chase (random) or sequential.")
     var pattern: ChasePattern = .chase
 
-    @Option(parsing: .unconditional, help: "Seconds of timed samples per strategy.")
-    var duration = 2.0
+    @Option(parsing: .unconditional, help: "Seconds of timed samples per strategy (default: 2).")
+    var duration: Double?
 
     @Option(parsing: .unconditional, help: "A fixed number of samples per thread instead of --duration.")
     var samples: Int?
@@ -109,17 +109,20 @@ struct WorkloadGroup: ParsableArguments {
         if let size, size.bytes <= 0 { throw ValidationError("--size: must be positive") }
         if threads < 1 { throw ValidationError("--threads: must be at least 1, got \(threads)") }
         if let samples, samples < 1 { throw ValidationError("--samples: must be at least 1, got \(samples)") }
-        if !(duration > 0) { throw ValidationError("--duration: must be positive, got \(duration)") }
+        if let duration, !(duration > 0) { throw ValidationError("--duration: must be more than 0 seconds, got \(duration)") }
+        if duration != nil && samples != nil {
+            throw ValidationError("--duration: conflicts with --samples; give a duration or a number of samples")
+        }
     }
 
     func apply(to options: inout RunOptions) {
         options.size = size?.bytes
         options.threads = threads
         options.stride = stride.bytes
-        options.tlbLocality = tlbLocality.bytes
+        options.tlbLocality = tlbLocality?.bytes
         options.pageMode = pageSize
         options.pattern = pattern
-        options.duration = duration
+        options.duration = duration ?? options.duration
         options.samples = samples
         options.warmup = warmup
         options.loadsPerSample = loadsPerSample
@@ -129,16 +132,37 @@ struct WorkloadGroup: ParsableArguments {
 }
 
 struct OutputGroup: ParsableArguments {
-    @Option(parsing: .unconditional, help: ArgumentHelp("Append records to this CSV file (header written when new).", valueName: "file"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Append records to this CSV file (header written when new; a device or pipe takes them as a stream).", valueName: "file"))
     var csv: String?
 
     @Flag(help: "Print the records as JSON instead of the table.")
     var json = false
 
-    /// Prints the table (or JSON), then appends the CSV; a CSV failure comes after the table.
-    func emit(table: String, records: [Record]) throws {
-        print(json ? RecordWriter.json(records) : table, terminator: "")
-        if let csv { try RecordWriter.appendCSV(records, to: csv) }
+    /// The CSV destination, checked: call before the run starts, so that a bad path costs no run.
+    func destination() throws -> CSVDestination? {
+        guard let csv else { return nil }
+        return try CSVDestination(path: csv)
+    }
+
+    /// Prints the table (or JSON), then appends the records to the CSV: the rows are saved
+    /// even when standard output cannot take the table, and a CSV failure comes after the
+    /// table. Either failure is an error; both make one line.
+    func emit(table: String, records: [Record], to destination: CSVDestination?) throws {
+        var failures: [MembenchError] = []
+        do {
+            try StandardStreams.write(json ? RecordWriter.json(records) : table)
+        } catch {
+            failures.append(error)
+        }
+        if let destination {
+            do {
+                try destination.append(records)
+            } catch {
+                failures.append(error)
+            }
+        }
+        if failures.count == 1 { throw failures[0] }
+        if failures.count > 1 { throw MembenchError.refused(failures.map(\.description).joined(separator: "; ")) }
     }
 }
 
@@ -152,12 +176,12 @@ struct ProgressLine: Sendable {
 
     func show(_ label: String, _ fraction: Double) {
         guard enabled else { return }
-        FileHandle.standardError.write(Data(String(format: "\r%@ %3.0f%%", label, min(1, fraction) * 100).utf8))
+        StandardStreams.report(String(format: "\r%@ %3.0f%%", label, min(1, fraction) * 100))
     }
 
     func clear() {
         guard enabled else { return }
-        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        StandardStreams.report("\r\u{1B}[K")
     }
 }
 
@@ -165,6 +189,6 @@ struct ProgressLine: Sendable {
 func warnAboutBalancing() {
     let environment = RunEnvironment.current()
     if environment.numaBalancingOn {
-        FileHandle.standardError.write(Data("membench: warning: NUMA balancing is on (/proc/sys/kernel/numa_balancing=\(environment.numaBalancing)); pages may migrate during the run\n".utf8))
+        StandardStreams.report("membench: warning: NUMA balancing is on (/proc/sys/kernel/numa_balancing=\(environment.numaBalancing)); pages may migrate during the run\n")
     }
 }

@@ -20,11 +20,12 @@ struct RunCommand: ParsableCommand {
         workload.apply(to: &options)
         options.placement = try placement.resolve()
         _ = try options.resolve()  // refuse bad input before any warning is printed
+        let csv = try output.destination()
         warnAboutBalancing()
         let progress = ProgressLine(expectedSeconds: options.duration + options.warmup)
         let result = try LatencyRunner.run(options) { progress.show(pool.rawValue, $0) }
         progress.clear()
         try output.emit(table: LatencyReport.describe(result) + LatencyReport.table(result),
-                        records: Record.rows(for: result, command: "run"))
+                        records: Record.rows(for: result, command: "run"), to: csv)
     }
 }

@@ -13,6 +13,6 @@ struct TopologyCommand: ParsableCommand {
 
     func run() throws {
         let topology = Topology.current
-        print(json ? try TopologyReport.json(topology) : TopologyReport.text(topology), terminator: "")
+        try StandardStreams.write(json ? try TopologyReport.json(topology) : TopologyReport.text(topology))
     }
 }

@@ -128,7 +128,8 @@ struct CLITests {
         let rows = try CLI.rows(csv)
         #expect(rows.count == 2 + 3, "thread and total rows of both runs")
         #expect(rows.map { $0["strategy"] } == ["local", "local", "global", "global", "global"])
-        #expect(rows.map { $0["thread"] } == ["0", "total", "0", "1", "total"])
+        #expect(rows.map { $0["thread"] } == ["0", "", "0", "1", ""])
+        #expect(rows.map { $0["scope"] } == ["thread", "total", "thread", "thread", "total"])
         for row in rows {
             #expect(Double(row["mean_ns"] ?? "") ?? 0 > 0)
             #expect(row["remote_share"] == "0.0000" || Topology.current.nodeCount > 1)
@@ -142,7 +143,9 @@ struct CLITests {
         #expect(json.status == 0)
         let records = try #require(JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
         #expect(records.count == 2)
-        #expect(records[1]["thread"] as? String == "total")
+        #expect(records[1]["scope"] as? String == "total")
+        #expect(records[1]["thread"] is NSNull)
+        #expect(records[0]["thread"] as? Int == 0)
         #expect((records[1]["mean_ns"] as? Double ?? 0) > 0)
         #expect(records[0]["strategy"] as? String == "direct")
     }
@@ -262,12 +265,10 @@ struct CLITests {
         try CLI.run(["run", "--size", "64TiB", "--duration", "0.1"]).expectOneLineError(status: 1, mentioning: "--size")
     }
 
-    @Test("an unwritable CSV path still prints the table, then fails with the write error")
+    @Test("a CSV path that cannot be created is refused before the run")
     func unwritable() throws {
         let output = try CLI.run(["run", "--csv", "/nonexistent-dir/out.csv"] + CLI.quick)
-        #expect(output.status == 1)
-        #expect(output.stdout.contains("total"))
-        #expect(output.stderr.contains("cannot write /nonexistent-dir/out.csv"))
+        output.expectOneLineError(status: 1, mentioning: "/nonexistent-dir/out.csv cannot be created")
     }
 
     @Test("a CSV with other columns is not appended to")
@@ -285,8 +286,9 @@ struct CLITests {
         let csv = CLI.temporaryPath(".csv")
         defer { try? FileManager.default.removeItem(atPath: csv) }
         let record = Record([("name", .string("a, \"b\"")), ("value", .double(1.5))])
-        try RecordWriter.appendCSV([record], to: csv)
-        try RecordWriter.appendCSV([record], to: csv)
+        let destination = try CSVDestination(path: csv)
+        try destination.append([record])
+        try destination.append([record])
         let rows = try CLI.rows(csv)
         #expect(rows.count == 2)
         #expect(rows.allSatisfy { $0["name"] == "a, \"b\"" && $0["value"] == "1.5000" })

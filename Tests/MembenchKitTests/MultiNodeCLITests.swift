@@ -20,7 +20,7 @@ struct MultiNodeCLITests {
     }
 
     static func share(_ row: [String: String]?) -> Double { Double(row?["remote_share"] ?? "") ?? -1 }
-    static func total(_ rows: [[String: String]]) -> [String: String]? { rows.first { $0["thread"] == "total" } }
+    static func total(_ rows: [[String: String]]) -> [String: String]? { rows.first { $0["scope"] == "total" } }
 
     /// The share the page placement predicts for one thread row: pages not on its node.
     static func predicted(_ row: [String: String]) -> (remote: Int, total: Int) {
@@ -39,7 +39,7 @@ struct MultiNodeCLITests {
     func localIsLocal() throws {
         let rows = try Self.rows(["run", "--pool", "local", "--cpunodebind", "0,1", "--threads", "2"])
         #expect(rows.count == 3)
-        #expect(Set(rows.filter { $0["thread"] != "total" }.compactMap { $0["node"] }) == ["0", "1"])
+        #expect(Set(rows.filter { $0["scope"] != "total" }.compactMap { $0["node"] }) == ["0", "1"])
         for row in rows { #expect(Self.share(row) == 0) }
     }
 
@@ -53,7 +53,7 @@ struct MultiNodeCLITests {
     @Test("a global pool over both nodes, read from both: the share the placement predicts")
     func globalMixed() throws {
         let rows = try Self.rows(["run", "--pool", "global", "--membind", "0,1", "--cpunodebind", "0,1", "--threads", "2"])
-        let threads = rows.filter { $0["thread"] != "total" }
+        let threads = rows.filter { $0["scope"] != "total" }
         #expect(threads.count == 2)
         var weighted = 0.0, accesses = 0.0
         for row in threads {

@@ -2,12 +2,19 @@ import CSV
 import Foundation
 import NUMA
 
-/// One value of a record: typed for JSON, printed for CSV.
+/// One value of a record: typed for JSON, printed for CSV. An absent value (and a number that
+/// is not finite) is `null` in JSON and an empty field in CSV.
 public enum RecordValue: Sendable, Equatable, Encodable {
     case int(Int)
     case double(Double)
     case string(String)
     case bool(Bool)
+    case null
+
+    /// `.int`, or `.null` for nil.
+    public static func int(_ value: Int?) -> RecordValue { value.map { .int($0) } ?? .null }
+    /// `.string`, or `.null` for nil.
+    public static func string(_ value: String?) -> RecordValue { value.map { .string($0) } ?? .null }
 
     public var text: String {
         switch self {
@@ -15,6 +22,7 @@ public enum RecordValue: Sendable, Equatable, Encodable {
         case .double(let value): value.isFinite ? String(format: "%.4f", value) : ""
         case .string(let value): value
         case .bool(let value): value ? "true" : "false"
+        case .null: ""
         }
     }
 
@@ -22,7 +30,8 @@ public enum RecordValue: Sendable, Equatable, Encodable {
         var container = encoder.singleValueContainer()
         switch self {
         case .int(let value): try container.encode(value)
-        case .double(let value): try container.encode(value)
+        case .double(let value) where value.isFinite: try container.encode(value)
+        case .double, .null: try container.encodeNil()
         case .string(let value): try container.encode(value)
         case .bool(let value): try container.encode(value)
         }
@@ -74,14 +83,14 @@ extension Record {
             ("page_mode", .string(options.pageMode.rawValue)),
             ("pattern", .string(options.pattern.rawValue)),
             ("policy", .string(placement.memoryPolicy?.description ?? "inherit")),
-            ("membind", .string(placement.membind?.description ?? "")),
-            ("interleave", .string(placement.interleave?.description ?? "")),
-            ("preferred", .string(placement.preferred.map(String.init) ?? "")),
-            ("cpunodebind", .string(placement.cpunodebind?.description ?? "")),
-            ("physcpubind", .string(placement.physcpubind?.description ?? "")),
+            ("membind", .string(placement.membind?.description)),
+            ("interleave", .string(placement.interleave?.description)),
+            ("preferred", .int(placement.preferred)),
+            ("cpunodebind", .string(placement.cpunodebind?.description)),
+            ("physcpubind", .string(placement.physcpubind?.description)),
             ("binding", .string(options.binding.rawValue)),
-            ("duration_s", .double(options.samples == nil ? options.duration : .nan)),
-            ("samples_requested", .int(options.samples ?? 0)),
+            ("duration_s", options.samples == nil ? .double(options.duration) : .null),
+            ("samples_requested", .int(options.samples)),
             ("warmup_s", .double(options.warmup)),
             ("loads_per_sample", .int(options.loadsPerSample)),
             ("seed", .int(Int(truncatingIfNeeded: options.seed))),
@@ -95,7 +104,7 @@ extension Record {
             ("cpu_model", .string(environment.cpuModel)),
             ("node_count", .int(environment.nodeCount)),
             ("thp", .string(environment.transparentHugePages)),
-            ("numa_balancing", .string(environment.numaBalancing)),
+            ("numa_balancing", .int(Int(environment.numaBalancing))),
             ("base_page_bytes", .int(environment.pageSize)),
         ]
     }
@@ -107,9 +116,10 @@ extension Record {
         return (result.threads + [result.total]).map { thread in
             let latency = thread.latency
             let measured: [(name: String, value: RecordValue)] = [
-                ("thread", .string(thread.thread < 0 ? "total" : String(thread.thread))),
-                ("cpu", .string(thread.cpu < 0 ? "" : String(thread.cpu))),
-                ("node", .string(thread.node < 0 ? "" : String(thread.node))),
+                ("scope", .string(thread.thread < 0 ? "total" : "thread")),
+                ("thread", thread.thread < 0 ? .null : .int(thread.thread)),
+                ("cpu", thread.cpu < 0 ? .null : .int(thread.cpu)),
+                ("node", thread.node < 0 ? .null : .int(thread.node)),
                 ("samples", .int(latency.samples)),
                 ("mean_ns", .double(latency.mean)),
                 ("stddev_ns", .double(latency.standardDeviation)),
@@ -132,52 +142,18 @@ extension Record {
     }
 }
 
-/// Writes records as CSV (RFC 4180 quoting by CSV.swift) or JSON.
+/// Formats records as CSV (RFC 4180 quoting by CSV.swift) or JSON.
 public enum RecordWriter {
-    /// Appends rows to `path`, writing the header first when the file is new or empty. Refuses
-    /// to append to a file whose header is different.
-    public static func appendCSV(_ records: [Record], to path: String) throws(MembenchError) {
-        guard let first = records.first else { return }
-        let manager = FileManager.default
-        let existing = manager.fileExists(atPath: path) ? (try? String(contentsOfFile: path, encoding: .utf8)) : nil
-        if manager.fileExists(atPath: path) && existing == nil {
-            throw .output(path: path, reason: "it exists but cannot be read")
-        }
-        let needsHeader = existing?.isEmpty ?? true
-        let text: String
+    /// Rows as CSV text without a final newline.
+    static func csvText(_ rows: [[String]]) throws(MembenchError) -> String {
         do {
-            text = try csvText((needsHeader ? [first.header] : []) + records.map(\.values))
-            if let existing, !existing.isEmpty {
-                let header = try csvText([first.header])
-                guard existing.hasPrefix(header + "\n") || existing == header else {
-                    throw MembenchError.output(path: path, reason: "its header differs from this command's columns; use a new file")
-                }
-            }
-        } catch let error as MembenchError {
-            throw error
+            return try csvTextThrowing(rows)
         } catch {
-            throw .output(path: path, reason: "\(error)")
-        }
-        let data = Data((text + "\n").utf8)
-        if !manager.fileExists(atPath: path) {
-            guard manager.createFile(atPath: path, contents: data) else {
-                throw .output(path: path, reason: String(cString: strerror(errno)))
-            }
-            return
-        }
-        do {
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-            defer { try? handle.close() }
-            try handle.seekToEnd()
-            if let existing, !existing.isEmpty, !existing.hasSuffix("\n") { try handle.write(contentsOf: Data("\n".utf8)) }
-            try handle.write(contentsOf: data)
-        } catch {
-            throw .output(path: path, reason: (error as NSError).localizedDescription)
+            throw .refused("cannot format CSV: \(error)")
         }
     }
 
-    /// Rows as CSV text without a final newline.
-    static func csvText(_ rows: [[String]]) throws -> String {
+    private static func csvTextThrowing(_ rows: [[String]]) throws -> String {
         let stream = OutputStream(toMemory: ())
         stream.open()
         let writer = try CSVWriter(stream: stream)
@@ -187,11 +163,14 @@ public enum RecordWriter {
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// Records as a pretty-printed JSON array.
-    public static func json(_ records: [Record]) -> String {
+    /// Records as a pretty-printed JSON array, keys sorted (the same order every run).
+    public static func json(_ records: [Record]) throws(MembenchError) -> String {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted]
-        let data = (try? encoder.encode(records)) ?? Data("[]".utf8)
-        return String(decoding: data, as: UTF8.self) + "\n"
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        do {
+            return String(decoding: try encoder.encode(records), as: UTF8.self) + "\n"
+        } catch {
+            throw .refused("cannot format JSON: \(error)")
+        }
     }
 }
