@@ -53,7 +53,7 @@ struct StreamTests {
         (quickRun, Int32(0)),
     ])
     func streams(arguments: String, expected: Int32) throws {
-        for redirection in ["2>&-", "2>/dev/full"] {
+        for redirection in ["2>&-", "2>/dev/full", "<&- 2>/dev/null"] {
             let result = try shell("$MEMBENCH \(arguments) >/dev/null \(redirection)")
             #expect(result.status == expected, "\(arguments) \(redirection): exit \(result.status)")
         }
@@ -115,7 +115,9 @@ struct CSVAppendTests {
         let fields = Set(rows.map(\.count))
         #expect(fields.count == 1, "rows of \(fields) fields", sourceLocation: sourceLocation)
         for row in rows {
-            #expect(Double(row["mean_ns"] ?? "") != nil, "mean_ns \(row["mean_ns"] ?? "nil")", sourceLocation: sourceLocation)
+            for column in ["mean_ns", "stddev_ns", "p99_ns", "size_bytes", "threads", "samples", "seed", "remote_share", "node_count"] {
+                #expect(Double(row[column] ?? "") != nil, "\(column) \(row[column] ?? "nil")", sourceLocation: sourceLocation)
+            }
         }
         // Each run writes a row per thread and a total row: two rows per seed.
         let bySeed = Dictionary(grouping: rows, by: { Int($0["seed"] ?? "") ?? -1 }).mapValues(\.count)
