@@ -46,6 +46,9 @@ public struct AllocResult: Sendable {
     public var round = 0
     public var pairs: UInt64
     public var seconds: Double
+    /// Page faults (minor and major) the measuring threads took inside the timed window
+    /// (`getrusage(RUSAGE_THREAD)`); one-time set-up such as faulting a block in is outside it.
+    public var pageFaults = 0
     /// Pool counters over the run; nil for malloc.
     public var statistics: PoolStatistics?
 
@@ -270,10 +273,10 @@ public enum AllocBenchmark {
         // describe the pool with the callers' blocks out, not after they all went back.
         let holding = StartLine(parties: cpus.count), read = StartLine(parties: cpus.count)
         let batch = options.batch, duration = options.duration
-        var workers: [PinnedThread<(UInt64, Double, PoolStatistics?)>] = []
+        var workers: [PinnedThread<(UInt64, Double, Int, PoolStatistics?)>] = []
         for (index, cpu) in cpus.enumerated() {
             do {
-                workers.append(try PinnedThread(cpus: [cpu]) { () throws -> (UInt64, Double, PoolStatistics?) in
+                workers.append(try PinnedThread(cpus: [cpu]) { () throws -> (UInt64, Double, Int, PoolStatistics?) in
                     // Cache-line aligned and padded, so that threads never share a line here.
                     let bytes = (allocator.scratchBytes(batch: batch) + 63) / 64 * 64
                     let scratch = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
@@ -288,6 +291,7 @@ public enum AllocBenchmark {
                     }
                     start.arriveAndWait()
                     var pairs: UInt64 = 0
+                    let faultsBefore = threadPageFaults()
                     let began = monotonicNanoseconds()
                     let deadline = began + UInt64(duration * 1e9)
                     var now = began
@@ -303,6 +307,7 @@ public enum AllocBenchmark {
                     } catch {
                         failure = error
                     }
+                    let faults = threadPageFaults() - faultsBefore
                     // Every thread arrives at both lines, even after a failure, so none waits forever.
                     var holds = false
                     if failure == nil {
@@ -319,7 +324,7 @@ public enum AllocBenchmark {
                     if holds { allocator.giveBack(batch, from: scratch) }
                     allocator.finish()
                     if let failure { throw failure }
-                    return (pairs, Double(now - began) / 1e9, statistics)
+                    return (pairs, Double(now - began) / 1e9, faults, statistics)
                 })
             } catch {
                 throw .refused("cannot start thread on CPU \(cpu): \(error)")
@@ -327,11 +332,13 @@ public enum AllocBenchmark {
         }
         var pairs: UInt64 = 0
         var seconds = 0.0
+        var faults = 0
         var statistics: PoolStatistics?
         for worker in workers {
             do {
-                let (count, elapsed, snapshot) = try worker.join()
+                let (count, elapsed, workerFaults, snapshot) = try worker.join()
                 pairs += count
+                faults += workerFaults
                 seconds = max(seconds, elapsed)
                 statistics = statistics ?? snapshot
             } catch let error as PoolError {
@@ -349,7 +356,16 @@ public enum AllocBenchmark {
             statistics = stats
         }
         return AllocResult(strategy: strategy, allocatorName: allocatorName(strategy), threads: cpus.count,
-                           pairs: pairs, seconds: seconds, statistics: statistics)
+                           pairs: pairs, seconds: seconds, pageFaults: faults, statistics: statistics)
+    }
+
+    /// Minor and major page faults of the calling thread so far (`getrusage(RUSAGE_THREAD)`).
+    static func threadPageFaults() -> Int {
+        // RUSAGE_THREAD (Linux's 1) is declared only under _GNU_SOURCE, which Swift's Glibc module lacks.
+        let rusageThread = __rusage_who_t(1)
+        var usage = rusage()
+        guard getrusage(rusageThread, &usage) == 0 else { return 0 }
+        return usage.ru_minflt + usage.ru_majflt
     }
 
     /// `local`, `global`, `malloc (glibc)` or `malloc (<LD_PRELOAD library>)`.
@@ -439,6 +455,7 @@ public enum AllocBenchmark {
                 ("pairs", .int(Int(result.pairs))),
                 ("ns_per_pair", .double(result.nanosecondsPerPair)),
                 ("pairs_per_s", .double(result.pairsPerSecond)),
+                ("page_faults", .int(result.pageFaults)),
                 ("reuse_rate", stats.map { .double($0.reuseRate) } ?? .null),
                 ("fresh_rate", stats.map { .double($0.freshAllocationRate) } ?? .null),
                 ("remote_returns", .int(stats.map { Int($0.remoteReturns) })),
