@@ -28,6 +28,11 @@ public struct RunResult: Sendable {
     public var environment: RunEnvironment
     /// How the remote share was found.
     public var remoteSource = "page-placement"
+    /// The memory policy the run ran under, as records and tables show it.
+    public var policyText = "inherit"
+    /// How the global pool was filled (`spread:0,1`), and the pages per node it got.
+    public var globalFill: String?
+    public var poolPagesPerNode: [Int: Int]?
     /// The percentile curve of all samples, for plots.
     public var curve: [LatencyPoint]
 }
@@ -88,7 +93,12 @@ public enum LatencyRunner {
             }
         }
         if let failure { throw failure }
-        return summarize(run, results: results, environment: environment)
+        var result = summarize(run, results: results, environment: environment)
+        if let placement = source.globalPlacement {
+            result.globalFill = placement.fill
+            result.poolPagesPerNode = placement.pages
+        }
+        return result
     }
 
     static func measure(_ run: ResolvedRun, index: Int, cpu: Int, source: MemorySource, start: StartLine,
@@ -158,8 +168,15 @@ public enum LatencyRunner {
             accessesPerSecond: sorted.reduce(0) { $0 + $1.accessesPerSecond }, remoteShare: share,
             placement: sorted.map(\.placement).reduce(PlacementReport(), +),
             placementChanged: sorted.contains { $0.placementChanged }, migrated: sorted.contains { $0.migrated })
-        return RunResult(options: run.options, size: run.size / run.groupBytes * run.groupBytes, groupBytes: run.groupBytes, threads: sorted,
-                         total: total, environment: environment,
-                         curve: merged.curve().map { LatencyPoint(percentile: $0.percentile, nanoseconds: $0.nanoseconds) })
+        var result = RunResult(options: run.options, size: run.size / run.groupBytes * run.groupBytes,
+                               groupBytes: run.groupBytes, threads: sorted, total: total, environment: environment,
+                               curve: merged.curve().map { LatencyPoint(percentile: $0.percentile, nanoseconds: $0.nanoseconds) })
+        if let policy = run.policy {
+            result.policyText = policy.description
+        } else if let inherited = run.inheritedPolicy {
+            result.policyText = "\(inherited.description) (inherited)"
+        }
+        if total.placementChanged { result.remoteSource = "page-placement, changed during the run" }
+        return result
     }
 }

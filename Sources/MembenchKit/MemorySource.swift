@@ -25,8 +25,11 @@ final class MemorySource: Sendable {
 
     private init(_ kind: Kind) { self.kind = kind }
 
-    /// Makes the pool for a run. The global pool is filled by a thread on the first worker's CPU
-    /// under the run's memory policy, the way a service's start-up thread fills a shared pool.
+    /// Makes the pool for a run. The global pool is filled as `--global-fill` says: spread in
+    /// chunks over the run's memory nodes, each first touched by a thread on its node (as a
+    /// service's threads on every node fill a shared pool); by one thread on the first worker's
+    /// CPU (a start-up thread); or interleaved page by page. Every filler runs under the run's
+    /// memory policy.
     static func make(for run: ResolvedRun, topology: Topology) throws(MembenchError) -> MemorySource {
         let options = run.options
         let blocks = max(1, run.size / run.groupBytes)
@@ -50,7 +53,11 @@ final class MemorySource: Sendable {
             }
         case .global:
             let capacity = blocks * run.cpus.count * blockBytes
-            let placement: GlobalPool.Placement = options.placement.interleave.map { .interleave($0) } ?? .firstTouch
+            let placement: GlobalPool.Placement = switch options.globalFill {
+            case .spread: .spread(run.memoryNodes)
+            case .firstTouch: .firstTouch
+            case .interleave: .interleave(run.memoryNodes)
+            }
             let policy = run.policy
             do {
                 let filler = try PinnedThread(cpus: [run.cpus[0]]) { () throws -> GlobalPool in
@@ -101,6 +108,12 @@ final class MemorySource: Sendable {
             for group in memory.groups { pool.deallocate(group) }
             pool.trim()
         }
+    }
+
+    /// How the global pool was filled and the pages per node it got; nil for the others.
+    var globalPlacement: (fill: String, pages: [Int: Int])? {
+        guard case .global(let pool) = kind else { return nil }
+        return (pool.placement.description, pool.placementHistogram)
     }
 
     /// The pool's counters, for records; nil for `direct`.

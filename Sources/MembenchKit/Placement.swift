@@ -71,7 +71,10 @@ public struct PlacementReport: Sendable, Codable, Equatable {
     }
 
     /// `0:512;1:512`, for tables and CSV.
-    public var pagesText: String {
-        pagesPerNode.keys.sorted().map { "\($0):\(pagesPerNode[$0]!)" }.joined(separator: ";")
+    public var pagesText: String { Self.text(pagesPerNode) }
+
+    /// Pages per node as `0:512;1:512`.
+    public static func text(_ pages: [Int: Int]) -> String {
+        pages.keys.sorted().map { "\($0):\(pages[$0]!)" }.joined(separator: ";")
     }
 }

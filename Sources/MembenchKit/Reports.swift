@@ -2,16 +2,32 @@ import NUMA
 
 /// The text reports of latency runs.
 public enum LatencyReport {
+    /// The header lines that say what ran, for runs with the same parameters (`compare`): the
+    /// first one's, and the global pool's fill.
+    public static func describe(_ results: [RunResult]) -> String {
+        guard var first = results.first else { return "" }
+        if let global = results.first(where: { $0.globalFill != nil }) {
+            first.globalFill = global.globalFill
+            first.poolPagesPerNode = global.poolPagesPerNode
+        }
+        return describe(first)
+    }
+
     /// The header lines that say what ran.
     public static func describe(_ result: RunResult) -> String {
         let options = result.options
         let environment = result.environment
         let mode = options.pattern == .sequential ? "sequential"
             : (result.groupBytes >= result.size ? "fully random" : "random, TLB locality \(ByteSize.format(result.groupBytes))")
+        var placement = options.placement.summary
+        if options.placement.memoryPolicy == nil { placement = placement.replacingOccurrences(of: "inherit", with: result.policyText) }
         var lines = [
             "size \(ByteSize.format(result.size)) per thread, \(options.threads) thread(s), stride \(options.stride) B, \(mode), pages \(options.pageMode.rawValue)",
-            "placement \(options.placement.summary); \(environment.nodeCount) node(s); THP \(environment.transparentHugePages); numa_balancing \(environment.numaBalancing)",
+            "placement \(placement); \(environment.nodeCount) node(s); THP \(environment.transparentHugePages); numa_balancing \(environment.numaBalancing)",
         ]
+        if let fill = result.globalFill, let pages = result.poolPagesPerNode {
+            lines.append("global pool filled \(fill), pages per node \(PlacementReport.text(pages))")
+        }
         if environment.nodeCount == 1 {
             lines.append("note: one NUMA node here, so strategies differ only by pool overhead and layout")
         }

@@ -11,6 +11,17 @@ public enum PoolStrategy: String, Sendable, Codable, CaseIterable {
     case direct
 }
 
+/// How `global` fills its pool.
+public enum GlobalFill: String, Sendable, Codable, CaseIterable {
+    /// In chunks over the run's memory nodes, each first touched by a thread on its node (or
+    /// bound to a node without one): a pool that threads on every node filled.
+    case spread
+    /// By one thread, on the first worker's CPU, under the run's policy.
+    case firstTouch = "first-touch"
+    /// Page by page over the run's memory nodes (`MPOL_INTERLEAVE`).
+    case interleave
+}
+
 /// numactl's placement flags. Unset flags inherit the process's own policy and CPU set, so a
 /// run under `numactl` behaves as numactl says.
 public struct PlacementOptions: Sendable, Codable, Equatable {
@@ -72,6 +83,8 @@ public struct RunOptions: Sendable, Codable, Equatable {
     public var placement = PlacementOptions()
     /// How `local` binds its arenas.
     public var binding: LocalPool.Binding = .strict
+    /// How `global` fills its pool.
+    public var globalFill: GlobalFill = .spread
     public var seed: UInt64 = 0x5EED
 
     public init() {}

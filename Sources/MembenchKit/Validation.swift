@@ -11,6 +11,10 @@ public struct ResolvedRun: Sendable {
     public let cpus: [Int]
     /// The memory policy applied to every worker (nil: inherited).
     public let policy: MemoryPolicy?
+    /// The process's own policy when no flag sets one (`numactl --membind=0,1 membench ...`).
+    public let inheritedPolicy: MemoryPolicy?
+    /// The nodes the run's memory may come from.
+    public let memoryNodes: NodeSet
     /// The nodes a local pool gets arenas on.
     public let poolNodes: NodeSet
 }
@@ -21,6 +25,9 @@ public struct ResolvedPlacement: Sendable {
     public let cpus: [Int]
     /// The memory policy applied to every worker (nil: inherited).
     public let policy: MemoryPolicy?
+    /// The process's own policy when no flag sets one and it names nodes (bind, interleave or
+    /// preferred, as `numactl --membind=0,1` leaves it); it then stands for the flags.
+    public let inheritedPolicy: MemoryPolicy?
     /// The nodes the run's memory may come from.
     public let memoryNodes: NodeSet
     /// The nodes a local pool gets arenas on.
@@ -79,10 +86,14 @@ extension PlacementOptions {
 
         let policy = memoryPolicy
         guard needsMemory else {
-            return ResolvedPlacement(cpus: cpus, policy: policy, memoryNodes: [], poolNodes: [])
+            return ResolvedPlacement(cpus: cpus, policy: policy, inheritedPolicy: nil, memoryNodes: [], poolNodes: [])
         }
+        // Without a flag, the process's own policy (numactl's) says where memory may go.
+        var inherited: MemoryPolicy?
+        if policy == nil, let own = try? MemoryPolicy.currentThread(), own != .local { inherited = own }
+        let effective = policy ?? inherited
         let memoryNodes: NodeSet = {
-            switch policy {
+            switch effective {
             case .bind(let nodes)?, .interleave(let nodes)?: return nodes
             case .preferred?, .local?, nil: return topology.bindableNodes
             }
@@ -91,13 +102,14 @@ extension PlacementOptions {
             throw .refused("no node with memory is known or allowed for this process (is /sys/devices/system/node readable?)")
         }
         let poolNodes: NodeSet = {
-            switch policy {
+            switch effective {
             case .bind(let nodes)?, .interleave(let nodes)?: return nodes
             case .preferred(let node)?: return [node]
             case .local?, nil: return topology.bindableNodes
             }
         }()
-        return ResolvedPlacement(cpus: cpus, policy: policy, memoryNodes: memoryNodes, poolNodes: poolNodes)
+        return ResolvedPlacement(cpus: cpus, policy: policy, inheritedPolicy: inherited, memoryNodes: memoryNodes,
+                                 poolNodes: poolNodes)
     }
 }
 
@@ -143,7 +155,8 @@ extension RunOptions {
             }
         }
         return ResolvedRun(options: self, size: size, groupBytes: groupBytes(for: size), cpus: resolved.cpus,
-                           policy: resolved.policy, poolNodes: resolved.poolNodes)
+                           policy: resolved.policy, inheritedPolicy: resolved.inheritedPolicy,
+                           memoryNodes: resolved.memoryNodes, poolNodes: resolved.poolNodes)
     }
 
     /// `count` CPUs from `set`, taking nodes in turn, so that two threads over two nodes land

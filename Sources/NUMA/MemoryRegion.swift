@@ -130,10 +130,18 @@ public struct MemoryRegion: ~Copyable, @unchecked Sendable {
         let start = offset & ~(step - 1)
         let end = min(size, offset + length)
         guard end > start else { return }
-        if madvise(baseAddress + start, end - start, 23 /* MADV_POPULATE_WRITE */) == 0 { return }
-        var page = start
-        while page < end {
-            let pointer = (baseAddress + page).assumingMemoryBound(to: UInt8.self)
+        Self.faultIn(address: baseAddress + start, length: end - start)
+    }
+
+    /// Touches the pages of `[address, address + length)`, page-aligned memory of a mapping,
+    /// from the calling thread, as `faultIn(offset:length:)` does.
+    public static func faultIn(address: UnsafeMutableRawPointer, length: Int) {
+        guard length > 0 else { return }
+        if madvise(address, length, 23 /* MADV_POPULATE_WRITE */) == 0 { return }
+        let step = PagePlacement.basePageSize
+        var page = 0
+        while page < length {
+            let pointer = (address + page).assumingMemoryBound(to: UInt8.self)
             pointer.pointee = pointer.pointee
             page += step
         }

@@ -1,9 +1,13 @@
 import NUMA
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The baseline strategy: one free list under one lock, over one region that knows nothing of
-/// nodes. The region is placed when the pool is made, either by first touch (every page lands
-/// where the creating thread's policy puts it, normally that thread's node) or interleaved over
-/// a node set. This is the pool shape that leaves a share of accesses remote.
+/// nodes. The region is placed when the pool is made: spread in chunks over a node set (as the
+/// pool of a service whose threads on every node created its objects), by first touch of the
+/// creating thread, or interleaved page by page. This is the pool shape that leaves a share of
+/// accesses remote.
 ///
 /// Every call takes the lock; a pointer given back is checked under it (`BlockGuard`), and one
 /// that is not a live block of this pool stops the program with a message naming the pool and
@@ -11,6 +15,11 @@ import NUMA
 public final class GlobalPool: BlockPool {
     /// How the region's pages are placed.
     public enum Placement: Hashable, Sendable, CustomStringConvertible {
+        /// Spread over these nodes in chunks taken in turn, as many per node, of at most
+        /// `spreadChunk` bytes. Each chunk is first touched by a thread running on its node, under the
+        /// creating thread's policy (a thread inherits it); a node with no CPU this process may
+        /// use (memory-only, or outside its affinity) gets its chunks bound to it (mbind(2)).
+        case spread(NodeSet)
         /// Faulted in by the thread that creates the pool, under that thread's policy.
         case firstTouch
         /// Spread page by page over these nodes (`MPOL_INTERLEAVE`).
@@ -18,11 +27,15 @@ public final class GlobalPool: BlockPool {
 
         public var description: String {
             switch self {
+            case .spread(let nodes): "spread:\(nodes)"
             case .firstTouch: "first-touch"
             case .interleave(let nodes): "interleave:\(nodes)"
             }
         }
     }
+
+    /// The largest chunk of a `.spread` placement: 2 MiB, or the page size if it is larger.
+    public static func spreadChunk(pages: PageMode) -> Int { max(2 << 20, pages.placementGranule) }
 
     public let name: String
     public let blockSize: Int
@@ -54,7 +67,13 @@ public final class GlobalPool: BlockPool {
         blockGuard = BlockGuard(blockSize: self.blockSize)
         do {
             switch placement {
-            case .firstTouch: region = try MemoryRegion(size: capacity, pages: pages, topology: topology)
+            case .spread(let nodes):
+                try topology.validate(nodes, operation: "GlobalPool")
+                region = try MemoryRegion(size: capacity, pages: pages, topology: topology)
+                try Self.spread(address: region.baseAddress, length: region.size, over: nodes, pages: pages,
+                                topology: topology)
+            case .firstTouch:
+                region = try MemoryRegion(size: capacity, pages: pages, topology: topology)
             case .interleave(let nodes):
                 region = try MemoryRegion(size: capacity, policy: .interleave(nodes), pages: pages, topology: topology)
             }
@@ -65,6 +84,55 @@ public final class GlobalPool: BlockPool {
         }
         self.capacity = region.size / self.blockSize * self.blockSize
         base = UInt(bitPattern: region.baseAddress)
+    }
+
+    /// Places `[address, address + length)` in chunks over `nodes`, in turn: a thread on each
+    /// node's allowed CPUs touches its chunks; a node without such CPUs has its chunks bound.
+    static func spread(address: UnsafeMutableRawPointer, length: Int, over nodes: NodeSet, pages: PageMode,
+                       topology: Topology) throws(NUMAError) {
+        let ids = nodes.ids
+        let granule = pages.placementGranule
+        // Whole pages, at most `spreadChunk`, and as many per node (the last may be short), so
+        // that every node gets its share whatever the length.
+        let perNode = max(1, (length + ids.count * spreadChunk(pages: pages) - 1) / (ids.count * spreadChunk(pages: pages)))
+        let chunk = max(granule, length / (ids.count * perNode) / granule * granule)
+        let chunks = (length + chunk - 1) / chunk
+        let start = UInt(bitPattern: address)
+        func offsets(_ index: Int) -> [Int] { stride(from: index, to: chunks, by: ids.count).map { $0 * chunk } }
+        // Bound chunks first, so that a failed bind leaves no toucher thread running.
+        for (index, node) in ids.enumerated() where topology.allowedCPUs(on: [node]).isEmpty {
+            for offset in offsets(index) {
+                try MemoryPolicy.bind([node]).apply(to: address + offset, length: min(chunk, length - offset))
+                MemoryRegion.faultIn(address: address + offset, length: min(chunk, length - offset))
+            }
+        }
+        var touchers: [PinnedThread<Void>] = []
+        for (index, node) in ids.enumerated() {
+            let cpus = topology.allowedCPUs(on: [node])
+            guard !cpus.isEmpty else { continue }
+            let mine = offsets(index)
+            do {
+                touchers.append(try PinnedThread(cpus: cpus) {
+                    for offset in mine {
+                        MemoryRegion.faultIn(address: UnsafeMutableRawPointer(bitPattern: start + UInt(offset))!,
+                                             length: min(chunk, length - offset))
+                    }
+                })
+            } catch {
+                // The touchers already started finish before the error goes up.
+                for toucher in touchers { _ = try? toucher.join() }
+                throw error
+            }
+        }
+        for toucher in touchers {
+            do {
+                try toucher.join()
+            } catch let error as NUMAError {
+                throw error
+            } catch {
+                throw NUMAError(operation: "GlobalPool spread", errno: EINVAL, message: "\(error)")
+            }
+        }
     }
 
     public func allocate() throws(PoolError) -> UnsafeMutableRawPointer {

@@ -25,7 +25,7 @@ struct CompareCommand: ParsableCommand {
         let progress = ProgressLine(expectedSeconds: Double(strategies.count) * (options.duration + options.warmup))
         let results = try Comparison.run(strategies, options: options) { progress.show($0.rawValue, $1) }
         progress.clear()
-        try output.emit(table: LatencyReport.describe(results[0]) + LatencyReport.comparison(results),
+        try output.emit(table: LatencyReport.describe(results) + LatencyReport.comparison(results),
                         records: results.flatMap { Record.rows(for: $0, command: "compare") }, to: csv)
     }
 }

@@ -20,6 +20,7 @@ extension PoolStrategy: ExpressibleByArgument {}
 extension PageMode: ExpressibleByArgument {}
 extension ChasePattern: ExpressibleByArgument {}
 extension LocalPool.Binding: ExpressibleByArgument {}
+extension GlobalFill: ExpressibleByArgument {}
 
 struct PlacementGroup: ParsableArguments {
     @Option(parsing: .unconditional, help: ArgumentHelp("Allocate only on these nodes (MPOL_BIND).", valueName: "nodes"))
@@ -102,6 +103,10 @@ struct WorkloadGroup: ParsableArguments {
     @Option(parsing: .unconditional, help: "Local pool arenas: strict (MPOL_BIND) or preferred.")
     var binding: LocalPool.Binding = .strict
 
+    @Option(name: .customLong("global-fill"), parsing: .unconditional,
+            help: "How the global pool is filled: spread (in chunks over the run's memory nodes, each touched on its node), first-touch (by one thread on the first worker's CPU) or interleave (page by page).")
+    var globalFill: GlobalFill = .spread
+
     @Option(parsing: .unconditional, help: "Seed of the chain's shuffle.")
     var seed: UInt64 = 0x5EED
 
@@ -127,6 +132,7 @@ struct WorkloadGroup: ParsableArguments {
         options.warmup = warmup
         options.loadsPerSample = loadsPerSample
         options.binding = binding
+        options.globalFill = globalFill
         options.seed = seed
     }
 }

@@ -265,6 +265,24 @@ struct CLITests {
         try CLI.run(["run", "--size", "64TiB", "--duration", "0.1"]).expectOneLineError(status: 1, mentioning: "--size")
     }
 
+    @Test("on one node every global fill gives 0% remote and the same pages per node",
+          .enabled(if: Topology.current.nodeCount == 1, "one node"))
+    func fillsOnOneNode() throws {
+        var pools: [String] = []
+        for fill in ["spread", "first-touch", "interleave"] {
+            let csv = CLI.temporaryPath(".csv")
+            defer { try? FileManager.default.removeItem(atPath: csv) }
+            let output = try CLI.run(["run", "--pool", "global", "--global-fill", fill, "--csv", csv] + CLI.quick)
+            #expect(output.status == 0, "\(output.stderr)")
+            #expect(output.stdout.contains("global pool filled \(fill)"))
+            let total = try #require(try CLI.rows(csv).last)
+            #expect(total["remote_share"] == "0.0000")
+            #expect(total["global_fill"]?.hasPrefix(fill) == true)
+            pools.append(total["pool_pages_per_node"] ?? "")
+        }
+        #expect(Set(pools).count == 1, "\(pools)")
+    }
+
     @Test("a CSV path that cannot be created is refused before the run")
     func unwritable() throws {
         let output = try CLI.run(["run", "--csv", "/nonexistent-dir/out.csv"] + CLI.quick)

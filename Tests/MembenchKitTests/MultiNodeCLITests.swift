@@ -5,7 +5,7 @@ import Testing
 
 /// Runs in the emulated-NUMA guests (scripts/numa-vm); skipped on one-node hosts. Latency there
 /// is emulated, so these tests assert shares and placement only.
-@Suite("MultiNode membench", .serialized,
+@Suite("MultiNode membench", .serialized, .balancingOff,
        .enabled(if: Topology.current.nodeCount > 1, "needs two or more NUMA nodes"))
 struct MultiNodeCLITests {
     static let quick = ["--size", "4MiB", "--duration", "0.3", "--warmup", "0", "--loads-per-sample", "256"]
@@ -111,4 +111,135 @@ struct MultiNodeCLITests {
             #expect(refused.stderr.contains("--cpunodebind"))
         }
     }
+
+    // MARK: The reference study's commands
+
+    /// Nodes 0 and 1 both have CPUs and memory (in `two` and in `four`).
+    static let studyNodes = [0, 1].allSatisfy { id in Topology.current.nodes.contains { $0.id == id && $0.hasCPUs && $0.hasMemory } }
+
+    /// The rows of `command` (membench's arguments after `$MEMBENCH`, under `prefix`) written to a CSV.
+    static func rows(shell command: String, prefix: String = "") throws -> [[String: String]] {
+        let csv = CLI.temporaryPath(".csv")
+        defer { try? FileManager.default.removeItem(atPath: csv) }
+        let output = try shell("\(prefix) $MEMBENCH \(command) --csv '\(csv)'")
+        #expect(output.status == 0, "\(command): \(output.stderr)")
+        return try CLI.rows(csv)
+    }
+
+    /// Pages per node of a `0:512;1:512` field.
+    static func pages(_ text: String?) -> [Int: Int] {
+        var pages: [Int: Int] = [:]
+        for entry in (text ?? "").split(separator: ";") {
+            let parts = entry.split(separator: ":")
+            if parts.count == 2, let node = Int(parts[0]), let count = Int(parts[1]) { pages[node] = count }
+        }
+        return pages
+    }
+
+    @Test("the study's two commands, as written: the local pool 0% remote, the global pool about half",
+          .enabled(if: studyNodes, "needs nodes 0 and 1 with CPUs and memory"))
+    func studyCommands() throws {
+        let quick = "--duration 0.3 --warmup 0 --loads-per-sample 256"
+        let local = try Self.rows(shell: "--pool=local --size=16MB \(quick)", prefix: "numactl --membind=0 --cpunodebind=0")
+        #expect(Self.share(Self.total(local)) == 0)
+        #expect(Self.pages(Self.total(local)?["pages_per_node"]).keys.sorted() == [0])
+        let global = try Self.rows(shell: "--pool=global --size=16MB \(quick)", prefix: "numactl --membind=0,1 --cpunodebind=0")
+        let total = try #require(Self.total(global))
+        #expect(abs(Self.share(total) - 0.5) <= 0.03, "remote share \(Self.share(total))")
+        let pages = Self.pages(total["pages_per_node"])
+        let onOne = Double(pages[1] ?? 0) / Double(pages.values.reduce(0, +))
+        #expect(abs(onOne - 0.5) <= 0.03, "pages per node \(pages)")
+        #expect(total["global_fill"] == "spread:0-1")
+        #expect(total["policy"] == "bind:0-1 (inherited)")
+        // compare under the same placement shows the same shares.
+        let both = try Self.rows(shell: "compare --size=16MB \(quick)", prefix: "numactl --membind=0,1 --cpunodebind=0")
+        let totals = both.filter { $0["scope"] == "total" }
+        #expect(totals.map { $0["strategy"] } == ["local", "global"])
+        #expect(Self.share(totals.first) == 0)
+        #expect(abs(Self.share(totals.last) - 0.5) <= 0.03)
+    }
+
+    @Test("a global pool over every node, or over a set with the memory-only node: the share the pages predict",
+          .enabled(if: Topology.current.nodes.contains { !$0.hasCPUs && $0.hasMemory }, "needs a memory-only node"))
+    func globalOverMemoryOnlyNode() throws {
+        let topology = Topology.current
+        let memoryOnly = try #require(topology.nodes.first { !$0.hasCPUs && $0.hasMemory }?.id)
+        let all = topology.bindableNodes.ids
+        for (membind, expected) in [("all", Double(all.count - 1) / Double(all.count)), ("0,1,\(memoryOnly)", 2.0 / 3.0)] {
+            for form in ["--membind=\(membind) --cpunodebind=0", ""] {
+                let prefix = form.isEmpty ? "numactl --membind=\(membind) --cpunodebind=0" : ""
+                let rows = try Self.rows(shell: "run --pool=global --size=16MB --duration 0.3 --warmup 0 --loads-per-sample 256 \(form)",
+                                         prefix: prefix)
+                let total = try #require(Self.total(rows))
+                let pages = Self.pages(total["pages_per_node"])
+                let predicted = 1 - Double(pages[0] ?? 0) / Double(pages.values.reduce(0, +))
+                #expect(abs(Self.share(total) - expected) <= 0.03, "\(membind) \(form): share \(Self.share(total)), expected \(expected)")
+                #expect(abs(predicted - expected) <= 0.03, "\(membind) \(form): pages \(pages)")
+                #expect(pages[memoryOnly] ?? 0 > 0, "the memory-only node gets its chunks: \(pages)")
+            }
+        }
+    }
+
+    @Test("each global fill places the pool as it promises", .enabled(if: studyNodes, "needs nodes 0 and 1 with CPUs and memory"))
+    func fills() throws {
+        func pool(_ fill: String) throws -> [Int: Int] {
+            let rows = try Self.rows(["run", "--pool", "global", "--global-fill", fill, "--membind", "0,1", "--cpunodebind", "0"])
+            #expect(Self.total(rows)?["global_fill"]?.hasPrefix(fill) == true)
+            return Self.pages(Self.total(rows)?["pool_pages_per_node"])
+        }
+        let spread = try pool("spread")
+        #expect(spread.keys.sorted() == [0, 1] && abs((spread[0] ?? 0) - (spread[1] ?? 0)) <= 512, "spread: \(spread)")
+        let firstTouch = try pool("first-touch")
+        #expect(firstTouch.keys.sorted() == [0], "first touch by a thread on node 0, which has room: \(firstTouch)")
+        let interleave = try pool("interleave")
+        #expect(interleave.keys.sorted() == [0, 1] && abs((interleave[0] ?? 0) - (interleave[1] ?? 0)) <= 1, "interleave: \(interleave)")
+    }
+
+    @Test("with NUMA balancing on, moved pages make membench warn and mark the share",
+          .enabled(if: FileManager.default.fileExists(atPath: BalancingOff.debugfs + "/scan_delay_ms"), "needs the scheduler's NUMA balancing knobs in debugfs"))
+    func balancingOn() throws {
+        // Scan at once and often, so that pages move within the run; everything is restored.
+        let settings = ["/proc/sys/kernel/numa_balancing": "1", BalancingOff.debugfs + "/scan_delay_ms": "0",
+                        BalancingOff.debugfs + "/scan_period_min_ms": "100", BalancingOff.debugfs + "/scan_period_max_ms": "200"]
+        let saved = settings.keys.map { ($0, (try? String(contentsOfFile: $0, encoding: .utf8)) ?? "") }
+        defer { for (path, value) in saved { try? value.write(toFile: path, atomically: false, encoding: .utf8) } }
+        for (path, value) in settings { try value.write(toFile: path, atomically: false, encoding: .utf8) }
+        // A pool spread by threads on both nodes under the default policy, chased from node 0:
+        // balancing moves node 1's pages to node 0.
+        var changed: (String, [String: String])?
+        for _ in 0..<3 where changed == nil {
+            let csv = CLI.temporaryPath(".csv")
+            defer { try? FileManager.default.removeItem(atPath: csv) }
+            let output = try CLI.run(["run", "--pool", "global", "--cpunodebind", "0", "--size", "16MiB", "--duration", "8",
+                                      "--warmup", "0", "--csv", csv])
+            #expect(output.status == 0, "\(output.stderr)")
+            #expect(output.stderr.contains("NUMA balancing is on"))
+            if let total = try Self.total(CLI.rows(csv)), total["placement_changed"] == "true" { changed = (output.stdout, total) }
+        }
+        let (table, total) = try #require(changed, "no page moved in three runs of 8 s")
+        #expect(table.contains("page placement changed during the run; its remote share is not reliable"))
+        #expect(total["remote_source"] == "page-placement, changed during the run")
+    }
+}
+
+/// Turns NUMA balancing off around each test, where the kernel has it, and restores it: pages
+/// that move during a run would change the shares the tests check.
+struct BalancingOff: TestTrait, SuiteTrait, TestScoping {
+    static let path = "/proc/sys/kernel/numa_balancing"
+    static let debugfs = "/sys/kernel/debug/sched/numa_balancing"
+
+    var isRecursive: Bool { true }
+
+    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        guard let saved = try? String(contentsOfFile: Self.path, encoding: .utf8), saved.trimmingCharacters(in: .whitespacesAndNewlines) != "0",
+              (try? "0".write(toFile: Self.path, atomically: false, encoding: .utf8)) != nil else {
+            return try await function()
+        }
+        defer { try? saved.write(toFile: Self.path, atomically: false, encoding: .utf8) }
+        try await function()
+    }
+}
+
+extension Trait where Self == BalancingOff {
+    static var balancingOff: Self { BalancingOff() }
 }

@@ -69,8 +69,9 @@ public struct Record: Sendable, Equatable, Encodable {
 
 extension Record {
     /// The fields every record of a run shares: parameters and environment.
-    static func runFields(_ options: RunOptions, size: Int, groupBytes: Int, environment: RunEnvironment,
-                          command: String) -> [(name: String, value: RecordValue)] {
+    static func runFields(_ result: RunResult, command: String) -> [(name: String, value: RecordValue)] {
+        let options = result.options, environment = result.environment
+        let size = result.size, groupBytes = result.groupBytes
         let placement = options.placement
         return [
             ("timestamp", .string(environment.timestamp)),
@@ -82,13 +83,15 @@ extension Record {
             ("tlb_locality_bytes", .int(groupBytes)),
             ("page_mode", .string(options.pageMode.rawValue)),
             ("pattern", .string(options.pattern.rawValue)),
-            ("policy", .string(placement.memoryPolicy?.description ?? "inherit")),
+            ("policy", .string(result.policyText)),
             ("membind", .string(placement.membind?.description)),
             ("interleave", .string(placement.interleave?.description)),
             ("preferred", .int(placement.preferred)),
             ("cpunodebind", .string(placement.cpunodebind?.description)),
             ("physcpubind", .string(placement.physcpubind?.description)),
             ("binding", .string(options.binding.rawValue)),
+            ("global_fill", .string(result.globalFill)),
+            ("pool_pages_per_node", .string(result.poolPagesPerNode.map(PlacementReport.text))),
             ("duration_s", options.samples == nil ? .double(options.duration) : .null),
             ("samples_requested", .int(options.samples)),
             ("warmup_s", .double(options.warmup)),
@@ -111,8 +114,7 @@ extension Record {
 
     /// One row per thread and a total row (thread `total`).
     public static func rows(for result: RunResult, command: String) -> [Record] {
-        let shared = runFields(result.options, size: result.size, groupBytes: result.groupBytes,
-                               environment: result.environment, command: command)
+        let shared = runFields(result, command: command)
         return (result.threads + [result.total]).map { thread in
             let latency = thread.latency
             let measured: [(name: String, value: RecordValue)] = [
