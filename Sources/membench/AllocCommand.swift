@@ -34,8 +34,8 @@ struct AllocCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Blocks taken before they are given back (1 = a get+put pair).")
     var batch = 32
 
-    @Option(parsing: .unconditional, help: "Seconds per allocator and thread count (more than 0).")
-    var duration = 1.0
+    @Option(parsing: .unconditional, help: ArgumentHelp("Time per allocator and thread count, e.g. 1s or 500ms (more than 0).", valueName: "time"))
+    var duration = Seconds(1)
 
     @Option(parsing: .unconditional,
             help: "Times each allocator and thread count is measured, taking turns; the table shows medians.")
@@ -57,7 +57,7 @@ struct AllocCommand: ParsableCommand {
         options.threadCounts = threads.flatMap(\.values)
         options.blockSize = blockSize.bytes
         options.batch = batch
-        options.duration = duration
+        options.duration = duration.value
         options.rounds = rounds
         options.capacity = capacity.bytes
         options.placement = try placement.resolve()

@@ -16,6 +16,17 @@ struct ByteCount: ExpressibleByArgument {
     var defaultValueDescription: String { ByteSize.format(bytes) }
 }
 
+/// A duration argument: `2`, `2s`, `500ms` (a bare number is seconds).
+struct Seconds: ExpressibleByArgument {
+    let value: Double
+    init(_ value: Double) { self.value = value }
+    init?(argument: String) {
+        guard let value = TimeSpan.parse(argument) else { return nil }
+        self.value = value
+    }
+    var defaultValueDescription: String { TimeSpan.format(value) }
+}
+
 extension PoolStrategy: ExpressibleByArgument {}
 extension PageMode: ExpressibleByArgument {}
 extension ChasePattern: ExpressibleByArgument {}
@@ -88,14 +99,14 @@ struct WorkloadGroup: ParsableArguments {
     @Option(parsing: .unconditional, help: "Walk: chase (random) or sequential.")
     var pattern: ChasePattern = .chase
 
-    @Option(parsing: .unconditional, help: "Seconds of timed samples per strategy (default: 2).")
-    var duration: Double?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Timed samples per strategy, e.g. 2s or 500ms (default: 2s).", valueName: "time"))
+    var duration: Seconds?
 
     @Option(parsing: .unconditional, help: "A fixed number of samples per thread instead of --duration.")
     var samples: Int?
 
-    @Option(parsing: .unconditional, help: "Seconds of untimed warm-up.")
-    var warmup = 0.25
+    @Option(parsing: .unconditional, help: ArgumentHelp("Untimed warm-up, e.g. 250ms.", valueName: "time"))
+    var warmup = Seconds(0.25)
 
     @Option(name: .customLong("loads-per-sample"), parsing: .unconditional, help: "Dependent loads per timed sample (at least 256).")
     var loadsPerSample = 1024
@@ -114,7 +125,7 @@ struct WorkloadGroup: ParsableArguments {
         if let size, size.bytes <= 0 { throw ValidationError("--size: must be positive") }
         if threads < 1 { throw ValidationError("--threads: must be at least 1, got \(threads)") }
         if let samples, samples < 1 { throw ValidationError("--samples: must be at least 1, got \(samples)") }
-        if let duration, !(duration > 0) { throw ValidationError("--duration: must be more than 0 seconds, got \(duration)") }
+        if let duration, !(duration.value > 0) { throw ValidationError("--duration: must be more than 0 seconds, got \(duration.value)") }
         if duration != nil && samples != nil {
             throw ValidationError("--duration: conflicts with --samples; give a duration or a number of samples")
         }
@@ -127,9 +138,9 @@ struct WorkloadGroup: ParsableArguments {
         options.tlbLocality = tlbLocality?.bytes
         options.pageMode = pageSize
         options.pattern = pattern
-        options.duration = duration ?? options.duration
+        options.duration = duration?.value ?? options.duration
         options.samples = samples
-        options.warmup = warmup
+        options.warmup = warmup.value
         options.loadsPerSample = loadsPerSample
         options.binding = binding
         options.globalFill = globalFill

@@ -260,6 +260,28 @@ struct CLITests {
         try CLI.run(["run"] + arguments + CLI.quick).expectOneLineError(status: 64, mentioning: flag)
     }
 
+    @Test("durations take units: 300ms, 0.3s and 0.3 are the same", arguments: ["300ms", "0.3s", "0.3"])
+    func durationUnits(text: String) throws {
+        let output = try CLI.run(["run", "--pool", "direct", "--size", "4MiB", "--duration", text, "--warmup", "50ms", "--json"])
+        #expect(output.status == 0, "\(output.stderr)")
+        let records = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
+        let first = try #require(records.first)
+        #expect(abs(((first["duration_s"] as? NSNumber)?.doubleValue ?? 0) - 0.3) < 1e-9, "\(first)")
+        #expect(abs(((first["warmup_s"] as? NSNumber)?.doubleValue ?? 0) - 0.05) < 1e-9, "\(first)")
+        let alloc = try CLI.run(["alloc", "--allocators", "malloc", "--duration", text])
+        #expect(alloc.status == 0, "\(alloc.stderr)")
+    }
+
+    @Test("a malformed duration is one line naming the flag, exit 64", arguments: [
+        (["run", "--duration", "2x"], "--duration"), (["run", "--duration", "ms"], "--duration"),
+        (["run", "--duration", "-1s"], "--duration"), (["run", "--duration", "0s"], "--duration"),
+        (["run", "--duration", "1e999"], "--duration"), (["run", "--warmup", "soon"], "--warmup"),
+        (["alloc", "--duration", "1..5s"], "--duration"), (["alloc", "--duration", "0ms"], "--duration"),
+    ])
+    func badDuration(arguments: [String], flag: String) throws {
+        try CLI.run(arguments).expectOneLineError(status: 64, mentioning: flag)
+    }
+
     @Test("a size beyond free memory is refused with exit code 1")
     func tooLarge() throws {
         try CLI.run(["run", "--size", "64TiB", "--duration", "0.1"]).expectOneLineError(status: 1, mentioning: "--size")
