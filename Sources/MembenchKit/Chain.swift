@@ -20,6 +20,51 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
     }
 }
 
+/// Where each slot of a chain sits inside its stride.
+///
+/// With `.random` (the default), slot `x` sits at a multiple of 8 bytes inside its stride,
+/// from a table of at least 64 entries: slot `x` takes entry `x mod count`. The entries are
+/// the stride's positions in a random order, each used equally often (as far as the count
+/// allows), and thread `t` reads them shifted by `t` positions, so the chain uses every cache
+/// set evenly and threads of one run never share an offset where the stride has room for them
+/// (multichase's "mixer", balanced). With `.zero`, every slot sits at offset 0 of its stride,
+/// which at a stride of 256 B uses a quarter of the cache sets.
+public struct SlotLayout: Sendable, Equatable {
+    public enum Offsets: String, Sendable, Codable, CaseIterable {
+        case random, zero
+    }
+
+    public let stride: Int
+    public let offsets: Offsets
+    /// Byte offset of slot `x` inside its stride: `table[x & (table.count - 1)]`.
+    let table: [Int]
+
+    /// The layout of thread `thread` (from 0) of `threads`; every thread of a run passes the
+    /// same seed, so that their offsets come from the same permutations.
+    public init(stride: Int, offsets: Offsets = .random, thread: Int = 0, threads: Int = 1, seed: UInt64 = 0) {
+        precondition(stride >= MemoryLayout<UInt>.size && thread >= 0 && threads >= 1)
+        self.stride = stride
+        self.offsets = offsets
+        let positions = stride / MemoryLayout<UInt>.size
+        guard offsets == .random, positions > 1 else {
+            table = [0]
+            return
+        }
+        // A power of two (the lookup masks), at least 64, and room for every position up to 4096.
+        var count = 64
+        while count < threads || count < min(positions, 1 << 12) { count <<= 1 }
+        var generator = SplitMix64(seed: seed ^ 0x6D69_7865_72)  // its own stream, not the chain's
+        var order = Array(0..<positions)
+        order.shuffle(using: &generator)
+        var classes = Array(0..<count)
+        classes.shuffle(using: &generator)
+        table = classes.map { order[($0 + thread) % positions] * MemoryLayout<UInt>.size }
+    }
+
+    @inline(__always)
+    public func offset(ofSlot x: Int) -> Int { table[x & (table.count - 1)] }
+}
+
 /// A pointer-chasing cycle written into memory: each slot's first word holds the address of the
 /// next slot, and following it from `start` visits every slot once before coming back.
 public struct Chain: Sendable {
@@ -51,29 +96,31 @@ public struct Chain: Sendable {
         return order
     }
 
-    /// Writes the chain into `groups`, each `groupBytes` long, with one slot every `stride` bytes.
+    /// Writes the chain into `groups`, each `groupBytes` long, with one slot every
+    /// `layout.stride` bytes, at the layout's offset inside its stride. Slot `x` is slot `k` of
+    /// `groups[g]` with `x = g * slotsPerGroup + k`.
     ///
     /// With `.chase`, the groups are visited in random order and the slots of each group in
     /// random order before the walk moves on, which bounds TLB misses to one group at a time
     /// (multichase's TLB locality). A single group covering the whole buffer is fully random.
     /// With `.sequential`, groups and slots go in address order.
-    public static func build(groups: [UnsafeMutableRawPointer], groupBytes: Int, stride: Int,
+    public static func build(groups: [UnsafeMutableRawPointer], groupBytes: Int, layout: SlotLayout,
                              pattern: ChasePattern, seed: UInt64) -> Chain {
-        precondition(!groups.isEmpty && stride >= MemoryLayout<UInt>.size && groupBytes >= stride)
+        let stride = layout.stride
+        precondition(!groups.isEmpty && groupBytes >= stride)
         let slotsPerGroup = groupBytes / stride
         var generator = SplitMix64(seed: seed)
-        let groupOrder: [UInt32] = pattern == .chase && groups.count > 1
-            ? sattoloOrder(groups.count, using: &generator)
-            : (0..<UInt32(groups.count)).map { $0 }
-        let sortedGroups = groups.sorted { UInt(bitPattern: $0) < UInt(bitPattern: $1) }
+        let groupOrder: [Int] = pattern == .chase
+            ? (groups.count > 1 ? sattoloOrder(groups.count, using: &generator).map { Int($0) } : [0])
+            : groups.indices.sorted { UInt(bitPattern: groups[$0]) < UInt(bitPattern: groups[$1]) }
         let identity = (0..<UInt32(slotsPerGroup)).map { $0 }
         var first: UnsafeMutableRawPointer?
         var previous: UnsafeMutableRawPointer?
         for g in groupOrder {
-            let base = pattern == .chase ? groups[Int(g)] : sortedGroups[Int(g)]
             let slotOrder = pattern == .chase ? sattoloOrder(slotsPerGroup, using: &generator) : identity
             for s in slotOrder {
-                let slot = base + Int(s) * stride
+                let k = Int(s)
+                let slot = groups[g] + k * stride + layout.offset(ofSlot: g * slotsPerGroup + k)
                 if let previous { previous.storeBytes(of: UInt(bitPattern: slot), as: UInt.self) } else { first = slot }
                 previous = slot
             }

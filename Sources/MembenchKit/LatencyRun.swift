@@ -111,10 +111,12 @@ public enum LatencyRunner {
         }
         let memory = try source.acquire(size: run.size, groupBytes: run.groupBytes, pages: options.pageMode)
         defer { source.release(memory) }
-        let chain = Chain.build(groups: memory.groups, groupBytes: run.groupBytes, stride: options.stride,
+        let layout = SlotLayout(stride: options.stride, offsets: options.slotOffsets, thread: index,
+                                threads: run.cpus.count, seed: options.seed)
+        let chain = Chain.build(groups: memory.groups, groupBytes: run.groupBytes, layout: layout,
                                 pattern: options.pattern, seed: options.seed &+ UInt64(index))
         let node = topology.node(ofCPU: cpu) ?? -1
-        let before = try PlacementReport.measure(groups: memory.groups, groupBytes: run.groupBytes, stride: options.stride)
+        let before = try PlacementReport.measure(groups: memory.groups, groupBytes: run.groupBytes, layout: layout)
         ready = true
         start.arriveAndWait()
 
@@ -147,7 +149,7 @@ public enum LatencyRunner {
         let elapsed = Double(now - began) / 1e9
         sink.keep(pointer, at: index)
         if Topology.currentCPU().cpu != cpu { migrated = true }
-        let after = try PlacementReport.measure(groups: memory.groups, groupBytes: run.groupBytes, stride: options.stride)
+        let after = try PlacementReport.measure(groups: memory.groups, groupBytes: run.groupBytes, layout: layout)
         let accesses = UInt64(statistics.count) * UInt64(loads)
         let result = ThreadResult(thread: index, cpu: cpu, node: node, latency: statistics.summary, accesses: accesses,
                             accessesPerSecond: elapsed > 0 ? Double(accesses) / elapsed : 0,

@@ -27,31 +27,33 @@ public struct PlacementReport: Sendable, Codable, Equatable {
         return counts
     }
 
-    /// Queries the pages of every group and counts the chain's slots on each node.
-    public static func measure(groups: [UnsafeMutableRawPointer], groupBytes: Int, stride: Int) throws(NUMAError) -> PlacementReport {
+    /// Queries the pages of every group and counts the chain's slots on each node, each slot
+    /// at its own address (`Chain.build`'s numbering and offsets).
+    public static func measure(groups: [UnsafeMutableRawPointer], groupBytes: Int, layout: SlotLayout) throws(NUMAError) -> PlacementReport {
         var report = PlacementReport()
-        for group in groups {
+        for (index, group) in groups.enumerated() {
             let placement = try PagePlacement(address: group, length: groupBytes)
-            report.add(placement, base: UInt(bitPattern: group), groupBytes: groupBytes, stride: stride)
+            report.add(placement, base: UInt(bitPattern: group), groupBytes: groupBytes, layout: layout,
+                       firstSlot: index * (groupBytes / layout.stride))
         }
         return report
     }
 
-    /// Adds one group's placement: slots at `base + k * stride` for `k < groupBytes / stride`.
-    mutating func add(_ placement: PagePlacement, base: UInt, groupBytes: Int, stride: Int) {
+    /// Adds one group's placement: slot `k` at `base + k * stride + offset(firstSlot + k)`.
+    mutating func add(_ placement: PagePlacement, base: UInt, groupBytes: Int, layout: SlotLayout, firstSlot: Int) {
         let page = placement.pageSize
         let firstPage = Int(base) & ~(page - 1)
-        let end = Int(base) + groupBytes / stride * stride
-        // Slots whose address is below x: ceil((x - base) / stride), clamped.
-        func slotsBelow(_ x: Int) -> Int { max(0, min(end, x) - Int(base) + stride - 1) / stride }
-        for (index, node) in placement.nodes.enumerated() {
-            let start = firstPage + index * page
-            let slots = slotsBelow(start + page) - slotsBelow(max(start, Int(base)))
+        var counts = [Int](repeating: 0, count: placement.nodes.count)
+        for k in 0..<groupBytes / layout.stride {
+            let address = Int(base) + k * layout.stride + layout.offset(ofSlot: firstSlot + k)
+            counts[(address - firstPage) / page] += 1
+        }
+        for (index, node) in placement.nodes.enumerated() where counts[index] > 0 {
             if node >= 0 {
-                if slots > 0 { pageNodes[start] = Int(node) }
-                slotsPerNode[Int(node), default: 0] += slots
+                pageNodes[firstPage + index * page] = Int(node)
+                slotsPerNode[Int(node), default: 0] += counts[index]
             } else {
-                unplacedSlots += slots
+                unplacedSlots += counts[index]
             }
         }
     }

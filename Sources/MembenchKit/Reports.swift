@@ -22,7 +22,7 @@ public enum LatencyReport {
         var placement = options.placement.summary
         if options.placement.memoryPolicy == nil { placement = placement.replacingOccurrences(of: "inherit", with: result.policyText) }
         var lines = [
-            "size \(ByteSize.format(result.size)) per thread, \(options.threads) thread(s), stride \(options.stride) B, \(mode), pages \(options.pageMode.rawValue)",
+            "size \(ByteSize.format(result.size)) per thread, \(options.threads) thread(s), stride \(options.stride) B\(options.slotOffsets == .zero ? " (slots at offset 0)" : ""), \(mode), pages \(options.pageMode.rawValue)",
             "placement \(placement); \(environment.nodeCount) node(s); THP \(environment.transparentHugePages); numa_balancing \(environment.numaBalancing)",
         ]
         if let fill = result.globalFill, let pages = result.poolPagesPerNode {

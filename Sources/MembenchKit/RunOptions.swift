@@ -72,6 +72,8 @@ public struct RunOptions: Sendable, Codable, Equatable {
     public var tlbLocality: Int?
     public var pageMode: PageMode = .base
     public var pattern: ChasePattern = .chase
+    /// Where each slot sits inside its stride (`SlotLayout`).
+    public var slotOffsets: SlotLayout.Offsets = .random
     /// Seconds of timed samples, unless `samples` is set.
     public var duration = 2.0
     /// A fixed number of samples instead of a duration.

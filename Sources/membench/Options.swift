@@ -30,6 +30,7 @@ struct Seconds: ExpressibleByArgument {
 extension PoolStrategy: ExpressibleByArgument {}
 extension PageMode: ExpressibleByArgument {}
 extension ChasePattern: ExpressibleByArgument {}
+extension SlotLayout.Offsets: ExpressibleByArgument {}
 extension LocalPool.Binding: ExpressibleByArgument {}
 extension GlobalFill: ExpressibleByArgument {}
 
@@ -99,6 +100,10 @@ struct WorkloadGroup: ParsableArguments {
     @Option(parsing: .unconditional, help: "Walk: chase (random) or sequential.")
     var pattern: ChasePattern = .chase
 
+    @Option(name: .customLong("slot-offsets"), parsing: .unconditional,
+            help: "Where each slot sits inside its stride: random (a multiple of 8 bytes, different per thread) or zero.")
+    var slotOffsets: SlotLayout.Offsets = .random
+
     @Option(parsing: .unconditional, help: ArgumentHelp("Timed samples per strategy, e.g. 2s or 500ms (default: 2s).", valueName: "time"))
     var duration: Seconds?
 
@@ -138,6 +143,7 @@ struct WorkloadGroup: ParsableArguments {
         options.tlbLocality = tlbLocality?.bytes
         options.pageMode = pageSize
         options.pattern = pattern
+        options.slotOffsets = slotOffsets
         options.duration = duration?.value ?? options.duration
         options.samples = samples
         options.warmup = warmup.value

@@ -254,6 +254,7 @@ struct CLITests {
         (["--stride", "12"], "--stride"),
         (["--pool", "magic"], "--pool"),
         (["--page-size", "3k"], "--page-size"),
+        (["--slot-offsets", "middle"], "--slot-offsets"),
         (["--bogus"], "--bogus"),
     ])
     func usage(arguments: [String], flag: String) throws {
@@ -280,6 +281,18 @@ struct CLITests {
     ])
     func badDuration(arguments: [String], flag: String) throws {
         try CLI.run(arguments).expectOneLineError(status: 64, mentioning: flag)
+    }
+
+    @Test("the slot layout is recorded, and both layouts place the same pages", arguments: ["random", "zero"])
+    func slotOffsets(layout: String) throws {
+        let output = try CLI.run(["run", "--pool", "direct", "--size", "4MiB", "--slot-offsets", layout, "--duration", "0.2",
+                                  "--warmup", "0", "--json"])
+        #expect(output.status == 0, "\(output.stderr)")
+        let records = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
+        let total = try #require(records.first { $0["scope"] as? String == "total" })
+        #expect(total["slot_offsets"] as? String == layout)
+        #expect(total["pages_per_node"] as? String == "\(Topology.current.node(ofCPU: (total["cpu"] as? Int) ?? 0) ?? 0):1024"
+                || Topology.current.nodeCount > 1, "\(total)")
     }
 
     @Test("a size beyond free memory is refused with exit code 1")

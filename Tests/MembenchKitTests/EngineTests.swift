@@ -29,7 +29,7 @@ struct ChainTests {
     func oneCycle(pattern: ChasePattern) throws {
         let region = try MemoryRegion(size: 1 << 20)
         let groups = (0..<16).map { region.baseAddress + $0 * (64 << 10) }
-        let chain = Chain.build(groups: groups, groupBytes: 64 << 10, stride: 128, pattern: pattern, seed: 42)
+        let chain = Chain.build(groups: groups, groupBytes: 64 << 10, layout: SlotLayout(stride: 128, offsets: .zero), pattern: pattern, seed: 42)
         #expect(chain.slots == 8192)
         let visited = Self.walk(chain, limit: 10_000)
         #expect(visited.count == 8192)
@@ -39,12 +39,58 @@ struct ChainTests {
         if pattern == .sequential { #expect(visited == visited.sorted()) }
     }
 
+    @Test("random slot offsets: one cycle over every slot, each inside its own stride, at multiples of 8",
+          arguments: [ChasePattern.chase, .sequential], [64, 256, 24])
+    func mixedOffsets(pattern: ChasePattern, stride: Int) throws {
+        let region = try MemoryRegion(size: 1 << 20)
+        let groupBytes = (16 << 10) / stride * stride
+        let groups = (0..<16).map { region.baseAddress + $0 * (64 << 10) }
+        let layout = SlotLayout(stride: stride, seed: 5)
+        let chain = Chain.build(groups: groups, groupBytes: groupBytes, layout: layout, pattern: pattern, seed: 42)
+        let perGroup = groupBytes / stride
+        #expect(chain.slots == 16 * perGroup)
+        let visited = Self.walk(chain, limit: 20_000)
+        #expect(visited.count == chain.slots)
+        var strides = Set<Int>()
+        var offsets = Set<Int>()
+        let base = UInt(bitPattern: region.baseAddress)
+        for address in visited {
+            let group = Int(address - base) / (64 << 10), inGroup = Int(address - base) % (64 << 10)
+            #expect(inGroup + 8 <= groupBytes, "a slot stays inside its group")
+            let (slot, offset) = inGroup.quotientAndRemainder(dividingBy: stride)
+            #expect(offset % 8 == 0 && offset + 8 <= stride, "offset \(offset) inside stride \(stride)")
+            #expect(offset == layout.offset(ofSlot: group * perGroup + slot))
+            strides.insert(group * perGroup + slot)
+            offsets.insert(offset)
+        }
+        #expect(strides.count == chain.slots, "every stride holds exactly one slot")
+        #expect(offsets.count == min(stride / 8, 64), "offsets spread over the stride: \(offsets.sorted())")
+    }
+
+    @Test("threads of one run get different offsets for the same slot, where the stride has room")
+    func offsetsPerThread() {
+        let threads = 4
+        let layouts = (0..<threads).map { SlotLayout(stride: 256, thread: $0, threads: threads, seed: 11) }
+        for x in 0..<1000 {
+            #expect(Set(layouts.map { $0.offset(ofSlot: x) }).count == threads, "slot \(x)")
+        }
+        // Every position equally often: 64 entries over 32 positions is twice each.
+        for layout in layouts {
+            let uses = Dictionary((0..<64).map { (layout.offset(ofSlot: $0), 1) }, uniquingKeysWith: +)
+            #expect(uses.count == 32 && uses.values.allSatisfy { $0 == 2 }, "\(uses)")
+        }
+        let odd = Dictionary((0..<64).map { (SlotLayout(stride: 24, seed: 2).offset(ofSlot: $0), 1) }, uniquingKeysWith: +)
+        #expect(odd.keys.sorted() == [0, 8, 16] && odd.values.allSatisfy { $0 == 21 || $0 == 22 }, "\(odd)")
+        #expect(SlotLayout(stride: 256, offsets: .zero).offset(ofSlot: 7) == 0)
+        #expect(SlotLayout(stride: 8).offset(ofSlot: 3) == 0, "an 8-byte stride has one place")
+    }
+
     @Test("TLB-locality grouping keeps each group's slots together, in random order")
     func grouping() throws {
         let region = try MemoryRegion(size: 1 << 20)
         let group = 32 << 10
         let groups = (0..<32).map { region.baseAddress + $0 * group }
-        let chain = Chain.build(groups: groups, groupBytes: group, stride: 64, pattern: .chase, seed: 7)
+        let chain = Chain.build(groups: groups, groupBytes: group, layout: SlotLayout(stride: 64), pattern: .chase, seed: 7)
         let visited = Self.walk(chain, limit: 20_000)
         let base = UInt(bitPattern: region.baseAddress)
         let perGroup = group / 64
@@ -63,8 +109,8 @@ struct ChainTests {
     @Test("the same seed builds the same chain")
     func deterministic() throws {
         let a = try MemoryRegion(size: 256 << 10), b = try MemoryRegion(size: 256 << 10)
-        let chainA = Chain.build(groups: [a.baseAddress], groupBytes: 256 << 10, stride: 256, pattern: .chase, seed: 9)
-        let chainB = Chain.build(groups: [b.baseAddress], groupBytes: 256 << 10, stride: 256, pattern: .chase, seed: 9)
+        let chainA = Chain.build(groups: [a.baseAddress], groupBytes: 256 << 10, layout: SlotLayout(stride: 256, seed: 9), pattern: .chase, seed: 9)
+        let chainB = Chain.build(groups: [b.baseAddress], groupBytes: 256 << 10, layout: SlotLayout(stride: 256, seed: 9), pattern: .chase, seed: 9)
         let offsetsA = Self.walk(chainA, limit: 2000).map { $0 - UInt(bitPattern: a.baseAddress) }
         let offsetsB = Self.walk(chainB, limit: 2000).map { $0 - UInt(bitPattern: b.baseAddress) }
         #expect(offsetsA == offsetsB)
@@ -73,7 +119,7 @@ struct ChainTests {
     @Test("the chase follows the chain for exactly the given loads")
     func chaseLoads() throws {
         let region = try MemoryRegion(size: 64 << 10)
-        let chain = Chain.build(groups: [region.baseAddress], groupBytes: 64 << 10, stride: 64, pattern: .sequential, seed: 1)
+        let chain = Chain.build(groups: [region.baseAddress], groupBytes: 64 << 10, layout: SlotLayout(stride: 64, offsets: .zero), pattern: .sequential, seed: 1)
         let end = chase(from: chain.start, loads: 37)
         #expect(UInt(bitPattern: end) == UInt(bitPattern: region.baseAddress) + 37 * 64)
         #expect(chase(from: chain.start, loads: 1024) == chain.start)
@@ -126,12 +172,12 @@ struct PlacementShareTests {
     func known() {
         // Four 4 KiB pages: nodes 0, 1, 1, 0; 64-byte stride, so 64 slots per page.
         var report = PlacementReport()
-        report.add(PagePlacement(pageSize: 4096, nodes: [0, 1, 1, 0]), base: 0x10000, groupBytes: 4 * 4096, stride: 64)
+        report.add(PagePlacement(pageSize: 4096, nodes: [0, 1, 1, 0]), base: 0x10000, groupBytes: 4 * 4096, layout: SlotLayout(stride: 64, offsets: .zero), firstSlot: 0)
         #expect(report.pagesPerNode == [0: 2, 1: 2])
         #expect(report.slotsPerNode == [0: 128, 1: 128])
         #expect(report.remoteShare(from: 0) == 0.5)
         var skewed = PlacementReport()
-        skewed.add(PagePlacement(pageSize: 4096, nodes: [1, 1, 1, 0]), base: 0x10000, groupBytes: 4 * 4096, stride: 64)
+        skewed.add(PagePlacement(pageSize: 4096, nodes: [1, 1, 1, 0]), base: 0x10000, groupBytes: 4 * 4096, layout: SlotLayout(stride: 64, offsets: .zero), firstSlot: 0)
         #expect(skewed.remoteShare(from: 0) == 0.75)
         #expect(skewed.remoteShare(from: 1) == 0.25)
         #expect((report + skewed).remoteShare(from: 0) == 0.625)
@@ -142,15 +188,36 @@ struct PlacementShareTests {
     func partialPages() {
         var report = PlacementReport()
         // 6 KiB from the middle of page 0 into page 1, stride 1 KiB: 2 slots on page 0, 4 on page 1.
-        report.add(PagePlacement(pageSize: 4096, nodes: [2, 3]), base: 0x20800, groupBytes: 6144, stride: 1024)
+        report.add(PagePlacement(pageSize: 4096, nodes: [2, 3]), base: 0x20800, groupBytes: 6144, layout: SlotLayout(stride: 1024, offsets: .zero), firstSlot: 0)
         #expect(report.slotsPerNode == [2: 2, 3: 4])
         #expect(report.unplacedSlots == 0)
+    }
+
+    @Test("slots offset inside their stride count on the page they sit on")
+    func offsetSlots() {
+        // Stride 512 from 0x10F00: every stride spans the page boundary at its middle when the
+        // group starts 256 bytes before a page; where the slot sits decides its page.
+        let layout = SlotLayout(stride: 512, seed: 3)
+        var report = PlacementReport()
+        var expected: [Int: Int] = [:]
+        // 64 groups of 8 slots at the same place, numbered on: each uses other offsets.
+        for group in 0..<64 {
+            report.add(PagePlacement(pageSize: 4096, nodes: [0, 1, 2]), base: 0x10F00, groupBytes: 4096, layout: layout,
+                       firstSlot: group * 8)
+            for k in 0..<8 {
+                let address = 0x10F00 + k * 512 + layout.offset(ofSlot: group * 8 + k)
+                expected[(address - 0x10000) / 4096, default: 0] += 1  // page index = node here
+            }
+        }
+        #expect(report.slotsPerNode == expected)
+        #expect(expected[0, default: 0] > 0 && expected[1, default: 0] > 0, "the first slots straddle pages: \(expected)")
+        #expect(report.totalSlots == 512)
     }
 
     @Test("untouched pages count as remote, not local")
     func unplaced() {
         var report = PlacementReport()
-        report.add(PagePlacement(pageSize: 4096, nodes: [0, -2]), base: 0, groupBytes: 8192, stride: 4096)
+        report.add(PagePlacement(pageSize: 4096, nodes: [0, -2]), base: 0, groupBytes: 8192, layout: SlotLayout(stride: 4096, offsets: .zero), firstSlot: 0)
         #expect(report.unplacedSlots == 1)
         #expect(report.remoteShare(from: 0) == 0.5)
     }

@@ -83,6 +83,7 @@ extension Record {
             ("tlb_locality_bytes", .int(groupBytes)),
             ("page_mode", .string(options.pageMode.rawValue)),
             ("pattern", .string(options.pattern.rawValue)),
+            ("slot_offsets", .string(options.slotOffsets.rawValue)),
             ("policy", .string(result.policyText)),
             ("membind", .string(placement.membind?.description)),
             ("interleave", .string(placement.interleave?.description)),

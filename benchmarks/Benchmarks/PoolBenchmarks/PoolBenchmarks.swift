@@ -21,7 +21,7 @@ final class ChaseFixture: @unchecked Sendable {
         region.faultIn()
         let base = region.baseAddress
         let groups = (0..<64).map { base + $0 * (256 << 10) }
-        chain = Chain.build(groups: groups, groupBytes: 256 << 10, stride: 256, pattern: .chase, seed: 1)
+        chain = Chain.build(groups: groups, groupBytes: 256 << 10, layout: SlotLayout(stride: 256), pattern: .chase, seed: 1)
         self.region = region
     }
 }
@@ -91,7 +91,7 @@ let benchmarks: @Sendable () -> Void = {
         let base = region.baseAddress
         let groups = (0..<64).map { base + $0 * (256 << 10) }
         benchmark.startMeasurement()
-        let chain = Chain.build(groups: groups, groupBytes: 256 << 10, stride: 256, pattern: .chase, seed: 3)
+        let chain = Chain.build(groups: groups, groupBytes: 256 << 10, layout: SlotLayout(stride: 256), pattern: .chase, seed: 3)
         benchmark.stopMeasurement()
         blackHole(chain.slots)
     }

@@ -1,11 +1,16 @@
 // A plain C pointer chase, the yardstick for membench's fidelity.
 //
-//   reference-chase SIZE_BYTES STRIDE_BYTES GROUP_BYTES SECONDS [LOADS_PER_SAMPLE]
+//   reference-chase SIZE_BYTES STRIDE_BYTES GROUP_BYTES SECONDS [LOADS_PER_SAMPLE [random|zero]]
 //
 // It maps SIZE bytes of 4 KiB pages (MADV_NOHUGEPAGE), links one slot every STRIDE bytes into a
 // random cycle (groups of GROUP bytes in random order, slots shuffled within each group), walks
 // it untimed for 0.25 s, then times batches of dependent loads for SECONDS and prints one CSV
 // line: size,stride,group,samples,mean_ns,stddev_ns.
+//
+// Each slot sits at a multiple of 8 bytes inside its stride: slot x (numbered in address order)
+// takes entry x mod 64 of a table of 64 offsets, each drawn from a random permutation of the
+// stride's positions, as multichase lays out one thread's chase; "zero" puts every slot at
+// offset 0.
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdint.h>
@@ -57,6 +62,11 @@ int main(int argc, char **argv) {
     size_t group = strtoull(argv[3], NULL, 10);
     double seconds = atof(argv[4]);
     size_t loads = argc > 5 ? strtoull(argv[5], NULL, 10) : 1024;
+    int zero_offsets = argc > 6 && strcmp(argv[6], "zero") == 0;
+    if (argc > 6 && !zero_offsets && strcmp(argv[6], "random") != 0) {
+        fprintf(stderr, "reference-chase: offsets are random or zero\n");
+        return 64;
+    }
     if (stride < sizeof(void *) || group < stride || size < group || loads % 8 || seconds <= 0) {
         fprintf(stderr, "reference-chase: bad arguments\n");
         return 64;
@@ -67,6 +77,16 @@ int main(int argc, char **argv) {
     madvise(base, groups * group, MADV_NOHUGEPAGE);
     memset(base, 0, groups * group);
 
+    // The offset table: entry k is element 0 of its own random permutation of the positions.
+    size_t positions = stride / sizeof(void *), offsets[64];
+    size_t *permutation = malloc(positions * sizeof *permutation);
+    for (size_t k = 0; k < 64; k++) {
+        for (size_t i = 0; i < positions; i++) permutation[i] = i;
+        shuffle(permutation, positions);
+        offsets[k] = zero_offsets ? 0 : permutation[0] * sizeof(void *);
+    }
+    free(permutation);
+
     size_t *group_order = malloc(groups * sizeof *group_order);
     size_t *slot_order = malloc(per_group * sizeof *slot_order);
     for (size_t g = 0; g < groups; g++) group_order[g] = g;
@@ -76,7 +96,8 @@ int main(int argc, char **argv) {
         for (size_t s = 0; s < per_group; s++) slot_order[s] = s;
         shuffle(slot_order, per_group);
         for (size_t s = 0; s < per_group; s++) {
-            void **slot = (void **)(base + group_order[g] * group + slot_order[s] * stride);
+            size_t x = group_order[g] * per_group + slot_order[s];
+            void **slot = (void **)(base + group_order[g] * group + slot_order[s] * stride + offsets[x % 64]);
             if (previous) *previous = slot; else first = slot;
             previous = slot;
         }
