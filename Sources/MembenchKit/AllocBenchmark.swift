@@ -423,19 +423,11 @@ public enum AllocBenchmark {
             }
             let times = rounds.map(\.nanosecondsPerPair)
             return AllocSummary(strategy: key.strategy, allocatorName: middle.allocatorName, threads: key.threads,
-                                rounds: rounds, nanosecondsPerPair: Self.median(times) ?? 0,
-                                pairsPerSecond: Self.median(rounds.map(\.pairsPerSecond)) ?? 0,
+                                rounds: rounds, nanosecondsPerPair: times.median ?? 0,
+                                pairsPerSecond: rounds.map(\.pairsPerSecond).median ?? 0,
                                 fastest: times.min() ?? 0, slowest: times.max() ?? 0, statistics: middle.statistics,
-                                scaling: Self.median(scalings), overMalloc: Self.median(overMalloc))
+                                scaling: scalings.median, overMalloc: overMalloc.median)
         }
-    }
-
-    /// The middle value, or the mean of the two middle ones; nil for none.
-    static func median(_ values: [Double]) -> Double? {
-        guard !values.isEmpty else { return nil }
-        let sorted = values.sorted()
-        let middle = sorted.count / 2
-        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
     }
 
     public static func records(_ results: [AllocResult], options: AllocOptions, environment: RunEnvironment) -> [Record] {

@@ -10,7 +10,10 @@ public struct ThreadResult: Sendable, Codable, Equatable {
     public var latency: LatencySummary
     public var accesses: UInt64
     public var accessesPerSecond: Double
+    /// The share of accesses to memory on another node, from the placement read before the run.
     public var remoteShare: Double
+    /// The same share from the placement read again after the run.
+    public var remoteShareAfter: Double
     public var placement: PlacementReport
     /// Whether the page placement after the run differs from before (NUMA balancing, migration).
     public var placementChanged: Bool
@@ -21,6 +24,8 @@ public struct ThreadResult: Sendable, Codable, Equatable {
 /// A finished latency run of one strategy.
 public struct RunResult: Sendable {
     public var options: RunOptions
+    /// The round of a `compare` it was measured in, from 0.
+    public var round = 0
     public var size: Int
     public var groupBytes: Int
     public var threads: [ThreadResult]
@@ -125,7 +130,7 @@ public enum LatencyRunner {
         let warmupEnd = monotonicNanoseconds() + UInt64(options.warmup * 1e9)
         repeat { pointer = chase(from: pointer, loads: loads) } while monotonicNanoseconds() < warmupEnd
 
-        var statistics = LatencyStatistics()
+        var statistics = LatencyStatistics(windowSeconds: options.window)
         let began = monotonicNanoseconds()
         let deadline = began + UInt64(options.duration * 1e9)
         let target = options.samples ?? Int.max
@@ -136,7 +141,7 @@ public enum LatencyRunner {
             let t0 = monotonicNanoseconds()
             pointer = chase(from: pointer, loads: loads)
             now = monotonicNanoseconds()
-            statistics.record(Double(now - t0) / Double(loads))
+            statistics.record(nanoseconds: now - t0, loads: loads)
             if now >= nextReport {
                 nextReport = now + 250_000_000
                 if Topology.currentCPU().cpu != cpu { migrated = true }
@@ -146,6 +151,7 @@ public enum LatencyRunner {
                 }
             }
         }
+        statistics.finish()
         let elapsed = Double(now - began) / 1e9
         sink.keep(pointer, at: index)
         if Topology.currentCPU().cpu != cpu { migrated = true }
@@ -153,7 +159,8 @@ public enum LatencyRunner {
         let accesses = UInt64(statistics.count) * UInt64(loads)
         let result = ThreadResult(thread: index, cpu: cpu, node: node, latency: statistics.summary, accesses: accesses,
                             accessesPerSecond: elapsed > 0 ? Double(accesses) / elapsed : 0,
-                            remoteShare: before.remoteShare(from: node), placement: before,
+                            remoteShare: before.remoteShare(from: node), remoteShareAfter: after.remoteShare(from: node),
+                            placement: before,
                             placementChanged: before != after, migrated: migrated)
         return (result, statistics)
     }
@@ -164,10 +171,13 @@ public enum LatencyRunner {
         var merged = LatencyStatistics()
         for (_, statistics) in results { merged.merge(statistics) }
         let accesses = sorted.reduce(UInt64(0)) { $0 + $1.accesses }
-        let share = accesses == 0 ? 0 : sorted.reduce(0.0) { $0 + $1.remoteShare * Double($1.accesses) } / Double(accesses)
+        func weighted(_ share: (ThreadResult) -> Double) -> Double {
+            accesses == 0 ? 0 : sorted.reduce(0.0) { $0 + share($1) * Double($1.accesses) } / Double(accesses)
+        }
         let total = ThreadResult(
             thread: -1, cpu: -1, node: -1, latency: merged.summary, accesses: accesses,
-            accessesPerSecond: sorted.reduce(0) { $0 + $1.accessesPerSecond }, remoteShare: share,
+            accessesPerSecond: sorted.reduce(0) { $0 + $1.accessesPerSecond }, remoteShare: weighted(\.remoteShare),
+            remoteShareAfter: weighted(\.remoteShareAfter),
             placement: sorted.map(\.placement).reduce(PlacementReport(), +),
             placementChanged: sorted.contains { $0.placementChanged }, migrated: sorted.contains { $0.migrated })
         var result = RunResult(options: run.options, size: run.size / run.groupBytes * run.groupBytes,

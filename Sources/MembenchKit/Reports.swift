@@ -36,30 +36,60 @@ public enum LatencyReport {
 
     /// Per-thread rows and the total of one run.
     public static func table(_ result: RunResult) -> String {
-        var table = TextTable(["thread", "cpu", "node", "mean", "stddev", "p50", "p90", "p99", "p99.9", "max",
+        var table = TextTable(["thread", "cpu", "node", "mean", "sd", "best win", "med win", "p50", "p90", "p99", "p99.9", "max",
                                "accesses/s", "remote", "pages/node"])
         for thread in result.threads + [result.total] {
             let l = thread.latency
             table.add([thread.thread < 0 ? "total" : String(thread.thread),
                        thread.cpu < 0 ? "" : String(thread.cpu), thread.node < 0 ? "" : String(thread.node),
-                       Format.ns(l.mean), Format.fixed(l.standardDeviation), Format.fixed(l.p50), Format.fixed(l.p90),
+                       Format.ns(l.mean), Format.fixed(l.standardDeviation),
+                       l.bestWindow.map { Format.fixed($0) } ?? "", l.medianWindow.map { Format.fixed($0) } ?? "",
+                       Format.fixed(l.p50), Format.fixed(l.p90),
                        Format.fixed(l.p99), Format.fixed(l.p999), Format.fixed(l.max),
                        Format.rate(thread.accessesPerSecond), Format.percent(thread.remoteShare), thread.placement.pagesText])
         }
-        return table.render() + warnings(result)
+        return table.render() + legend(result) + warnings(result)
     }
 
-    /// The reference table: strategy | mean | deviation | p99 | remote share | relative to local.
+    /// What the deviation and the windows are, under a table.
+    static func legend(_ result: RunResult) -> String {
+        let l = result.total.latency
+        return "sd: deviation of \(result.options.loadsPerSample)-load sample means; best/med win: lowest and median of "
+            + "\(l.windows) window(s) of \(TimeSpan.format(l.windowSeconds)) (multichase's statistic)\n"
+    }
+
+    /// The reference table: strategy | mean | deviation | best window | p99 | remote share |
+    /// relative to local. Over several rounds, each figure is the median of the rounds, and
+    /// "relative to local" the median of each round's own ratio, so that drift between rounds
+    /// cancels.
     public static func comparison(_ results: [RunResult]) -> String {
-        var table = TextTable(["strategy", "mean", "deviation", "p99", "remote share", "relative to local"])
-        let local = results.first { $0.options.strategy == .local }?.total.latency.mean
-        for result in results {
-            let l = result.total.latency
-            let relative = local.map { $0 > 0 ? String(format: "%.2fx", l.mean / $0) : "" } ?? ""
-            table.add([result.options.strategy.rawValue, Format.ns(l.mean), "±" + Format.fixed(l.standardDeviation),
-                       Format.ns(l.p99), Format.percent(result.total.remoteShare), relative])
+        var strategies: [PoolStrategy] = []
+        for result in results where !strategies.contains(result.options.strategy) { strategies.append(result.options.strategy) }
+        let rounds = Set(results.map(\.round)).count
+        var columns = ["strategy", "mean", "deviation", "best window", "p99", "remote share", "relative to local"]
+        if rounds > 1 { columns.insert("min-max", at: 2) }
+        var table = TextTable(columns)
+        func local(inRound round: Int) -> Double? {
+            results.first { $0.options.strategy == .local && $0.round == round }?.total.latency.mean
         }
-        return table.render() + results.map(warnings).joined()
+        for strategy in strategies {
+            let mine = results.filter { $0.options.strategy == strategy }
+            func median(_ value: (RunResult) -> Double?) -> Double? { mine.compactMap(value).median }
+            let means = mine.map(\.total.latency.mean)
+            let relative = mine.compactMap { result in local(inRound: result.round).map { $0 > 0 ? result.total.latency.mean / $0 : 0 } }.median
+            var row = [strategy.rawValue, Format.ns(means.median ?? 0)]
+            if rounds > 1 { row.append("\(Format.fixed(means.min() ?? 0))-\(Format.fixed(means.max() ?? 0))") }
+            row += ["±" + Format.fixed(median { $0.total.latency.standardDeviation } ?? 0),
+                    median { $0.total.latency.bestWindow }.map { Format.ns($0) } ?? "",
+                    Format.ns(median { $0.total.latency.p99 } ?? 0), Format.percent(median { $0.total.remoteShare } ?? 0),
+                    relative.map { String(format: "%.2fx", $0) } ?? ""]
+            table.add(row)
+        }
+        var text = table.render() + (results.first.map(legend) ?? "")
+        if rounds > 1 {
+            text += "Medians of \(rounds) rounds, taken in turns (every other round in reverse order); relative to local is the median of each round's own ratio.\n"
+        }
+        return text + results.map(warnings).joined()
     }
 
     static func warnings(_ result: RunResult) -> String {
@@ -74,17 +104,24 @@ public enum LatencyReport {
     }
 }
 
-/// Runs several strategies with identical parameters, back to back.
+/// Runs several strategies with identical parameters, in rounds that take turns: round 0 in
+/// the order given, round 1 in reverse, and so on, so that drift on a shared host falls on
+/// every strategy alike.
 public enum Comparison {
-    public static func run(_ strategies: [PoolStrategy], options: RunOptions, topology: Topology = .current,
-                           progress: (@Sendable (PoolStrategy, Double) -> Void)? = nil) throws(MembenchError) -> [RunResult] {
+    public static func run(_ strategies: [PoolStrategy], options: RunOptions, rounds: Int = 1, topology: Topology = .current,
+                           progress: (@Sendable (PoolStrategy, Int, Double) -> Void)? = nil) throws(MembenchError) -> [RunResult] {
+        guard rounds >= 1 && rounds <= 1000 else { throw .usage(flag: "--rounds", reason: "must be between 1 and 1000, got \(rounds)") }
         var results: [RunResult] = []
-        for strategy in strategies {
-            var each = options
-            each.strategy = strategy
-            var perRun: LatencyRunner.Progress?
-            if let progress { perRun = { fraction in progress(strategy, fraction) } }
-            results.append(try LatencyRunner.run(each, topology: topology, progress: perRun))
+        for round in 0..<rounds {
+            for strategy in round % 2 == 0 ? strategies : strategies.reversed() {
+                var each = options
+                each.strategy = strategy
+                var perRun: LatencyRunner.Progress?
+                if let progress { perRun = { fraction in progress(strategy, round, fraction) } }
+                var result = try LatencyRunner.run(each, topology: topology, progress: perRun)
+                result.round = round
+                results.append(result)
+            }
         }
         return results
     }

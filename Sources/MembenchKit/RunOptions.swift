@@ -80,6 +80,8 @@ public struct RunOptions: Sendable, Codable, Equatable {
     public var samples: Int?
     /// Seconds of untimed chasing before the samples.
     public var warmup = 0.25
+    /// Seconds per window of the window statistic (multichase's 0.5 s).
+    public var window = 0.5
     /// Dependent loads per timed sample.
     public var loadsPerSample = 1024
     public var placement = PlacementOptions()

@@ -131,6 +131,9 @@ extension RunOptions {
         guard duration > 0 && duration <= 86_400 else {
             throw .usage(flag: "--duration", reason: "must be more than 0 seconds and at most 86400, got \(duration)")
         }
+        guard window >= 0.001 && window <= 3600 else {
+            throw .usage(flag: "--window", reason: "must be between 1ms and 3600 seconds, got \(window)")
+        }
         guard warmup >= 0 && warmup <= 3600 else {
             throw .usage(flag: "--warmup", reason: "must be between 0 and 3600 seconds, got \(warmup)")
         }

@@ -110,6 +110,9 @@ struct WorkloadGroup: ParsableArguments {
     @Option(parsing: .unconditional, help: "A fixed number of samples per thread instead of --duration.")
     var samples: Int?
 
+    @Option(parsing: .unconditional, help: ArgumentHelp("Length of each window of the window statistic (best and median window), e.g. 500ms.", valueName: "time"))
+    var window = Seconds(0.5)
+
     @Option(parsing: .unconditional, help: ArgumentHelp("Untimed warm-up, e.g. 250ms.", valueName: "time"))
     var warmup = Seconds(0.25)
 
@@ -147,6 +150,7 @@ struct WorkloadGroup: ParsableArguments {
         options.duration = duration?.value ?? options.duration
         options.samples = samples
         options.warmup = warmup.value
+        options.window = window.value
         options.loadsPerSample = loadsPerSample
         options.binding = binding
         options.globalFill = globalFill

@@ -162,6 +162,19 @@ struct CLITests {
             #expect(lines.contains { $0.hasPrefix(strategy + " ") })
         }
         #expect(lines.contains { $0.hasPrefix("local ") && $0.hasSuffix("1.00x") })
+        #expect(output.stdout.contains("Medians of 3 rounds"), "three rounds by default")
+    }
+
+    @Test("compare takes turns over rounds: each round's rows, every other round reversed")
+    func compareRounds() throws {
+        let csv = CLI.temporaryPath(".csv")
+        defer { try? FileManager.default.removeItem(atPath: csv) }
+        let output = try CLI.run(["compare", "--rounds", "2", "--csv", csv] + CLI.quick)
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stdout.contains("min-max") && output.stdout.contains("Medians of 2 rounds"))
+        let totals = try CLI.rows(csv).filter { $0["scope"] == "total" }
+        #expect(totals.map { "\($0["strategy"] ?? "")/\($0["round"] ?? "")" } == ["local/0", "global/0", "global/1", "local/1"])
+        try CLI.run(["compare", "--rounds", "0"] + CLI.quick).expectOneLineError(status: 64, mentioning: "--rounds")
     }
 
     @Test("alloc reports throughput and pool statistics for every allocator")
@@ -255,6 +268,8 @@ struct CLITests {
         (["--pool", "magic"], "--pool"),
         (["--page-size", "3k"], "--page-size"),
         (["--slot-offsets", "middle"], "--slot-offsets"),
+        (["--window", "0s"], "--window"),
+        (["--window", "half"], "--window"),
         (["--bogus"], "--bogus"),
     ])
     func usage(arguments: [String], flag: String) throws {
@@ -293,6 +308,44 @@ struct CLITests {
         #expect(total["slot_offsets"] as? String == layout)
         #expect(total["pages_per_node"] as? String == "\(Topology.current.node(ofCPU: (total["cpu"] as? Int) ?? 0) ?? 0):1024"
                 || Topology.current.nodeCount > 1, "\(total)")
+    }
+
+    @Test("the window statistic: windows of --window each, best no more than median, in the table and the records")
+    func windowStatistic() throws {
+        let output = try CLI.run(["run", "--pool", "direct", "--size", "4MiB", "--duration", "1.2", "--window", "300ms",
+                                  "--warmup", "0", "--json"])
+        #expect(output.status == 0, "\(output.stderr)")
+        let records = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
+        for record in records {
+            // The sampled time is the run less the clock reads between samples: 3 or 4 windows.
+            let windows = (record["windows"] as? Int) ?? 0
+            #expect((3...4).contains(windows), "\(record)")
+            #expect((record["window_s"] as? NSNumber)?.doubleValue == 0.3)
+            let best = try #require((record["best_window_ns"] as? NSNumber)?.doubleValue)
+            let median = try #require((record["median_window_ns"] as? NSNumber)?.doubleValue)
+            #expect(best > 0 && best <= median, "\(record)")
+        }
+        let table = try CLI.run(["run", "--pool", "direct", "--size", "4MiB", "--duration", "0.3", "--warmup", "0"])
+        #expect(table.stdout.contains("best win") && table.stdout.contains("sd: deviation of 1024-load sample means"), "\(table.stdout)")
+    }
+
+    @Test("with transparent huge pages every slot is counted once, none unplaced, and the share after the run is recorded",
+          .enabled(if: (try? String(contentsOfFile: "/sys/kernel/mm/transparent_hugepage/enabled", encoding: .utf8))?.contains("[never]") == false,
+                   "transparent huge pages are off"))
+    func transparentHugePages() throws {
+        let output = try CLI.run(["run", "--pool", "direct", "--size", "16MiB", "--page-size", "thp", "--duration", "0.2",
+                                  "--warmup", "0", "--json"])
+        #expect(output.status == 0, "\(output.stderr)")
+        let records = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
+        let total = try #require(records.first { $0["scope"] as? String == "total" })
+        #expect(total["page_mode"] as? String == "thp")
+        #expect(total["unplaced_slots"] as? Int == 0, "\(total)")
+        let pages = ((total["pages_per_node"] as? String) ?? "").split(separator: ";")
+            .compactMap { $0.split(separator: ":").last.flatMap { Int($0) } }.reduce(0, +)
+        #expect(pages == (16 << 20) / 4096, "every 4 KiB page of the buffer counted once: \(total)")
+        let before = try #require((total["remote_share"] as? NSNumber)?.doubleValue)
+        let after = try #require((total["remote_share_after"] as? NSNumber)?.doubleValue)
+        #expect(Topology.current.nodeCount > 1 || (before == 0 && after == 0))
     }
 
     @Test("a size beyond free memory is refused with exit code 1")

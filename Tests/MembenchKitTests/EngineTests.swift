@@ -156,6 +156,39 @@ struct StatisticsTests {
         #expect(a.percentile(90) == all.percentile(90))
     }
 
+    @Test("windows: each closes after its time, best and median over them, a short last one dropped")
+    func windows() {
+        // 1 s windows of 100 ms samples: 50 ns per load for 10 samples, then 100 ns for 10,
+        // then 80 ns for 10, then 5 samples (half a window) at 10 ns.
+        var stats = LatencyStatistics(windowSeconds: 1)
+        for (ns, count) in [(50, 10), (100, 10), (80, 10), (10, 5)] {
+            for _ in 0..<count { stats.record(nanoseconds: 100_000_000, loads: 100_000_000 / ns) }
+        }
+        stats.finish()
+        #expect(stats.windows.closed.map(\.nanosecondsPerLoad) == [50, 100, 80], "the short last window is dropped")
+        #expect(stats.summary.windows == 3 && stats.summary.bestWindow == 50 && stats.summary.medianWindow == 80)
+        #expect(stats.summary.windowSeconds == 1)
+
+        var short = LatencyStatistics(windowSeconds: 1)
+        short.record(nanoseconds: 1_000_000, loads: 10_000)
+        short.finish()
+        #expect(short.summary.windows == 1 && short.summary.bestWindow == 100, "a run shorter than a window has one")
+        #expect(LatencyStatistics().summary.bestWindow == nil)
+    }
+
+    @Test("merged windows are every thread's window k, weighted by loads")
+    func mergedWindows() {
+        var a = WindowStatistic(seconds: 1), b = WindowStatistic(seconds: 1)
+        a.add(nanoseconds: 1_000_000_000, loads: 10_000_000)  // 100 ns
+        a.add(nanoseconds: 1_000_000_000, loads: 20_000_000)  // 50 ns
+        b.add(nanoseconds: 1_000_000_000, loads: 5_000_000)   // 200 ns
+        a.finish()
+        b.finish()
+        a.merge(b)
+        #expect(a.count == 1, "window 2 only one thread reached is dropped")
+        #expect(abs((a.best ?? 0) - 2e9 / 15e6) < 1e-9)
+    }
+
     @Test("percentiles of a known distribution")
     func percentiles() {
         var stats = LatencyStatistics()

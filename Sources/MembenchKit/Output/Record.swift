@@ -96,8 +96,10 @@ extension Record {
             ("duration_s", options.samples == nil ? .double(options.duration) : .null),
             ("samples_requested", .int(options.samples)),
             ("warmup_s", .double(options.warmup)),
+            ("window_s", .double(options.window)),
             ("loads_per_sample", .int(options.loadsPerSample)),
             ("seed", .int(Int(truncatingIfNeeded: options.seed))),
+            ("round", .int(result.round)),
         ]
     }
 
@@ -126,6 +128,9 @@ extension Record {
                 ("samples", .int(latency.samples)),
                 ("mean_ns", .double(latency.mean)),
                 ("stddev_ns", .double(latency.standardDeviation)),
+                ("windows", .int(latency.windows)),
+                ("best_window_ns", latency.bestWindow.map { .double($0) } ?? .null),
+                ("median_window_ns", latency.medianWindow.map { .double($0) } ?? .null),
                 ("min_ns", .double(latency.min)),
                 ("p50_ns", .double(latency.p50)),
                 ("p90_ns", .double(latency.p90)),
@@ -135,6 +140,8 @@ extension Record {
                 ("accesses", .int(Int(thread.accesses))),
                 ("accesses_per_s", .double(thread.accessesPerSecond)),
                 ("remote_share", .double(thread.remoteShare)),
+                ("remote_share_after", .double(thread.remoteShareAfter)),
+                ("unplaced_slots", .int(thread.placement.unplacedSlots)),
                 ("remote_source", .string(result.remoteSource)),
                 ("pages_per_node", .string(thread.placement.pagesText)),
                 ("placement_changed", .bool(thread.placementChanged)),
