@@ -24,8 +24,8 @@ public struct LatencyStatistics: Sendable {
         windows.add(nanoseconds: nanoseconds, loads: UInt64(loads))
     }
 
-    /// Ends the sampling: a last window shorter than the window length counts only when it
-    /// is the only one.
+    /// Ends the sampling: a last window shorter than half the window length counts only when
+    /// it is the only one.
     public mutating func finish() { windows.finish() }
 
     /// Adds one sample, in ns per access.
@@ -132,7 +132,9 @@ public struct WindowStatistic: Sendable, Equatable {
     public mutating func finish() {
         guard !finished else { return }
         finished = true
-        if closed.isEmpty && open.loads > 0 { closed.append(open) }
+        // The samples add up to a little less than the run (the clock reads between them), so
+        // the last window is kept from half its length; shorter, only when it is the only one.
+        if open.loads > 0 && (closed.isEmpty || Double(open.nanoseconds) >= seconds * 0.5e9) { closed.append(open) }
         open = Window(nanoseconds: 0, loads: 0)
     }
 

@@ -52,10 +52,11 @@ public enum LatencyReport {
     }
 
     /// What the deviation and the windows are, under a table.
-    static func legend(_ result: RunResult) -> String {
+    static func legend(_ result: RunResult, comparison: Bool = false) -> String {
         let l = result.total.latency
-        return "sd: deviation of \(result.options.loadsPerSample)-load sample means; best/med win: lowest and median of "
-            + "\(l.windows) window(s) of \(TimeSpan.format(l.windowSeconds)) (multichase's statistic)\n"
+        return (comparison ? "deviation" : "sd") + ": of \(result.options.loadsPerSample)-load sample means; "
+            + (comparison ? "best window: the lowest" : "best/med win: the lowest and the median")
+            + " of \(l.windows) window(s) of \(TimeSpan.format(l.windowSeconds)) (multichase's statistic)\n"
     }
 
     /// The reference table: strategy | mean | deviation | best window | p99 | remote share |
@@ -85,7 +86,7 @@ public enum LatencyReport {
                     relative.map { String(format: "%.2fx", $0) } ?? ""]
             table.add(row)
         }
-        var text = table.render() + (results.first.map(legend) ?? "")
+        var text = table.render() + (results.first.map { legend($0, comparison: true) } ?? "")
         if rounds > 1 {
             text += "Medians of \(rounds) rounds, taken in turns (every other round in reverse order); relative to local is the median of each round's own ratio.\n"
         }

@@ -156,12 +156,12 @@ struct StatisticsTests {
         #expect(a.percentile(90) == all.percentile(90))
     }
 
-    @Test("windows: each closes after its time, best and median over them, a short last one dropped")
+    @Test("windows: each closes after its time, best and median over them, a last one under half dropped")
     func windows() {
         // 1 s windows of 100 ms samples: 50 ns per load for 10 samples, then 100 ns for 10,
-        // then 80 ns for 10, then 5 samples (half a window) at 10 ns.
+        // then 80 ns for 10, then 4 samples (0.4 of a window) at 10 ns.
         var stats = LatencyStatistics(windowSeconds: 1)
-        for (ns, count) in [(50, 10), (100, 10), (80, 10), (10, 5)] {
+        for (ns, count) in [(50, 10), (100, 10), (80, 10), (10, 4)] {
             for _ in 0..<count { stats.record(nanoseconds: 100_000_000, loads: 100_000_000 / ns) }
         }
         stats.finish()
@@ -174,6 +174,11 @@ struct StatisticsTests {
         short.finish()
         #expect(short.summary.windows == 1 && short.summary.bestWindow == 100, "a run shorter than a window has one")
         #expect(LatencyStatistics().summary.bestWindow == nil)
+
+        var half = LatencyStatistics(windowSeconds: 1)
+        for _ in 0..<15 { half.record(nanoseconds: 100_000_000, loads: 1_000_000) }
+        half.finish()
+        #expect(half.summary.windows == 2, "a last window of half the length counts")
     }
 
     @Test("merged windows are every thread's window k, weighted by loads")
