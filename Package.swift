@@ -37,6 +37,8 @@ let package = Package(
             linkerSettings: [.linkedLibrary("numa"), .linkedLibrary("hwloc")]
         ),
         .target(name: "NUMA", dependencies: ["CNuma"]),
+        // The streaming and cache-to-cache loops of membench, in C so that their instructions are fixed.
+        .target(name: "CMemoryKernels"),
         .target(
             name: "NUMAPool",
             dependencies: ["NUMA", "CNuma", .product(name: "Atomics", package: "swift-atomics")]
@@ -44,7 +46,7 @@ let package = Package(
         .target(
             name: "MembenchKit",
             dependencies: [
-                "NUMA", "NUMAPool",
+                "NUMA", "NUMAPool", "CMemoryKernels",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "CSV", package: "CSV.swift"),
             ]
@@ -60,7 +62,7 @@ let package = Package(
         .testTarget(name: "NUMAPoolTests", dependencies: ["NUMAPool", "NUMA", "CNuma"]),
         .testTarget(
             name: "MembenchKitTests",
-            dependencies: ["MembenchKit", "membench", .product(name: "CSV", package: "CSV.swift")]
+            dependencies: ["MembenchKit", "membench", "CMemoryKernels", .product(name: "CSV", package: "CSV.swift")]
         ),
     ]
 )

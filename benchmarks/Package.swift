@@ -2,7 +2,7 @@
 import PackageDescription
 
 // The benchmark suite of swift-numa: package-benchmark microbenchmarks, and a plain C pointer
-// chase that membench is measured against. `benchmarks/run` reproduces every published number.
+// chase and plain C bandwidth loops that membench is measured against. `benchmarks/run` reproduces every published number.
 let package = Package(
     name: "swift-numa-benchmarks",
     dependencies: [
@@ -13,6 +13,8 @@ let package = Package(
         .target(name: "ReferenceChase", path: "Sources/ReferenceChase"),
         .executableTarget(name: "reference-chase", path: "Sources/reference-chase",
                           cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("m")]),
+        .executableTarget(name: "reference-bandwidth", path: "Sources/reference-bandwidth",
+                          cSettings: [.unsafeFlags(["-O2"])]),
         .executableTarget(name: "pool-pairs", dependencies: [.product(name: "NUMAPool", package: "swift-numa")],
                           path: "Sources/pool-pairs"),
         .executableTarget(

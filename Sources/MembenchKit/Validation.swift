@@ -143,20 +143,7 @@ extension RunOptions {
         }
         let resolved = try placement.resolve(threads: threads, topology: topology)
 
-        // Memory: what the run needs against what the candidate nodes can hand out.
-        let available = resolved.memoryNodes.reduce(UInt64(0)) { $0 + (topology.node($1)?.memoryAvailable ?? 0) }
-        let (needed, overflow) = UInt64(size).multipliedReportingOverflow(by: UInt64(threads))
-        if overflow || needed > available {
-            throw .refused("--size: \(ByteSize.format(size)) x \(threads) threads needs \(overflow ? "more than 16EiB" : ByteSize.format(needed)), but nodes \(resolved.memoryNodes) have \(available >> 20) MiB available (\(topology.availableMemorySource))")
-        }
-        if let free = pageMode.freeHugePages {
-            // Each thread's buffer is its own mapping, rounded up to whole huge pages.
-            let granule = pageMode.placementGranule
-            let pages = (size + granule - 1) / granule * threads
-            if free < pages {
-                throw .refused("--page-size \(pageMode.rawValue): \(pages) huge pages needed, \(free) free (see /proc/sys/vm/nr_hugepages)")
-            }
-        }
+        try checkMemory(size: size, threads: threads, pageMode: pageMode, nodes: resolved.memoryNodes, topology: topology)
         return ResolvedRun(options: self, size: size, groupBytes: groupBytes(for: size), cpus: resolved.cpus,
                            policy: resolved.policy, inheritedPolicy: resolved.inheritedPolicy,
                            memoryNodes: resolved.memoryNodes, poolNodes: resolved.poolNodes)
@@ -177,5 +164,23 @@ extension RunOptions {
             round += 1
         }
         return result
+    }
+}
+
+/// Refuses a run whose buffers (`size` per thread) do not fit in what `nodes` can hand out, or
+/// in the free huge pages.
+func checkMemory(size: Int, threads: Int, pageMode: PageMode, nodes: NodeSet, topology: Topology) throws(MembenchError) {
+    let available = nodes.reduce(UInt64(0)) { $0 + (topology.node($1)?.memoryAvailable ?? 0) }
+    let (needed, overflow) = UInt64(size).multipliedReportingOverflow(by: UInt64(threads))
+    if overflow || needed > available {
+        throw .refused("--size: \(ByteSize.format(size)) x \(threads) threads needs \(overflow ? "more than 16EiB" : ByteSize.format(needed)), but nodes \(nodes) have \(available >> 20) MiB available (\(topology.availableMemorySource))")
+    }
+    if let free = pageMode.freeHugePages {
+        // Each thread's buffer is its own mapping, rounded up to whole huge pages.
+        let granule = pageMode.placementGranule
+        let pages = (size + granule - 1) / granule * threads
+        if free < pages {
+            throw .refused("--page-size \(pageMode.rawValue): \(pages) huge pages needed, \(free) free (see /proc/sys/vm/nr_hugepages)")
+        }
     }
 }

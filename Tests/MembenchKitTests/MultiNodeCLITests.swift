@@ -195,6 +195,32 @@ struct MultiNodeCLITests {
         #expect(interleave.keys.sorted() == [0, 1] && abs((interleave[0] ?? 0) - (interleave[1] ?? 0)) <= 1, "interleave: \(interleave)")
     }
 
+    @Test("bandwidth: memory bound to another node is all remote; the matrix places every cell on its memory node")
+    func bandwidthPlacement() throws {
+        let csv = CLI.temporaryPath(".csv")
+        defer { try? FileManager.default.removeItem(atPath: csv) }
+        let bound = try CLI.run(["bandwidth", "--kernels", "read,nt-write", "--membind", "1", "--cpunodebind", "0",
+                                 "--size", "4MiB", "--duration", "0.2", "--csv", csv])
+        #expect(bound.status == 0, "\(bound.stderr)")
+        for row in try CLI.rows(csv) {
+            #expect(Self.share(row) == 1, "\(row)")
+            #expect(row["pages_per_node"]?.hasPrefix("1:") == true && row["pages_per_node"]?.contains(";") == false, "\(row)")
+        }
+        let matrixCSV = CLI.temporaryPath(".csv")
+        defer { try? FileManager.default.removeItem(atPath: matrixCSV) }
+        let matrix = try CLI.run(["bandwidth", "--matrix", "--size", "4MiB", "--duration", "0.2", "--csv", matrixCSV])
+        #expect(matrix.status == 0, "\(matrix.stderr)")
+        let topology = Topology.current
+        let cpuNodes = topology.nodes.map(\.id).filter { !topology.allowedCPUs(on: [$0]).isEmpty }
+        let rows = try CLI.rows(matrixCSV)
+        #expect(rows.count == cpuNodes.count * topology.bindableNodes.count)
+        for row in rows {
+            let memoryNode = try #require(row["memory_node"])
+            #expect(Self.share(row) == (row["cpu_node"] == memoryNode ? 0 : 1), "\(row)")
+            #expect(row["pages_per_node"] == "\(memoryNode):1024", "\(row)")
+        }
+    }
+
     @Test("with NUMA balancing on, moved pages make membench warn and mark the share",
           .enabled(if: FileManager.default.fileExists(atPath: BalancingOff.debugfs + "/scan_delay_ms"), "needs the scheduler's NUMA balancing knobs in debugfs"))
     func balancingOn() throws {

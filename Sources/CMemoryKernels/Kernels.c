@@ -1,0 +1,157 @@
+// The hot loops of membench bandwidth and c2c. On x86-64 they are written with SSE2
+// intrinsics, so that the instructions are fixed (movdqa loads and stores, paddq, mulpd/addpd,
+// movntdq), not whatever the optimiser picks: a plain copy loop may become a memcpy call,
+// and a loop whose result is unused may vanish. Elsewhere they are plain C loops over
+// volatile-free 64-bit words with the same results.
+#include "CMemoryKernels.h"
+
+#if defined(__x86_64__)
+#include <emmintrin.h>
+
+uint64_t CMemoryKernels_read(const void *a, size_t bytes) {
+    const __m128i *p = (const __m128i *)a;
+    __m128i s0 = _mm_setzero_si128(), s1 = s0, s2 = s0, s3 = s0;
+    for (size_t i = 0; i < bytes / 16; i += 4) {
+        s0 = _mm_add_epi64(s0, _mm_load_si128(p + i));
+        s1 = _mm_add_epi64(s1, _mm_load_si128(p + i + 1));
+        s2 = _mm_add_epi64(s2, _mm_load_si128(p + i + 2));
+        s3 = _mm_add_epi64(s3, _mm_load_si128(p + i + 3));
+    }
+    __m128i s = _mm_add_epi64(_mm_add_epi64(s0, s1), _mm_add_epi64(s2, s3));
+    return (uint64_t)_mm_cvtsi128_si64(s) + (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(s, s));
+}
+
+uint64_t CMemoryKernels_copy(void *a, const void *b, size_t bytes) {
+    __m128i *d = (__m128i *)a;
+    const __m128i *s = (const __m128i *)b;
+    for (size_t i = 0; i < bytes / 16; i += 4) {
+        __m128i x0 = _mm_load_si128(s + i), x1 = _mm_load_si128(s + i + 1);
+        __m128i x2 = _mm_load_si128(s + i + 2), x3 = _mm_load_si128(s + i + 3);
+        _mm_store_si128(d + i, x0);
+        _mm_store_si128(d + i + 1, x1);
+        _mm_store_si128(d + i + 2, x2);
+        _mm_store_si128(d + i + 3, x3);
+    }
+    return (uint64_t)_mm_cvtsi128_si64(_mm_load_si128(d + bytes / 16 - 1));
+}
+
+uint64_t CMemoryKernels_triad(void *a, const void *b, const void *c, size_t bytes) {
+    double *x = (double *)a;
+    const double *y = (const double *)b, *z = (const double *)c;
+    const __m128d scalar = _mm_set1_pd(3.0);
+    for (size_t i = 0; i < bytes / 8; i += 4) {
+        __m128d r0 = _mm_add_pd(_mm_load_pd(y + i), _mm_mul_pd(scalar, _mm_load_pd(z + i)));
+        __m128d r1 = _mm_add_pd(_mm_load_pd(y + i + 2), _mm_mul_pd(scalar, _mm_load_pd(z + i + 2)));
+        _mm_store_pd(x + i, r0);
+        _mm_store_pd(x + i + 2, r1);
+    }
+    uint64_t last;
+    __builtin_memcpy(&last, x + bytes / 8 - 1, sizeof last);
+    return last;
+}
+
+uint64_t CMemoryKernels_write(void *a, size_t bytes, uint64_t value) {
+    __m128i *d = (__m128i *)a;
+    const __m128i v = _mm_set1_epi64x((long long)value);
+    for (size_t i = 0; i < bytes / 16; i += 4) {
+        _mm_store_si128(d + i, v);
+        _mm_store_si128(d + i + 1, v);
+        _mm_store_si128(d + i + 2, v);
+        _mm_store_si128(d + i + 3, v);
+    }
+    return (uint64_t)_mm_cvtsi128_si64(_mm_load_si128(d));
+}
+
+uint64_t CMemoryKernels_write_nontemporal(void *a, size_t bytes, uint64_t value) {
+    __m128i *d = (__m128i *)a;
+    const __m128i v = _mm_set1_epi64x((long long)value);
+    for (size_t i = 0; i < bytes / 16; i += 4) {
+        _mm_stream_si128(d + i, v);
+        _mm_stream_si128(d + i + 1, v);
+        _mm_stream_si128(d + i + 2, v);
+        _mm_stream_si128(d + i + 3, v);
+    }
+    _mm_sfence();
+    return (uint64_t)_mm_cvtsi128_si64(_mm_load_si128(d));
+}
+
+int CMemoryKernels_has_nontemporal(void) { return 1; }
+
+int CMemoryKernels_flush(const void *a, size_t bytes) {
+    for (size_t i = 0; i < bytes; i += 64) _mm_clflush((const char *)a + i);
+    _mm_mfence();
+    return 1;
+}
+
+#else
+
+uint64_t CMemoryKernels_read(const void *a, size_t bytes) {
+    const uint64_t *p = (const uint64_t *)a;
+    uint64_t s0 = 0, s1 = 0;
+    for (size_t i = 0; i < bytes / 8; i += 2) {
+        s0 += p[i];
+        s1 += p[i + 1];
+    }
+    return s0 + s1;
+}
+
+uint64_t CMemoryKernels_copy(void *a, const void *b, size_t bytes) {
+    uint64_t *d = (uint64_t *)a;
+    const uint64_t *s = (const uint64_t *)b;
+    for (size_t i = 0; i < bytes / 8; i++) {
+        __asm__ volatile("" ::: "memory");  // keeps the loop a loop, not a memcpy call
+        d[i] = s[i];
+    }
+    return d[bytes / 8 - 1];
+}
+
+uint64_t CMemoryKernels_triad(void *a, const void *b, const void *c, size_t bytes) {
+    double *x = (double *)a;
+    const double *y = (const double *)b, *z = (const double *)c;
+    for (size_t i = 0; i < bytes / 8; i++) x[i] = y[i] + 3.0 * z[i];
+    uint64_t last;
+    __builtin_memcpy(&last, x + bytes / 8 - 1, sizeof last);
+    return last;
+}
+
+uint64_t CMemoryKernels_write(void *a, size_t bytes, uint64_t value) {
+    uint64_t *d = (uint64_t *)a;
+    for (size_t i = 0; i < bytes / 8; i++) {
+        __asm__ volatile("" ::: "memory");  // keeps the loop a loop, not a memset call
+        d[i] = value;
+    }
+    return d[0];
+}
+
+uint64_t CMemoryKernels_write_nontemporal(void *a, size_t bytes, uint64_t value) {
+    (void)a; (void)bytes; (void)value;
+    return 0;
+}
+
+int CMemoryKernels_has_nontemporal(void) { return 0; }
+
+int CMemoryKernels_flush(const void *a, size_t bytes) {
+    (void)a; (void)bytes;
+    return 0;
+}
+
+#endif
+
+const void *CMemoryKernels_chase(const void *p, size_t count) {
+    const void *const *q = (const void *const *)p;
+    for (size_t i = 0; i < count; i++) q = (const void *const *)*q;
+    return q;
+}
+
+uint64_t CMemoryKernels_touch_lines(const void *a, size_t bytes) {
+    uint64_t sum = 0;
+    for (size_t i = 0; i < bytes; i += 64) sum += *(const volatile uint64_t *)((const char *)a + i);
+    return sum;
+}
+
+void CMemoryKernels_dirty_lines(void *a, size_t bytes) {
+    for (size_t i = 0; i < bytes; i += 64) {
+        volatile uint64_t *word = (volatile uint64_t *)((char *)a + i);
+        *word = *word;
+    }
+}

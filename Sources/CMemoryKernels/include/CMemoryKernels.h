@@ -1,0 +1,35 @@
+#ifndef CMEMORYKERNELS_H
+#define CMEMORYKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// Streaming kernels for membench bandwidth. Every pointer is 64-byte aligned and every length
+// a multiple of 64 bytes. Each kernel makes one pass and returns a value that depends on the
+// memory it read (or wrote), so that the caller can keep it and no pass can be dropped.
+
+/// Reads `bytes` from `a`: 16-byte aligned loads summed into four 64-bit lanes.
+uint64_t CMemoryKernels_read(const void *a, size_t bytes);
+/// Copies `bytes` from `b` to `a` (one read, one write per 16 bytes).
+uint64_t CMemoryKernels_copy(void *a, const void *b, size_t bytes);
+/// a[i] = b[i] + 3 * c[i] over `bytes` of each, as doubles (two reads, one write).
+uint64_t CMemoryKernels_triad(void *a, const void *b, const void *c, size_t bytes);
+/// Writes `bytes` of `a` with ordinary stores.
+uint64_t CMemoryKernels_write(void *a, size_t bytes, uint64_t value);
+/// Writes `bytes` of `a` with non-temporal stores that bypass the caches, then fences.
+/// Returns 0 and does nothing where the target has no such stores (see has_nontemporal).
+uint64_t CMemoryKernels_write_nontemporal(void *a, size_t bytes, uint64_t value);
+/// 1 where CMemoryKernels_write_nontemporal streams, 0 where it is not available.
+int CMemoryKernels_has_nontemporal(void);
+
+/// Follows `count` pointers from `p` and returns where it stopped (the cache-to-cache chase).
+const void *CMemoryKernels_chase(const void *p, size_t count);
+/// Evicts every line of `[a, a + bytes)` from every cache (clflush), then fences.
+/// Returns 0 where the target has no such instruction.
+int CMemoryKernels_flush(const void *a, size_t bytes);
+/// Reads one word of every 64-byte line of `[a, a + bytes)`, leaving the lines clean.
+uint64_t CMemoryKernels_touch_lines(const void *a, size_t bytes);
+/// Loads and stores back one word of every line, leaving the lines modified.
+void CMemoryKernels_dirty_lines(void *a, size_t bytes);
+
+#endif

@@ -1,0 +1,160 @@
+import NUMA
+
+/// Every CPU node against every memory node: the threads of a CPU node's allowed CPUs
+/// streaming memory bound to a memory node, as Intel MLC's bandwidth matrix.
+public struct BandwidthMatrix: Sendable {
+    public var cpuNodes: [Int]
+    public var memoryNodes: [Int]
+    /// cells[row][column]: one result per kernel, CPU node row, memory node column.
+    public var cells: [[[BandwidthResult]]]
+
+    public static func run(_ options: BandwidthOptions, topology: Topology = .current,
+                           progress: (@Sendable (Double) -> Void)? = nil) throws(MembenchError) -> BandwidthMatrix {
+        if options.placement.memoryPolicy != nil || options.placement.cpunodebind != nil || options.placement.physcpubind != nil {
+            throw .usage(flag: "--matrix", reason: "sets CPUs and memory itself; leave out the placement flags")
+        }
+        let cpuNodes = topology.nodes.map(\.id).filter { !topology.allowedCPUs(on: [$0]).isEmpty }
+        let memoryNodes = topology.bindableNodes.ids
+        guard !cpuNodes.isEmpty, !memoryNodes.isEmpty else { throw .refused("no node has both allowed CPUs and memory") }
+        // Refuse bad input before the first cell runs.
+        for cpuNode in cpuNodes {
+            var cell = options
+            cell.placement = PlacementOptions(membind: [memoryNodes[0]], cpunodebind: [cpuNode])
+            cell.threads = options.threads.map { min($0, topology.allowedCPUs(on: [cpuNode]).count) }
+            _ = try BandwidthRunner.resolve(cell, topology: topology)
+        }
+        var rows: [[[BandwidthResult]]] = []
+        for (r, cpuNode) in cpuNodes.enumerated() {
+            var row: [[BandwidthResult]] = []
+            for (c, memoryNode) in memoryNodes.enumerated() {
+                var cell = options
+                cell.placement = PlacementOptions(membind: [memoryNode], cpunodebind: [cpuNode])
+                cell.threads = options.threads.map { min($0, topology.allowedCPUs(on: [cpuNode]).count) }
+                row.append(try BandwidthRunner.run(cell, topology: topology))
+                progress?(Double(r * memoryNodes.count + c + 1) / Double(cpuNodes.count * memoryNodes.count))
+            }
+            rows.append(row)
+        }
+        return BandwidthMatrix(cpuNodes: cpuNodes, memoryNodes: memoryNodes, cells: rows)
+    }
+
+    /// One table per kernel (GB/s), then the kernel's distances.
+    public func render(topology: Topology = .current) -> String {
+        var text = ""
+        let kernels = cells.first?.first?.map(\.kernel) ?? []
+        for (k, kernel) in kernels.enumerated() {
+            let threads = cells.first?.first?[k].threads.count ?? 0
+            var table = TextTable(["cpu node \\ memory node"] + memoryNodes.map { "node \($0)" })
+            for (r, cpuNode) in cpuNodes.enumerated() {
+                table.add(["node \(cpuNode)"] + cells[r].map { Format.fixed($0[k].bytesPerSecond / 1e9, 2) })
+            }
+            text += "\(kernel.rawValue) bandwidth (GB/s, \(threads) thread(s) per CPU node)\n" + table.render() + "\n"
+        }
+        var distance = TextTable(["distance"] + memoryNodes.map { "node \($0)" })
+        for cpuNode in cpuNodes {
+            distance.add(["node \(cpuNode)"] + memoryNodes.map { topology.distance(from: cpuNode, to: $0).map(String.init) ?? "" })
+        }
+        return text + "kernel distances\n" + distance.render()
+    }
+
+    public func records(options: BandwidthOptions) -> [Record] {
+        var records: [Record] = []
+        for (r, cpuNode) in cpuNodes.enumerated() {
+            for (c, memoryNode) in memoryNodes.enumerated() {
+                for result in cells[r][c] {
+                    records += BandwidthReport.records([result], options: options, command: "bandwidth-matrix",
+                                                       cpuNode: cpuNode, memoryNode: memoryNode)
+                        .filter { $0["scope"] == .string("total") }
+                }
+            }
+        }
+        return records
+    }
+}
+
+/// Tables and records of `membench bandwidth`. GB are 10^9 bytes, as STREAM and MLC count.
+public enum BandwidthReport {
+    public static func describe(_ results: [BandwidthResult], options: BandwidthOptions) -> String {
+        guard let first = results.first else { return "" }
+        var placement = options.placement.summary
+        if options.placement.memoryPolicy == nil { placement = placement.replacingOccurrences(of: "inherit", with: first.policyText) }
+        let e = first.environment
+        return "size \(ByteSize.format(first.size)) per thread, \(first.threads.count) thread(s), pages \(options.pageMode.rawValue), "
+            + "\(TimeSpan.format(options.duration)) per kernel\n"
+            + "placement \(placement); \(e.nodeCount) node(s); THP \(e.transparentHugePages); numa_balancing \(e.numaBalancing)\n"
+    }
+
+    /// One row per kernel (its total over the threads), and the threads' rows under it when
+    /// there are several.
+    public static func table(_ results: [BandwidthResult]) -> String {
+        let peak = results.map(\.bytesPerSecond).max() ?? 0
+        var table = TextTable(["kernel", "mix", "thread", "cpu", "node", "GB/s", "pass sd", "pass min", "pass max",
+                               "vs peak", "remote", "pages/node"])
+        for result in results {
+            let total = result.bytesPerSecond
+            table.add([result.kernel.rawValue, result.kernel.mix, "total", "", "", Format.fixed(total / 1e9, 2), "", "", "",
+                       peak > 0 ? Format.percent(total / peak) : "", Format.percent(result.remoteShare),
+                       PlacementReport.text(pages(result))])
+            guard result.threads.count > 1 else { continue }
+            for thread in result.threads {
+                table.add(["", "", String(thread.thread), String(thread.cpu), String(thread.node),
+                           Format.fixed(thread.bytesPerSecond / 1e9, 2), Format.fixed(thread.passStandardDeviation / 1e9, 2),
+                           Format.fixed(thread.passMin / 1e9, 2), Format.fixed(thread.passMax / 1e9, 2), "",
+                           Format.percent(thread.remoteShare), PlacementReport.text(thread.pagesPerNode)])
+            }
+        }
+        return table.render()
+            + "GB/s: 10^9 bytes read and written per second, all threads at once; vs peak: against the best kernel here\n"
+    }
+
+    static func pages(_ result: BandwidthResult) -> [Int: Int] {
+        result.threads.reduce(into: [:]) { pages, thread in pages.merge(thread.pagesPerNode, uniquingKeysWith: +) }
+    }
+
+    public static func records(_ results: [BandwidthResult], options: BandwidthOptions, command: String = "bandwidth",
+                               cpuNode: Int? = nil, memoryNode: Int? = nil) -> [Record] {
+        let peak = results.map(\.bytesPerSecond).max() ?? 0
+        let placement = options.placement
+        return results.flatMap { result -> [Record] in
+            let shared: [(name: String, value: RecordValue)] = [
+                ("timestamp", .string(result.environment.timestamp)),
+                ("command", .string(command)),
+                ("bandwidth_kernel", .string(result.kernel.rawValue)),
+                ("mix", .string(result.kernel.mix)),
+                ("size_bytes", .int(result.size)),
+                ("threads", .int(result.threads.count)),
+                ("page_mode", .string(options.pageMode.rawValue)),
+                ("policy", .string(result.policyText)),
+                ("membind", .string(placement.membind?.description)),
+                ("interleave", .string(placement.interleave?.description)),
+                ("preferred", .int(placement.preferred)),
+                ("cpunodebind", .string(placement.cpunodebind?.description)),
+                ("physcpubind", .string(placement.physcpubind?.description)),
+                ("cpu_node", .int(cpuNode)),
+                ("memory_node", .int(memoryNode)),
+                ("duration_s", .double(options.duration)),
+            ]
+            func row(_ thread: BandwidthThreadResult?) -> Record {
+                let rate = thread?.bytesPerSecond ?? result.bytesPerSecond
+                let measured: [(name: String, value: RecordValue)] = [
+                    ("scope", .string(thread == nil ? "total" : "thread")),
+                    ("thread", .int(thread?.thread)),
+                    ("cpu", .int(thread?.cpu)),
+                    ("node", .int(thread?.node)),
+                    ("passes", .int(thread?.passes ?? result.threads.reduce(0) { $0 + $1.passes })),
+                    ("bytes_per_s", .double(rate)),
+                    ("gb_per_s", .double(rate / 1e9)),
+                    ("pass_mean_gb_per_s", thread.map { .double($0.passMean / 1e9) } ?? .null),
+                    ("pass_stddev_gb_per_s", thread.map { .double($0.passStandardDeviation / 1e9) } ?? .null),
+                    ("pass_min_gb_per_s", thread.map { .double($0.passMin / 1e9) } ?? .null),
+                    ("pass_max_gb_per_s", thread.map { .double($0.passMax / 1e9) } ?? .null),
+                    ("vs_peak", thread == nil && peak > 0 ? .double(rate / peak) : .null),
+                    ("remote_share", .double(thread?.remoteShare ?? result.remoteShare)),
+                    ("pages_per_node", .string(PlacementReport.text(thread?.pagesPerNode ?? pages(result)))),
+                ]
+                return Record(shared + measured + Record.environmentFields(result.environment))
+            }
+            return result.threads.map(row) + [row(nil)]
+        }
+    }
+}

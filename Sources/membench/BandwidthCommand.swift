@@ -1,0 +1,66 @@
+import ArgumentParser
+import MembenchKit
+import NUMA
+
+extension BandwidthKernel: ExpressibleByArgument {}
+
+struct BandwidthCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bandwidth",
+        abstract: "Memory bandwidth by read/write mix: every thread streams its own buffer with each kernel, all at once."
+    )
+
+    @Option(parsing: .upToNextOption,
+            help: "Kernels: read (sum), copy (1:1), triad (2:1), write, nt-write (non-temporal); e.g. read,copy (default: all; read for --matrix).")
+    var kernels: [ListArgument<BandwidthKernel>] = []
+
+    @Option(parsing: .unconditional, help: "Threads, one per CPU (default: every CPU the placement allows).")
+    var threads: Int?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Bytes per thread, the kernel's arrays together (default: 4x the last-level cache, at least 256MiB).", valueName: "size"))
+    var size: ByteCount?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Timed passes per kernel, e.g. 1s or 500ms.", valueName: "time"))
+    var duration = Seconds(1)
+
+    @Option(name: .customLong("page-size"), parsing: .unconditional, help: "Page backing: 4k, thp, 2m or 1g.")
+    var pageSize: PageMode = .base
+
+    @Flag(help: "Every CPU node against every memory node (the CPU node's CPUs stream memory bound to the memory node).")
+    var matrix = false
+
+    @OptionGroup(title: "Placement") var placement: PlacementGroup
+    @OptionGroup(title: "Output") var output: OutputGroup
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads: must be at least 1, got \(threads)") }
+        if let size, size.bytes <= 0 { throw ValidationError("--size: must be positive") }
+        if !(duration.value > 0) { throw ValidationError("--duration: must be more than 0 seconds, got \(duration.value)") }
+    }
+
+    func run() throws {
+        var options = BandwidthOptions()
+        options.kernels = kernels.isEmpty ? (matrix ? [.read] : BandwidthKernel.allCases) : kernels.flatMap(\.values)
+        options.threads = threads
+        options.size = size?.bytes
+        options.duration = duration.value
+        options.pageMode = pageSize
+        options.placement = try placement.resolve()
+        if matrix {
+            if options.placement.memoryPolicy != nil || options.placement.cpunodebind != nil || options.placement.physcpubind != nil {
+                throw ValidationError("--matrix: sets CPUs and memory itself; leave out the placement flags")
+            }
+            let csv = try output.destination()
+            warnAboutBalancing()
+            let result = try BandwidthMatrix.run(options)
+            try output.emit(table: result.render(), records: result.records(options: options), to: csv)
+            return
+        }
+        _ = try BandwidthRunner.resolve(options)  // refuse bad input before any warning is printed
+        let csv = try output.destination()
+        warnAboutBalancing()
+        let results = try BandwidthRunner.run(options)
+        try output.emit(table: BandwidthReport.describe(results, options: options) + BandwidthReport.table(results),
+                        records: BandwidthReport.records(results, options: options), to: csv)
+    }
+}
