@@ -221,6 +221,30 @@ struct MultiNodeCLITests {
         }
     }
 
+    @Test("c2c: pairs across nodes carry both nodes, and the summary has a row per node pair")
+    func cacheToCacheNodes() throws {
+        let csv = CLI.temporaryPath(".csv")
+        defer { try? FileManager.default.removeItem(atPath: csv) }
+        let output = try CLI.run(["c2c", "--repeats", "3", "--lines", "32", "--csv", csv])
+        #expect(output.status == 0, "\(output.stderr)")
+        let topology = Topology.current
+        let rows = try CLI.rows(csv)
+        var nodePairs = Set<String>()
+        for row in rows {
+            let holder = try #require(Int(row["holder_cpu"] ?? "")), reader = try #require(Int(row["reader_cpu"] ?? ""))
+            #expect(row["holder_node"] == topology.node(ofCPU: holder).map(String.init))
+            #expect(row["reader_node"] == topology.node(ofCPU: reader).map(String.init))
+            if holder != reader { nodePairs.insert("\(row["holder_node"] ?? "")>\(row["reader_node"] ?? "")") }
+        }
+        let cpuNodes = Set(topology.allowedCPUs.compactMap { topology.node(ofCPU: $0) })
+        #expect(nodePairs.count >= cpuNodes.count * (cpuNodes.count - 1), "every pair of CPU nodes: \(nodePairs)")
+        let lines = output.stdout.split(separator: "\n")
+        for pair in nodePairs {
+            let nodes = pair.split(separator: ">")
+            #expect(lines.contains { $0.split(separator: " ").prefix(2) == [nodes[0], nodes[1]] }, "row \(pair) in \(output.stdout)")
+        }
+    }
+
     @Test("with NUMA balancing on, moved pages make membench warn and mark the share",
           .enabled(if: FileManager.default.fileExists(atPath: BalancingOff.debugfs + "/scan_delay_ms"), "needs the scheduler's NUMA balancing knobs in debugfs"))
     func balancingOn() throws {
