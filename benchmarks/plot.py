@@ -106,7 +106,27 @@ def matrix_heatmap():
     save(figure, "latency-matrix.png")
 
 
+def loaded_curve():
+    data = rows("loaded.csv")
+    if not data:
+        return
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    load = [float(r["load_gb_per_s"]) for r in data]
+    axis.plot(load, [float(r["mean_ns"]) for r in data], marker="o", label="mean")
+    axis.plot(load, [float(r["p99_ns"]) for r in data], marker="s", alpha=0.6, label="p99")
+    for r in data:
+        axis.annotate(r["delay"] or "idle", (float(r["load_gb_per_s"]), float(r["mean_ns"])), fontsize=7,
+                      textcoords="offset points", xytext=(3, 4))
+    axis.set_xlabel("load bandwidth (GB/s, load threads together)")
+    axis.set_ylabel("chase latency (ns per access)")
+    axis.set_title(f"Loaded latency ({data[0]['load_threads']} {data[0]['load_kind']} load thread(s); labels: delay)")
+    axis.legend()
+    axis.grid(alpha=0.3)
+    save(figure, "loaded-latency.png")
+
+
 if __name__ == "__main__":
+    loaded_curve()
     latency_by_size()
     percentile_curves()
     allocator_bars()

@@ -78,6 +78,7 @@ public struct CPUSet: Hashable, Sendable, Sequence, CustomStringConvertible, Exp
     public var first: Int? { mask.ids.first }
     public func makeIterator() -> IndexingIterator<[Int]> { mask.ids.makeIterator() }
     public func union(_ other: CPUSet) -> CPUSet { CPUSet(mask: mask.combined(other.mask, |)) }
+    public func subtracting(_ other: CPUSet) -> CPUSet { CPUSet(mask: mask.combined(other.mask) { $0 & ~$1 }) }
     public func intersection(_ other: CPUSet) -> CPUSet { CPUSet(mask: mask.combined(other.mask, &)) }
     public func isSubset(of other: CPUSet) -> Bool { CPUSet(mask: mask.combined(other.mask) { $0 & ~$1 }).isEmpty }
     public var description: String { mask.list }

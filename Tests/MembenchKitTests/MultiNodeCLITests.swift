@@ -245,6 +245,23 @@ struct MultiNodeCLITests {
         }
     }
 
+    @Test("loaded: the chase on node 0's memory while the load streams node 1's, and the other way round")
+    func loadedPlacement() throws {
+        for (chaseNode, loadNode) in [(0, 1), (1, 0)] {
+            let csv = CLI.temporaryPath(".csv")
+            defer { try? FileManager.default.removeItem(atPath: csv) }
+            let output = try CLI.run(["loaded", "--cpunodebind", "0", "--membind", String(chaseNode), "--load-membind", String(loadNode),
+                                      "--load-cpus", "1", "--delays", "0", "--size", "4MiB", "--duration", "0.2", "--csv", csv])
+            #expect(output.status == 0, "\(output.stderr)")
+            for row in try CLI.rows(csv) {
+                #expect(row["chase_node"] == "0" && row["load_cpus"] == "1", "\(row)")
+                #expect(row["chase_pages_per_node"] == "\(chaseNode):1024", "\(row)")
+                #expect(row["load_pages_per_node"] == "\(loadNode):1024", "\(row)")
+                #expect(Double(row["chase_remote_share"] ?? "") == (chaseNode == 0 ? 0 : 1), "\(row)")
+            }
+        }
+    }
+
     @Test("with NUMA balancing on, moved pages make membench warn and mark the share",
           .enabled(if: FileManager.default.fileExists(atPath: BalancingOff.debugfs + "/scan_delay_ms"), "needs the scheduler's NUMA balancing knobs in debugfs"))
     func balancingOn() throws {

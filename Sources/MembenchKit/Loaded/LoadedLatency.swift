@@ -1,0 +1,258 @@
+import CMemoryKernels
+import NUMA
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the load threads do to each line.
+public enum LoadKind: String, CaseIterable, Sendable, Codable {
+    case read, write, copy
+
+    var code: Int32 {
+        switch self {
+        case .read: 0
+        case .write: 1
+        case .copy: 2
+        }
+    }
+}
+
+/// What `membench loaded` runs.
+public struct LoadedOptions: Sendable {
+    /// Delays swept, in turns of an empty loop between a load thread's line accesses; an idle
+    /// step (no load) always ends the sweep.
+    public var delays: [Int] = [0, 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 20_000]
+    public var kind: LoadKind = .read
+    /// Load threads; nil for every allowed CPU but the chase's.
+    public var loadThreads: Int?
+    /// Bytes per thread (the chase's and each load thread's); nil for 4x the last-level cache,
+    /// at least 256 MiB.
+    public var size: Int?
+    /// Seconds of chase samples per delay.
+    public var duration = 1.0
+    /// The chase: its CPU is the first the placement's CPU flags allow, its memory under the
+    /// placement's policy.
+    public var placement = PlacementOptions()
+    /// Where the load threads' memory goes (MPOL_BIND); nil for the chase's policy.
+    public var loadMembind: NodeSet?
+    /// Where the load threads run; nil for the allowed CPUs other than the chase's.
+    public var loadCPUs: CPUSet?
+
+    public init() {}
+}
+
+/// One step of the sweep.
+public struct LoadedStep: Sendable, Equatable {
+    /// Turns of the empty loop between line accesses; nil for the idle step (no load).
+    public var delay: Int?
+    /// Bytes per second the load threads moved during the step's samples.
+    public var loadBytesPerSecond: Double
+    public var latency: LatencySummary
+}
+
+public struct LoadedResult: Sendable {
+    public var options: LoadedOptions
+    public var size: Int
+    public var chaseCPU: Int
+    public var chaseNode: Int
+    public var chaseRemoteShare: Double
+    public var chasePages: [Int: Int]
+    public var loadCPUs: [Int]
+    public var loadPages: [Int: Int]
+    public var policyText: String
+    public var steps: [LoadedStep]
+    public var environment: RunEnvironment
+}
+
+/// Loaded latency, as Intel MLC's `--loaded_latency`: one thread chases a random cycle (as
+/// `run`) while the other threads stream their own buffers with a delay between line accesses;
+/// the delay is swept from none to idle, tracing latency against bandwidth.
+public enum LoadedLatency {
+    /// Checks the options; returns the chase CPU, the load CPUs, the chase policy and the size.
+    public static func resolve(_ options: LoadedOptions, topology: Topology = .current) throws(MembenchError)
+        -> (chasePlacement: ResolvedPlacement, load: [Int], size: Int) {
+        guard !options.delays.isEmpty else { throw .usage(flag: "--delays", reason: "give at least one delay") }
+        guard options.delays.allSatisfy({ $0 >= 0 && $0 <= 100_000_000 }) else {
+            throw .usage(flag: "--delays", reason: "each must be between 0 and 100000000")
+        }
+        guard Set(options.delays).count == options.delays.count else { throw .usage(flag: "--delays", reason: "names a delay twice") }
+        guard options.duration > 0 && options.duration <= 3600 else {
+            throw .usage(flag: "--duration", reason: "must be more than 0 seconds and at most 3600, got \(options.duration)")
+        }
+        let size = options.size ?? RunOptions.defaultSize(topology: topology)
+        guard size >= 256 << 10 else { throw .usage(flag: "--size", reason: "must be at least 256KiB, got \(size)") }
+        let chasePlacement = try options.placement.resolve(threads: 1, topology: topology)
+        guard let chaseCPU = chasePlacement.cpus.first else { throw .refused("no CPU for the chase") }
+        var loadSet = options.loadCPUs ?? topology.allowedCPUs
+        if let cpus = options.loadCPUs {
+            for cpu in cpus where !topology.allowedCPUs.contains(cpu) {
+                if topology.node(ofCPU: cpu) == nil { throw .usage(flag: "--load-cpus", reason: "CPU \(cpu) does not exist") }
+                throw .refused("--load-cpus: CPU \(cpu) is not allowed for this process (allowed: \(topology.allowedCPUs))")
+            }
+            if cpus.contains(chaseCPU) { throw .usage(flag: "--load-cpus", reason: "includes the chase's CPU \(chaseCPU)") }
+        }
+        loadSet = loadSet.subtracting([chaseCPU])
+        let available = loadSet.count
+        let count = options.loadThreads ?? available
+        guard count >= 1 else {
+            throw .refused("loaded needs a CPU for the chase and at least one for load; this process may use \(topology.allowedCPUs)")
+        }
+        guard count <= available else {
+            throw .usage(flag: "--load-threads", reason: "\(count) load threads but only \(available) CPUs besides the chase's (\(loadSet))")
+        }
+        if let nodes = options.loadMembind {
+            do { try topology.validate(nodes, operation: "--load-membind") } catch { throw MembenchError.from(error, flag: "--load-membind") }
+        }
+        let load = RunOptions.spread(loadSet, count: count, topology: topology)
+        try checkMemory(size: size, threads: 1, pageMode: .base, nodes: chasePlacement.memoryNodes, topology: topology)
+        try checkMemory(size: size, threads: count, pageMode: .base, nodes: options.loadMembind ?? chasePlacement.memoryNodes,
+                        topology: topology)
+        return (chasePlacement, load, size)
+    }
+
+    /// The shared state of a sweep: the step the chase is at, and each load thread's bytes.
+    final class Sweep: Sendable {
+        /// One load thread's bytes, on a cache line of its own.
+        final class Counter: Sendable {
+            let bytes = Atomic<UInt64>(0)
+            let padding = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        }
+        /// The current delay; -1 pauses the load (idle), -2 ends it.
+        let delay = Atomic<Int>(-1)
+        let counters: [Counter]
+        init(loaders: Int) { counters = (0..<loaders).map { _ in Counter() } }
+        var moved: UInt64 { counters.reduce(0) { $0 &+ $1.bytes.load(ordering: .relaxed) } }
+    }
+
+    public static func run(_ options: LoadedOptions, topology: Topology = .current,
+                           progress: (@Sendable (Double) -> Void)? = nil) throws(MembenchError) -> LoadedResult {
+        let (chasePlacement, loadCPUs, size) = try resolve(options, topology: topology)
+        let environment = RunEnvironment.current(topology: topology)
+        let sweep = Sweep(loaders: loadCPUs.count)
+        let ready = StartLine(parties: loadCPUs.count + 1)
+        let loadPolicy: MemoryPolicy? = options.loadMembind.map { .bind($0) } ?? chasePlacement.policy
+        let chunk = 256 << 10
+        var loaders: [PinnedThread<[Int: Int]>] = []
+        for (index, cpu) in loadCPUs.enumerated() {
+            do {
+                loaders.append(try PinnedThread(cpus: [cpu]) { () throws -> [Int: Int] in
+                    var isReady = false
+                    defer { if !isReady { ready.arriveAndWait() } }
+                    if let loadPolicy { try loadPolicy.applyToCurrentThread() }
+                    let region = try BandwidthRunner.buffer(size: size / chunk * chunk, pages: .base, topology: topology)
+                    region.faultIn()
+                    let pages = try pagesPerNode(region.baseAddress, region.size)
+                    isReady = true
+                    ready.arriveAndWait()
+                    // A copy reads the second half into the first.
+                    let span = options.kind == .copy ? region.size / 2 / chunk * chunk : region.size
+                    var offset = 0
+                    var keep: UInt64 = 0
+                    while true {
+                        let delay = sweep.delay.load(ordering: .relaxed)
+                        if delay == -2 { break }
+                        if delay == -1 {
+                            sched_yield()
+                            continue
+                        }
+                        keep &+= CMemoryKernels_load_lines(options.kind.code, region.baseAddress + offset,
+                                                           region.baseAddress + span + offset, chunk, UInt64(delay))
+                        sweep.counters[index].bytes.add(UInt64(options.kind == .copy ? 2 * chunk : chunk), ordering: .relaxed)
+                        offset += chunk
+                        if offset + chunk > span { offset = 0 }
+                    }
+                    BandwidthSink.keep(keep)
+                    return pages
+                })
+            } catch {
+                sweep.delay.store(-2, ordering: .relaxed)
+                for loader in loaders { _ = try? loader.join() }
+                throw .refused("cannot start a load thread on CPU \(cpu): \(error)")
+            }
+        }
+        let chaseCPU = chasePlacement.cpus[0]
+        let steps = options.delays.map { Optional($0) } + [nil]
+        let chaser: PinnedThread<(steps: [LoadedStep], pages: [Int: Int])>
+        do {
+            chaser = try PinnedThread(cpus: [chaseCPU]) { () throws -> (steps: [LoadedStep], pages: [Int: Int]) in
+                var isReady = false
+                defer {
+                    if !isReady { ready.arriveAndWait() }
+                    sweep.delay.store(-2, ordering: .relaxed)
+                }
+                if let policy = chasePlacement.policy { try policy.applyToCurrentThread() }
+                let groupBytes = RunOptions.defaultTLBLocality
+                let region = try BandwidthRunner.buffer(size: size / groupBytes * groupBytes, pages: .base, topology: topology)
+                region.faultIn()
+                let groups = (0..<region.size / groupBytes).map { region.baseAddress + $0 * groupBytes }
+                let chain = Chain.build(groups: groups, groupBytes: groupBytes, layout: SlotLayout(stride: 256),
+                                        pattern: .chase, seed: 0x5EED)
+                let pages = try pagesPerNode(region.baseAddress, region.size)
+                isReady = true
+                ready.arriveAndWait()
+                var pointer = chain.start
+                var results: [LoadedStep] = []
+                for (s, delay) in steps.enumerated() {
+                    sweep.delay.store(delay ?? -1, ordering: .relaxed)
+                    // Settle: the load reaches its rate, the chase's lines their state.
+                    let settle = monotonicNanoseconds() + 100_000_000
+                    repeat { pointer = chase(from: pointer, loads: 1024) } while monotonicNanoseconds() < settle
+                    var statistics = LatencyStatistics()
+                    let bytesBefore = sweep.moved
+                    let began = monotonicNanoseconds()
+                    let deadline = began + UInt64(options.duration * 1e9)
+                    var now = began
+                    while now < deadline {
+                        let t0 = now
+                        pointer = chase(from: pointer, loads: 1024)
+                        now = monotonicNanoseconds()
+                        statistics.record(nanoseconds: now - t0, loads: 1024)
+                    }
+                    statistics.finish()
+                    let moved = sweep.moved &- bytesBefore
+                    results.append(LoadedStep(delay: delay, loadBytesPerSecond: Double(moved) / (Double(now - began) / 1e9),
+                                              latency: statistics.summary))
+                    progress?(Double(s + 1) / Double(steps.count))
+                }
+                Sink(count: 1).keep(pointer, at: 0)
+                return (results, pages)
+            }
+        } catch {
+            sweep.delay.store(-2, ordering: .relaxed)
+            for loader in loaders { _ = try? loader.join() }
+            throw .refused("cannot start the chase on CPU \(chaseCPU): \(error)")
+        }
+        let chaseOutcome = Result { try chaser.join() }
+        var loadPages: [Int: Int] = [:]
+        var failure: (any Error)?
+        for loader in loaders {
+            do { loadPages.merge(try loader.join(), uniquingKeysWith: +) } catch { failure = failure ?? error }
+        }
+        let outcome: (steps: [LoadedStep], pages: [Int: Int])
+        switch chaseOutcome {
+        case .success(let value): outcome = value
+        case .failure(let error): throw error as? MembenchError ?? .refused("\(error)")
+        }
+        if let failure { throw failure as? MembenchError ?? .refused("\(failure)") }
+        let chaseNode = topology.node(ofCPU: chaseCPU) ?? -1
+        let placed = outcome.pages.values.reduce(0, +)
+        let policyText = chasePlacement.policy?.description ?? chasePlacement.inheritedPolicy.map { "\($0.description) (inherited)" } ?? "inherit"
+        return LoadedResult(options: options, size: size, chaseCPU: chaseCPU, chaseNode: chaseNode,
+                            chaseRemoteShare: placed == 0 ? 1 : Double(placed - outcome.pages[chaseNode, default: 0]) / Double(placed),
+                            chasePages: outcome.pages, loadCPUs: loadCPUs, loadPages: loadPages,
+                            policyText: policyText, steps: outcome.steps, environment: environment)
+    }
+
+    /// Distinct base pages of `[address, address + length)` per node (move_pages(2)).
+    static func pagesPerNode(_ address: UnsafeMutableRawPointer, _ length: Int) throws(MembenchError) -> [Int: Int] {
+        do {
+            let placement = try PagePlacement(address: address, length: length)
+            var counts: [Int: Int] = [:]
+            for node in placement.nodes where node >= 0 { counts[Int(node), default: 0] += 1 }
+            return counts
+        } catch {
+            throw .refused("\(error)")
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import NUMA
+
+/// Tables and records of `membench loaded`.
+public enum LoadedReport {
+    public static func describe(_ result: LoadedResult) -> String {
+        let options = result.options
+        var placement = options.placement.summary
+        if options.placement.memoryPolicy == nil { placement = placement.replacingOccurrences(of: "inherit", with: result.policyText) }
+        let e = result.environment
+        return "chase: CPU \(result.chaseCPU) (node \(result.chaseNode)), \(ByteSize.format(result.size)), placement \(placement), "
+            + "pages per node \(PlacementReport.text(result.chasePages)), \(Format.percent(result.chaseRemoteShare)) remote\n"
+            + "load: \(result.loadCPUs.count) thread(s) on CPUs \(CPUSet(result.loadCPUs)), \(options.kind.rawValue), "
+            + "\(ByteSize.format(result.size)) each, memory \(options.loadMembind.map { "bind:\($0)" } ?? "as the chase's"), "
+            + "pages per node \(PlacementReport.text(result.loadPages))\n"
+            + "\(e.nodeCount) node(s); THP \(e.transparentHugePages); numa_balancing \(e.numaBalancing); "
+            + "\(TimeSpan.format(options.duration)) of samples per step\n"
+    }
+
+    public static func table(_ result: LoadedResult) -> String {
+        var table = TextTable(["delay", "load GB/s", "mean", "p50", "p99", "best win"])
+        for step in result.steps {
+            let l = step.latency
+            table.add([step.delay.map(String.init) ?? "idle", Format.fixed(step.loadBytesPerSecond / 1e9, 2), Format.ns(l.mean),
+                       Format.ns(l.p50), Format.ns(l.p99), l.bestWindow.map { Format.ns($0) } ?? ""])
+        }
+        return table.render()
+            + "delay: turns of an empty loop (about a cycle each) between a load thread's line accesses; idle: no load\n"
+    }
+
+    public static func records(_ result: LoadedResult) -> [Record] {
+        let options = result.options
+        let placement = options.placement
+        return result.steps.map { step in
+            let l = step.latency
+            return Record([
+                ("timestamp", .string(result.environment.timestamp)),
+                ("command", .string("loaded")),
+                ("delay", .int(step.delay)),
+                ("load_kind", .string(options.kind.rawValue)),
+                ("load_threads", .int(result.loadCPUs.count)),
+                ("load_cpus", .string(CPUSet(result.loadCPUs).description)),
+                ("load_membind", .string(options.loadMembind?.description)),
+                ("load_pages_per_node", .string(PlacementReport.text(result.loadPages))),
+                ("size_bytes", .int(result.size)),
+                ("policy", .string(result.policyText)),
+                ("membind", .string(placement.membind?.description)),
+                ("interleave", .string(placement.interleave?.description)),
+                ("preferred", .int(placement.preferred)),
+                ("cpunodebind", .string(placement.cpunodebind?.description)),
+                ("physcpubind", .string(placement.physcpubind?.description)),
+                ("chase_cpu", .int(result.chaseCPU)),
+                ("chase_node", .int(result.chaseNode)),
+                ("chase_remote_share", .double(result.chaseRemoteShare)),
+                ("chase_pages_per_node", .string(PlacementReport.text(result.chasePages))),
+                ("duration_s", .double(options.duration)),
+                ("load_gb_per_s", .double(step.loadBytesPerSecond / 1e9)),
+                ("samples", .int(l.samples)),
+                ("mean_ns", .double(l.mean)),
+                ("stddev_ns", .double(l.standardDeviation)),
+                ("p50_ns", .double(l.p50)),
+                ("p99_ns", .double(l.p99)),
+                ("best_window_ns", l.bestWindow.map { .double($0) } ?? .null),
+            ] + Record.environmentFields(result.environment))
+        }
+    }
+}

@@ -1,0 +1,69 @@
+import ArgumentParser
+import MembenchKit
+import NUMA
+
+extension LoadKind: ExpressibleByArgument {}
+
+struct LoadedCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "loaded",
+        abstract: "Loaded latency: one thread chases while the others stream memory, their delay swept from none to idle."
+    )
+
+    @Option(parsing: .upToNextOption, help: "Delays to sweep, in turns of an empty loop between line accesses, e.g. 0,100,1000.")
+    var delays: [ListArgument<Int>] = []
+
+    @Option(name: .customLong("load"), parsing: .unconditional, help: "What the load threads do to each line: read, write or copy.")
+    var kind: LoadKind = .read
+
+    @Option(name: .customLong("load-threads"), parsing: .unconditional,
+            help: "Load threads (default: one per allowed CPU besides the chase's).")
+    var loadThreads: Int?
+
+    @Option(name: .customLong("load-cpus"), parsing: .unconditional, help: ArgumentHelp("CPUs for the load threads.", valueName: "cpus"))
+    var loadCPUs: String?
+
+    @Option(name: .customLong("load-membind"), parsing: .unconditional,
+            help: ArgumentHelp("Nodes for the load threads' memory (default: the chase's policy).", valueName: "nodes"))
+    var loadMembind: String?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Bytes per thread (default: 4x the last-level cache, at least 256MiB).", valueName: "size"))
+    var size: ByteCount?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Chase samples per step, e.g. 1s or 500ms.", valueName: "time"))
+    var duration = Seconds(1)
+
+    @OptionGroup(title: "Placement of the chase") var placement: PlacementGroup
+    @OptionGroup(title: "Output") var output: OutputGroup
+
+    func validate() throws {
+        if let loadThreads, loadThreads < 1 { throw ValidationError("--load-threads: must be at least 1, got \(loadThreads)") }
+        if let size, size.bytes <= 0 { throw ValidationError("--size: must be positive") }
+        if !(duration.value > 0) { throw ValidationError("--duration: must be more than 0 seconds, got \(duration.value)") }
+    }
+
+    func run() throws {
+        var options = LoadedOptions()
+        if !delays.isEmpty { options.delays = delays.flatMap(\.values) }
+        options.kind = kind
+        options.loadThreads = loadThreads
+        options.size = size?.bytes
+        options.duration = duration.value
+        options.placement = try placement.resolve()
+        if let loadCPUs {
+            do { options.loadCPUs = try CPUSet(parsing: loadCPUs) } catch { throw ValidationError("--load-cpus: \(error.message)") }
+        }
+        if let loadMembind {
+            do { options.loadMembind = try NodeSet(parsing: loadMembind) } catch { throw ValidationError("--load-membind: \(error.message)") }
+        }
+        _ = try LoadedLatency.resolve(options)  // refuse bad input before any warning is printed
+        let csv = try output.destination()
+        warnAboutBalancing()
+        let steps = Double(options.delays.count + 1)
+        let progress = ProgressLine(expectedSeconds: steps * (options.duration + 0.1))
+        let result = try LoadedLatency.run(options) { progress.show("loaded", $0) }
+        progress.clear()
+        try output.emit(table: LoadedReport.describe(result) + LoadedReport.table(result),
+                        records: LoadedReport.records(result), to: csv)
+    }
+}
