@@ -187,7 +187,7 @@ public enum BandwidthRunner {
             }
         }
         if let policy = placement.policy {
-            do { try policy.applyToCurrentThread() } catch { throw MembenchError.refused("\(error)") }
+            do { try policy.applyToCurrentThread() } catch { throw MembenchError.from(error, flag: policy.flag) }
         }
         let region = try buffer(size: size, pages: options.pageMode, topology: topology)
         region.faultIn()

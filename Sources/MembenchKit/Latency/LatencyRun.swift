@@ -112,7 +112,7 @@ public enum LatencyRunner {
         defer { if !ready { start.arriveAndWait() } }
         let options = run.options
         if let policy = run.policy {
-            do { try policy.applyToCurrentThread() } catch { throw MembenchError.from(error, flag: "--membind") }
+            do { try policy.applyToCurrentThread() } catch { throw MembenchError.from(error, flag: policy.flag) }
         }
         let memory = try source.acquire(size: run.size, groupBytes: run.groupBytes, pages: options.pageMode)
         defer { source.release(memory) }

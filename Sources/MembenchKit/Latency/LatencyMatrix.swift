@@ -1,0 +1,43 @@
+import NUMA
+
+/// Node × node idle latency, as Intel MLC's latency matrix: one thread on a CPU of each CPU node
+/// chasing memory bound to each memory node.
+public struct LatencyMatrix: Sendable {
+    public var cpuNodes: [Int]
+    public var memoryNodes: [Int]
+    /// results[row][column]: CPU node row, memory node column.
+    public var results: [[RunResult]]
+
+    public static func run(_ options: RunOptions, topology: Topology = .current,
+                           progress: (@Sendable (Double) -> Void)? = nil) throws(MembenchError) -> LatencyMatrix {
+        let cpuNodes = topology.nodes.map(\.id).filter { !topology.allowedCPUs(on: [$0]).isEmpty }
+        let memoryNodes = topology.bindableNodes.ids
+        guard !cpuNodes.isEmpty, !memoryNodes.isEmpty else { throw .refused("no node has both allowed CPUs and memory") }
+        var rows: [[RunResult]] = []
+        for (r, cpuNode) in cpuNodes.enumerated() {
+            var row: [RunResult] = []
+            for (c, memoryNode) in memoryNodes.enumerated() {
+                var cell = options
+                cell.strategy = .direct
+                cell.threads = 1
+                cell.placement = PlacementOptions(membind: [memoryNode],
+                                                  physcpubind: [topology.allowedCPUs(on: [cpuNode]).first!])
+                row.append(try LatencyRunner.run(cell, topology: topology))
+                progress?(Double(r * memoryNodes.count + c + 1) / Double(cpuNodes.count * memoryNodes.count))
+            }
+            rows.append(row)
+        }
+        return LatencyMatrix(cpuNodes: cpuNodes, memoryNodes: memoryNodes, results: rows)
+    }
+
+    /// The latency matrix beside the kernel's distance table.
+    public func render(topology: Topology = .current) -> String {
+        var latency = TextTable(["cpu node \\ memory node"] + memoryNodes.map { "node \($0)" })
+        var distance = TextTable(["distance"] + memoryNodes.map { "node \($0)" })
+        for (r, cpuNode) in cpuNodes.enumerated() {
+            latency.add(["node \(cpuNode)"] + results[r].map { Format.ns($0.total.latency.mean) })
+            distance.add(["node \(cpuNode)"] + memoryNodes.map { topology.distance(from: cpuNode, to: $0).map(String.init) ?? "" })
+        }
+        return "idle latency (mean, ns per access)\n" + latency.render() + "\nkernel distances\n" + distance.render()
+    }
+}

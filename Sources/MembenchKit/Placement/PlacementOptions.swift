@@ -1,0 +1,51 @@
+import NUMA
+import NUMAPool
+
+/// numactl's placement flags. Unset flags inherit the process's own policy and CPU set, so a
+/// run under `numactl` behaves as numactl says.
+public struct PlacementOptions: Sendable, Codable, Equatable {
+    public var membind: NodeSet?
+    public var interleave: NodeSet?
+    public var preferred: Int?
+    public var localalloc = false
+    public var cpunodebind: NodeSet?
+    public var physcpubind: CPUSet?
+
+    public init(membind: NodeSet? = nil, interleave: NodeSet? = nil, preferred: Int? = nil, localalloc: Bool = false,
+                cpunodebind: NodeSet? = nil, physcpubind: CPUSet? = nil) {
+        self.membind = membind
+        self.interleave = interleave
+        self.preferred = preferred
+        self.localalloc = localalloc
+        self.cpunodebind = cpunodebind
+        self.physcpubind = physcpubind
+    }
+
+    /// The memory policy the flags ask for, or nil to inherit.
+    public var memoryPolicy: MemoryPolicy? {
+        if let membind { return .bind(membind) }
+        if let interleave { return .interleave(interleave) }
+        if let preferred { return .preferred(preferred) }
+        return localalloc ? .local : nil
+    }
+
+    /// A short text form for tables and records, e.g. `bind:0 cpus:node0`.
+    public var summary: String {
+        var parts: [String] = [memoryPolicy?.description ?? "inherit"]
+        if let cpunodebind { parts.append("cpunodebind:\(cpunodebind)") }
+        if let physcpubind { parts.append("physcpubind:\(physcpubind)") }
+        return parts.joined(separator: " ")
+    }
+}
+
+extension MemoryPolicy {
+    /// The placement flag that asks for this policy, for error messages.
+    var flag: String {
+        switch self {
+        case .local: "--localalloc"
+        case .bind: "--membind"
+        case .preferred: "--preferred"
+        case .interleave: "--interleave"
+        }
+    }
+}
