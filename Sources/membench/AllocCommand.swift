@@ -1,5 +1,6 @@
 import ArgumentParser
 import MembenchKit
+import NUMAPool
 
 extension AllocStrategy: ExpressibleByArgument {}
 
@@ -44,12 +45,15 @@ struct AllocCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Bytes each pool may reserve per node.", valueName: "size"))
     var capacity = ByteCount(argument: "256MiB")!
 
+    @Option(parsing: .unconditional, help: "Local pool arenas: strict (MPOL_BIND) or preferred.")
+    var binding: LocalPool.Binding = .strict
+
+    @Option(name: .customLong("global-fill"), parsing: .unconditional,
+            help: "How the global pool is filled: spread, first-touch or interleave (as for run).")
+    var globalFill: GlobalFill = .spread
+
     @OptionGroup(title: "Placement") var placement: PlacementGroup
     @OptionGroup(title: "Output") var output: OutputGroup
-
-    func validate() throws {
-        for count in threads.flatMap(\.values) where count < 1 { throw ValidationError("--threads: must be at least 1, got \(count)") }
-    }
 
     func run() throws {
         var options = AllocOptions()
@@ -60,6 +64,8 @@ struct AllocCommand: ParsableCommand {
         options.duration = duration.value
         options.rounds = rounds
         options.capacity = capacity.bytes
+        options.binding = binding
+        options.globalFill = globalFill
         options.placement = try placement.resolve()
         let csv = try output.destination()
         let results = try AllocBenchmark.run(options)

@@ -33,7 +33,6 @@ struct BandwidthCommand: ParsableCommand {
     @OptionGroup(title: "Output") var output: OutputGroup
 
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads: must be at least 1, got \(threads)") }
         if let size, size.bytes <= 0 { throw ValidationError("--size: must be positive") }
         if !(duration.value > 0) { throw ValidationError("--duration: must be more than 0 seconds, got \(duration.value)") }
     }

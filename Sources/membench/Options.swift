@@ -131,7 +131,6 @@ struct WorkloadGroup: ParsableArguments {
 
     func validate() throws {
         if let size, size.bytes <= 0 { throw ValidationError("--size: must be positive") }
-        if threads < 1 { throw ValidationError("--threads: must be at least 1, got \(threads)") }
         if let samples, samples < 1 { throw ValidationError("--samples: must be at least 1, got \(samples)") }
         if let duration, !(duration.value > 0) { throw ValidationError("--duration: must be more than 0 seconds, got \(duration.value)") }
         if duration != nil && samples != nil {

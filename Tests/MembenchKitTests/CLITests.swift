@@ -218,6 +218,20 @@ struct CLITests {
                           "malloc/2/1", "malloc/1/1", "local/2/1", "local/1/1"])
     }
 
+    @Test("alloc builds its pools as run does: --binding and --global-fill are used and recorded")
+    func allocPoolFlags() throws {
+        let csv = CLI.temporaryPath(".csv")
+        defer { try? FileManager.default.removeItem(atPath: csv) }
+        let output = try CLI.run(["alloc", "--allocators", "local,global", "--binding", "preferred", "--global-fill", "interleave",
+                                  "--duration", "0.1", "--csv", csv])
+        #expect(output.status == 0, "\(output.stderr)")
+        let rows = try CLI.rows(csv)
+        #expect(rows.count == 2)
+        #expect(rows.allSatisfy { $0["binding"] == "preferred" && $0["global_fill"] == "interleave" }, "\(rows)")
+        try CLI.run(["alloc", "--binding", "loose", "--duration", "0.1"]).expectOneLineError(status: 64, mentioning: "--binding")
+        try CLI.run(["alloc", "--threads", "0", "--duration", "0.1"]).expectOneLineError(status: 64, mentioning: "--threads")
+    }
+
     @Test("alloc refuses bad input with one line naming the flag", arguments: [
         (["--rounds", "0"], "--rounds"),
         (["--allocators", "local,magic"], "--allocators"),

@@ -31,6 +31,10 @@ public struct AllocOptions: Sendable, Equatable {
     public var placement = PlacementOptions()
     /// Bytes each pool may reserve per node.
     public var capacity = 256 << 20
+    /// How the local pools bind their arenas.
+    public var binding: LocalPool.Binding = .strict
+    /// How the global pool is filled.
+    public var globalFill: GlobalFill = .spread
     /// Times every allocator and thread count is measured, in turns (see `AllocBenchmark.run`).
     public var rounds = 1
 
@@ -111,7 +115,7 @@ public enum AllocBenchmark {
                 throw .usage(flag: "--block-size", reason: "\(ByteSize.format(options.blockSize)) does not fit the pools' --capacity of \(ByteSize.format(options.capacity)) per node")
             }
         }
-        var placements: [(cpus: [Int], nodes: NodeSet)] = []
+        var placements: [ResolvedPlacement] = []
         for threads in options.threadCounts {
             let placement = try options.placement.resolve(threads: threads, needsMemory: pools, topology: topology)
             if pools {
@@ -120,7 +124,7 @@ public enum AllocBenchmark {
                     throw .refused("--capacity: \(ByteSize.format(options.capacity)) per node is more than nodes \(placement.poolNodes) have available (\(available >> 20) MiB, \(topology.availableMemorySource))")
                 }
             }
-            placements.append((placement.cpus, placement.poolNodes))
+            placements.append(placement)
         }
         // Every round measures each allocator at each thread count once, so that the rows a ratio
         // compares (an allocator against malloc, 2 threads against 1) are measured seconds
@@ -130,8 +134,7 @@ public enum AllocBenchmark {
         var results: [AllocResult] = []
         for round in 0..<options.rounds {
             for (strategy, placement) in round % 2 == 0 ? order : order.reversed() {
-                var result = try measure(strategy, cpus: placement.cpus, options: options, nodes: placement.nodes,
-                                         topology: topology)
+                var result = try measure(strategy, placement: placement, options: options, topology: topology)
                 result.round = round
                 results.append(result)
             }
@@ -139,33 +142,24 @@ public enum AllocBenchmark {
         return results
     }
 
-    static func measure(_ strategy: AllocStrategy, cpus: [Int], options: AllocOptions, nodes: NodeSet,
+    static func measure(_ strategy: AllocStrategy, placement: ResolvedPlacement, options: AllocOptions,
                         topology: Topology) throws(MembenchError) -> AllocResult {
+        let cpus = placement.cpus, nodes = placement.poolNodes
         switch strategy {
         case .local:
-            let pool: LocalPool
-            do {
-                pool = try LocalPool(blockSize: options.blockSize, capacityPerNode: options.capacity, nodes: nodes,
-                                     topology: topology)
-            } catch {
-                throw MembenchError.from(error)
-            }
+            let pool = try PoolFactory.local(blockSize: options.blockSize, capacityPerNode: options.capacity, nodes: nodes,
+                                             binding: options.binding, pages: .base, topology: topology)
             return try drive(Pool(pool), strategy: strategy, cpus: cpus, options: options)
         case .global:
-            let placement: GlobalPool.Placement = options.placement.interleave.map { .interleave($0) } ?? .firstTouch
-            let pool: GlobalPool
-            do {
-                pool = try GlobalPool(blockSize: options.blockSize, capacity: options.capacity, placement: placement,
-                                      topology: topology)
-            } catch {
-                throw MembenchError.from(error)
-            }
+            let pool = try PoolFactory.global(blockSize: options.blockSize, capacity: options.capacity, fill: options.globalFill,
+                                              nodes: placement.memoryNodes, pages: .base, cpu: cpus[0], policy: placement.policy,
+                                              topology: topology)
             return try drive(Pool(pool), strategy: strategy, cpus: cpus, options: options)
         case .object:
+            let backing = try PoolFactory.local(blockSize: options.blockSize, capacityPerNode: options.capacity, nodes: nodes,
+                                                binding: options.binding, pages: .base, topology: topology)
             let objects: ObjectPool<PooledObject>
             do {
-                let backing = try LocalPool(blockSize: options.blockSize, capacityPerNode: options.capacity, nodes: nodes,
-                                            topology: topology)
                 objects = try ObjectPool(backing: backing, factory: { PooledObject() }, reset: { $0.length = 0 })
             } catch {
                 throw MembenchError.from(error)
@@ -442,6 +436,8 @@ public enum AllocBenchmark {
                 ("round", .int(result.round)),
                 ("block_bytes", .int(options.blockSize)),
                 ("batch", .int(options.batch)),
+                ("binding", .string(options.binding.rawValue)),
+                ("global_fill", .string(options.globalFill.rawValue)),
                 ("cpunodebind", .string(options.placement.cpunodebind?.description)),
                 ("duration_s", .double(result.seconds)),
                 ("pairs", .int(Int(result.pairs))),

@@ -43,34 +43,15 @@ final class MemorySource: Sendable {
             let perNode = blocks * run.cpus.count * blockBytes + 64 * blockBytes
             let smallest = run.poolNodes.compactMap { topology.node($0)?.memoryTotal }.min() ?? 0
             let capacity = Int(min(UInt64(perNode), smallest))
-            do {
-                return MemorySource(.local(try LocalPool(blockSize: run.groupBytes, capacityPerNode: capacity,
-                                                         binding: options.binding, nodes: run.poolNodes,
-                                                         cacheCapacity: 128, pages: options.pageMode,
-                                                         topology: topology)))
-            } catch {
-                throw MembenchError.from(error)
-            }
+            return MemorySource(.local(try PoolFactory.local(blockSize: run.groupBytes, capacityPerNode: capacity,
+                                                             nodes: run.poolNodes, binding: options.binding,
+                                                             pages: options.pageMode, cacheCapacity: 128, topology: topology)))
         case .global:
             let capacity = blocks * run.cpus.count * blockBytes
-            let placement: GlobalPool.Placement = switch options.globalFill {
-            case .spread: .spread(run.memoryNodes)
-            case .firstTouch: .firstTouch
-            case .interleave: .interleave(run.memoryNodes)
-            }
-            let policy = run.policy
-            do {
-                let filler = try PinnedThread(cpus: [run.cpus[0]]) { () throws -> GlobalPool in
-                    if let policy { try policy.applyToCurrentThread() }
-                    return try GlobalPool(blockSize: run.groupBytes, capacity: capacity, placement: placement,
-                                          pages: options.pageMode, topology: topology)
-                }
-                return MemorySource(.global(try filler.join()))
-            } catch let error as PoolError {
-                throw MembenchError.from(error)
-            } catch {
-                throw .refused("\(error)")
-            }
+            return MemorySource(.global(try PoolFactory.global(blockSize: run.groupBytes, capacity: capacity,
+                                                               fill: options.globalFill, nodes: run.memoryNodes,
+                                                               pages: options.pageMode, cpu: run.cpus[0], policy: run.policy,
+                                                               topology: topology)))
         }
     }
 
