@@ -26,12 +26,12 @@ struct CompareCommand: ParsableCommand {
         var options = RunOptions()
         workload.apply(to: &options)
         options.placement = try placement.resolve()
-        _ = try options.resolve()  // refuse bad input before any warning is printed
+        let resolved = try options.resolve()  // once, and before any warning is printed
         let csv = try output.destination()
         warnAboutBalancing()
         let strategies: [PoolStrategy] = direct ? [.local, .global, .direct] : [.local, .global]
         let progress = ProgressLine(expectedSeconds: Double(strategies.count * rounds) * (options.duration + options.warmup))
-        let results = try Comparison.run(strategies, options: options, rounds: rounds) { strategy, round, fraction in
+        let results = try Comparison.run(strategies, run: resolved, rounds: rounds) { strategy, round, fraction in
             progress.show(rounds > 1 ? "\(strategy.rawValue), round \(round + 1) of \(rounds)" : strategy.rawValue, fraction)
         }
         progress.clear()

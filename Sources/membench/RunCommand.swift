@@ -19,11 +19,11 @@ struct RunCommand: ParsableCommand {
         options.strategy = pool
         workload.apply(to: &options)
         options.placement = try placement.resolve()
-        _ = try options.resolve()  // refuse bad input before any warning is printed
+        let resolved = try options.resolve()  // once, and before any warning is printed
         let csv = try output.destination()
         warnAboutBalancing()
         let progress = ProgressLine(expectedSeconds: options.duration + options.warmup)
-        let result = try LatencyRunner.run(options) { progress.show(pool.rawValue, $0) }
+        let result = try LatencyRunner.run(resolved) { progress.show(pool.rawValue, $0) }
         progress.clear()
         try output.emit(table: LatencyReport.describe(result) + LatencyReport.table(result),
                         records: Record.rows(for: result, command: "run"), to: csv)

@@ -6,15 +6,19 @@ import NUMA
 public enum Comparison {
     public static func run(_ strategies: [PoolStrategy], options: RunOptions, rounds: Int = 1, topology: Topology = .current,
                            progress: (@Sendable (PoolStrategy, Int, Double) -> Void)? = nil) throws(MembenchError) -> [RunResult] {
+        try run(strategies, run: options.resolve(topology: topology), rounds: rounds, topology: topology, progress: progress)
+    }
+
+    /// The same, for options resolved once.
+    public static func run(_ strategies: [PoolStrategy], run resolved: ResolvedRun, rounds: Int = 1, topology: Topology = .current,
+                           progress: (@Sendable (PoolStrategy, Int, Double) -> Void)? = nil) throws(MembenchError) -> [RunResult] {
         guard rounds >= 1 && rounds <= 1000 else { throw .usage(flag: "--rounds", reason: "must be between 1 and 1000, got \(rounds)") }
         var results: [RunResult] = []
         for round in 0..<rounds {
             for strategy in round % 2 == 0 ? strategies : strategies.reversed() {
-                var each = options
-                each.strategy = strategy
                 var perRun: LatencyRunner.Progress?
                 if let progress { perRun = { fraction in progress(strategy, round, fraction) } }
-                var result = try LatencyRunner.run(each, topology: topology, progress: perRun)
+                var result = try LatencyRunner.run(resolved.with(strategy: strategy), topology: topology, progress: perRun)
                 result.round = round
                 results.append(result)
             }

@@ -70,7 +70,12 @@ public enum LatencyRunner {
     /// over memory from the strategy, and reports latency and placement.
     public static func run(_ options: RunOptions, topology: Topology = .current,
                            progress: Progress? = nil) throws(MembenchError) -> RunResult {
-        let run = try options.resolve(topology: topology)
+        try run(options.resolve(topology: topology), topology: topology, progress: progress)
+    }
+
+    /// Measures a run resolved once (`RunOptions.resolve`), as `compare` does for each strategy.
+    public static func run(_ run: ResolvedRun, topology: Topology = .current,
+                           progress: Progress? = nil) throws(MembenchError) -> RunResult {
         let environment = RunEnvironment.current(topology: topology)
         let source = try MemorySource.make(for: run, topology: topology)
         let start = StartLine(parties: run.cpus.count)

@@ -2,7 +2,7 @@ import NUMA
 
 /// A run's options checked against the machine, with every default filled in.
 public struct ResolvedRun: Sendable {
-    public let options: RunOptions
+    public private(set) var options: RunOptions
     /// Bytes each thread chases.
     public let size: Int
     /// Bytes per TLB-locality group (and per pool block).
@@ -17,6 +17,13 @@ public struct ResolvedRun: Sendable {
     public let memoryNodes: NodeSet
     /// The nodes a local pool gets arenas on.
     public let poolNodes: NodeSet
+
+    /// The same run with another strategy: nothing in the resolution depends on it.
+    public func with(strategy: PoolStrategy) -> ResolvedRun {
+        var copy = self
+        copy.options.strategy = strategy
+        return copy
+    }
 }
 
 extension RunOptions {
