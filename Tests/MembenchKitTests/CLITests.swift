@@ -216,6 +216,15 @@ struct CLITests {
         let order = rows.map { "\($0["strategy"] ?? "")/\($0["threads"] ?? "")/\($0["round"] ?? "")" }
         #expect(order == ["local/1/0", "local/2/0", "malloc/1/0", "malloc/2/0",
                           "malloc/2/1", "malloc/1/1", "local/2/1", "local/1/1"])
+        // Every row carries its group's summary: the median of its rounds and the ratios.
+        for group in Dictionary(grouping: rows, by: { "\($0["strategy"] ?? "")/\($0["threads"] ?? "")" }).values {
+            let times = group.compactMap { Double($0["ns_per_pair"] ?? "") }.sorted()
+            let medians = Set(group.compactMap { $0["median_ns_per_pair"] })
+            #expect(medians.count == 1 && abs((Double(medians.first ?? "") ?? 0) - (times[0] + times[1]) / 2) < 1e-3,
+                    "\(group)")
+            #expect(group.allSatisfy { $0["rounds"] == "2" && Double($0["min_ns_per_pair"] ?? "") == times.first })
+        }
+        #expect(rows.filter { $0["strategy"] == "malloc" }.allSatisfy { $0["vs_malloc"].flatMap(Double.init) == 1 })
     }
 
     @Test("alloc builds its pools as run does: --binding and --global-fill are used and recorded")

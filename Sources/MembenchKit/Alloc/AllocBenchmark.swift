@@ -424,9 +424,13 @@ public enum AllocBenchmark {
         }
     }
 
+    /// One record per round, each carrying its allocator and thread count's summary over the
+    /// rounds (the table's medians, range and ratios), so that nobody recomputes them.
     public static func records(_ results: [AllocResult], options: AllocOptions, environment: RunEnvironment) -> [Record] {
-        results.map { result in
+        let summaries = summarize(results)
+        return results.map { result in
             let stats = result.statistics
+            let summary = summaries.first { $0.strategy == result.strategy && $0.threads == result.threads }
             return Record([
                 ("timestamp", .string(environment.timestamp)),
                 ("command", .string("alloc")),
@@ -443,6 +447,13 @@ public enum AllocBenchmark {
                 ("pairs", .int(Int(result.pairs))),
                 ("ns_per_pair", .double(result.nanosecondsPerPair)),
                 ("pairs_per_s", .double(result.pairsPerSecond)),
+                ("rounds", .int(summary?.rounds.count)),
+                ("median_ns_per_pair", summary.map { .double($0.nanosecondsPerPair) } ?? .null),
+                ("min_ns_per_pair", summary.map { .double($0.fastest) } ?? .null),
+                ("max_ns_per_pair", summary.map { .double($0.slowest) } ?? .null),
+                ("median_pairs_per_s", summary.map { .double($0.pairsPerSecond) } ?? .null),
+                ("scaling", summary?.scaling.map { .double($0) } ?? .null),
+                ("vs_malloc", summary?.overMalloc.map { .double($0) } ?? .null),
                 ("page_faults", .int(result.pageFaults)),
                 ("reuse_rate", stats.map { .double($0.reuseRate) } ?? .null),
                 ("fresh_rate", stats.map { .double($0.freshAllocationRate) } ?? .null),
