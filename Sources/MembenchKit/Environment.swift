@@ -3,6 +3,9 @@ import NUMA
 
 /// The facts about the machine that change latency numbers; stored in every record.
 public struct RunEnvironment: Sendable, Codable, Equatable {
+    /// "2 node(s); THP madvise; numa_balancing 0", for headers.
+    var summary: String { "\(nodeCount) node(s); THP \(transparentHugePages); numa_balancing \(numaBalancing)" }
+
     public var host: String
     public var kernel: String
     public var cpuModel: String

@@ -76,12 +76,9 @@ public struct BandwidthMatrix: Sendable {
 public enum BandwidthReport {
     public static func describe(_ results: [BandwidthResult], options: BandwidthOptions) -> String {
         guard let first = results.first else { return "" }
-        var placement = options.placement.summary
-        if options.placement.memoryPolicy == nil { placement = placement.replacingOccurrences(of: "inherit", with: first.policyText) }
-        let e = first.environment
         return "size \(ByteSize.format(first.size)) per thread, \(first.threads.count) thread(s), pages \(options.pageMode.rawValue), "
             + "\(TimeSpan.format(options.duration)) per kernel\n"
-            + "placement \(placement); \(e.nodeCount) node(s); THP \(e.transparentHugePages); numa_balancing \(e.numaBalancing)\n"
+            + "placement \(options.placement.summary(policyText: first.policyText)); \(first.environment.summary)\n"
     }
 
     /// One row per kernel (its total over the threads), and the threads' rows under it when
@@ -125,11 +122,7 @@ public enum BandwidthReport {
                 ("threads", .int(result.threads.count)),
                 ("page_mode", .string(options.pageMode.rawValue)),
                 ("policy", .string(result.policyText)),
-                ("membind", .string(placement.membind?.description)),
-                ("interleave", .string(placement.interleave?.description)),
-                ("preferred", .int(placement.preferred)),
-                ("cpunodebind", .string(placement.cpunodebind?.description)),
-                ("physcpubind", .string(placement.physcpubind?.description)),
+            ] + placement.recordFields + [
                 ("cpu_node", .int(cpuNode)),
                 ("memory_node", .int(memoryNode)),
                 ("duration_s", .double(options.duration)),

@@ -19,11 +19,10 @@ public enum LatencyReport {
         let environment = result.environment
         let mode = options.pattern == .sequential ? "sequential"
             : (result.groupBytes >= result.size ? "fully random" : "random, TLB locality \(ByteSize.format(result.groupBytes))")
-        var placement = options.placement.summary
-        if options.placement.memoryPolicy == nil { placement = placement.replacingOccurrences(of: "inherit", with: result.policyText) }
+        let placement = options.placement.summary(policyText: result.policyText)
         var lines = [
             "size \(ByteSize.format(result.size)) per thread, \(options.threads) thread(s), stride \(options.stride) B\(options.slotOffsets == .zero ? " (slots at offset 0)" : ""), \(mode), pages \(options.pageMode.rawValue)",
-            "placement \(placement); \(environment.nodeCount) node(s); THP \(environment.transparentHugePages); numa_balancing \(environment.numaBalancing)",
+            "placement \(placement); \(environment.summary)",
         ]
         if let fill = result.globalFill, let pages = result.poolPagesPerNode {
             lines.append("global pool filled \(fill), pages per node \(PlacementReport.text(pages))")

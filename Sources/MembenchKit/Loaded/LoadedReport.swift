@@ -4,16 +4,13 @@ import NUMA
 public enum LoadedReport {
     public static func describe(_ result: LoadedResult) -> String {
         let options = result.options
-        var placement = options.placement.summary
-        if options.placement.memoryPolicy == nil { placement = placement.replacingOccurrences(of: "inherit", with: result.policyText) }
-        let e = result.environment
-        return "chase: CPU \(result.chaseCPU) (node \(result.chaseNode)), \(ByteSize.format(result.size)), placement \(placement), "
+        return "chase: CPU \(result.chaseCPU) (node \(result.chaseNode)), \(ByteSize.format(result.size)), "
+            + "placement \(options.placement.summary(policyText: result.policyText)), "
             + "pages per node \(PlacementReport.text(result.chasePages)), \(Format.percent(result.chaseRemoteShare)) remote\n"
             + "load: \(result.loadCPUs.count) thread(s) on CPUs \(CPUSet(result.loadCPUs)), \(options.kind.rawValue), "
             + "\(ByteSize.format(result.size)) each, memory \(options.loadMembind.map { "bind:\($0)" } ?? "as the chase's"), "
             + "pages per node \(PlacementReport.text(result.loadPages))\n"
-            + "\(e.nodeCount) node(s); THP \(e.transparentHugePages); numa_balancing \(e.numaBalancing); "
-            + "\(TimeSpan.format(options.duration)) of samples per step\n"
+            + "\(result.environment.summary); \(TimeSpan.format(options.duration)) of samples per step\n"
     }
 
     public static func table(_ result: LoadedResult) -> String {
@@ -43,11 +40,7 @@ public enum LoadedReport {
                 ("load_pages_per_node", .string(PlacementReport.text(result.loadPages))),
                 ("size_bytes", .int(result.size)),
                 ("policy", .string(result.policyText)),
-                ("membind", .string(placement.membind?.description)),
-                ("interleave", .string(placement.interleave?.description)),
-                ("preferred", .int(placement.preferred)),
-                ("cpunodebind", .string(placement.cpunodebind?.description)),
-                ("physcpubind", .string(placement.physcpubind?.description)),
+            ] + placement.recordFields + [
                 ("chase_cpu", .int(result.chaseCPU)),
                 ("chase_node", .int(result.chaseNode)),
                 ("chase_remote_share", .double(result.chaseRemoteShare)),

@@ -85,11 +85,7 @@ extension Record {
             ("pattern", .string(options.pattern.rawValue)),
             ("slot_offsets", .string(options.slotOffsets.rawValue)),
             ("policy", .string(result.policyText)),
-            ("membind", .string(placement.membind?.description)),
-            ("interleave", .string(placement.interleave?.description)),
-            ("preferred", .int(placement.preferred)),
-            ("cpunodebind", .string(placement.cpunodebind?.description)),
-            ("physcpubind", .string(placement.physcpubind?.description)),
+        ] + placement.recordFields + [
             ("binding", .string(options.binding.rawValue)),
             ("global_fill", .string(result.globalFill)),
             ("pool_pages_per_node", .string(result.poolPagesPerNode.map(PlacementReport.text))),

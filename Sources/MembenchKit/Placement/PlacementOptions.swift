@@ -38,6 +38,25 @@ public struct PlacementOptions: Sendable, Codable, Equatable {
     }
 }
 
+extension PlacementOptions {
+    /// The flags as a header shows them, with the policy the run ran under (`policyText`) in
+    /// place of `inherit` when no memory flag was given.
+    func summary(policyText: String) -> String {
+        memoryPolicy == nil ? summary.replacingOccurrences(of: "inherit", with: policyText) : summary
+    }
+
+    /// The flags as records carry them: each list as given, `null` when absent.
+    var recordFields: [(name: String, value: RecordValue)] {
+        [
+            ("membind", .string(membind?.description)),
+            ("interleave", .string(interleave?.description)),
+            ("preferred", .int(preferred)),
+            ("cpunodebind", .string(cpunodebind?.description)),
+            ("physcpubind", .string(physcpubind?.description)),
+        ]
+    }
+}
+
 extension MemoryPolicy {
     /// The placement flag that asks for this policy, for error messages.
     var flag: String {
