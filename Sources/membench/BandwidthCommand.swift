@@ -46,9 +46,7 @@ struct BandwidthCommand: ParsableCommand {
         options.pageMode = pageSize
         options.placement = try placement.resolve()
         if matrix {
-            if options.placement.memoryPolicy != nil || options.placement.cpunodebind != nil || options.placement.physcpubind != nil {
-                throw ValidationError("--matrix: sets CPUs and memory itself; leave out the placement flags")
-            }
+            try BandwidthMatrix.resolve(options)  // refuse bad input before any warning is printed
             let csv = try output.destination()
             warnAboutBalancing()
             let result = try BandwidthMatrix.run(options)

@@ -328,18 +328,11 @@ public enum AllocBenchmark {
         var seconds = 0.0
         var faults = 0
         var statistics: PoolStatistics?
-        for worker in workers {
-            do {
-                let (count, elapsed, workerFaults, snapshot) = try worker.join()
-                pairs += count
-                faults += workerFaults
-                seconds = max(seconds, elapsed)
-                statistics = statistics ?? snapshot
-            } catch let error as PoolError {
-                throw MembenchError.from(error)
-            } catch {
-                throw .refused("\(error)")
-            }
+        for (count, elapsed, workerFaults, snapshot) in try joinAll(workers) {
+            pairs += count
+            faults += workerFaults
+            seconds = max(seconds, elapsed)
+            statistics = statistics ?? snapshot
         }
         if var stats = statistics, let before {
             stats.gets -= before.gets

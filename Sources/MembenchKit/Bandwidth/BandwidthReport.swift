@@ -8,29 +8,40 @@ public struct BandwidthMatrix: Sendable {
     /// cells[row][column]: one result per kernel, CPU node row, memory node column.
     public var cells: [[[BandwidthResult]]]
 
-    public static func run(_ options: BandwidthOptions, topology: Topology = .current,
-                           progress: (@Sendable (Double) -> Void)? = nil) throws(MembenchError) -> BandwidthMatrix {
+    /// Checks the options for every cell; nothing runs.
+    public static func resolve(_ options: BandwidthOptions, topology: Topology = .current) throws(MembenchError) {
+        _ = try cells(options, topology: topology)
+    }
+
+    /// The CPU nodes, the memory nodes and the options of each cell, every cell checked.
+    static func cells(_ options: BandwidthOptions, topology: Topology) throws(MembenchError)
+        -> (cpuNodes: [Int], memoryNodes: [Int], cell: (Int, Int) -> BandwidthOptions) {
         if options.placement.memoryPolicy != nil || options.placement.cpunodebind != nil || options.placement.physcpubind != nil {
             throw .usage(flag: "--matrix", reason: "sets CPUs and memory itself; leave out the placement flags")
         }
-        let cpuNodes = topology.nodes.map(\.id).filter { !topology.allowedCPUs(on: [$0]).isEmpty }
+        let cpuNodes = topology.allowedCPUNodes
         let memoryNodes = topology.bindableNodes.ids
         guard !cpuNodes.isEmpty, !memoryNodes.isEmpty else { throw .refused("no node has both allowed CPUs and memory") }
-        // Refuse bad input before the first cell runs.
-        for cpuNode in cpuNodes {
+        /// The options of one cell: the CPU node's CPUs (or `--threads` of them), memory bound.
+        func cell(_ cpuNode: Int, _ memoryNode: Int) -> BandwidthOptions {
             var cell = options
-            cell.placement = PlacementOptions(membind: [memoryNodes[0]], cpunodebind: [cpuNode])
+            cell.placement = PlacementOptions(membind: [memoryNode], cpunodebind: [cpuNode])
             cell.threads = options.threads.map { min($0, topology.allowedCPUs(on: [cpuNode]).count) }
-            _ = try BandwidthRunner.resolve(cell, topology: topology)
+            return cell
         }
+        for cpuNode in cpuNodes { _ = try BandwidthRunner.resolve(cell(cpuNode, memoryNodes[0]), topology: topology) }
+        return (cpuNodes, memoryNodes, cell)
+    }
+
+    public static func run(_ options: BandwidthOptions, topology: Topology = .current,
+                           progress: (@Sendable (Double) -> Void)? = nil) throws(MembenchError) -> BandwidthMatrix {
+        // Bad input is refused before the first cell runs.
+        let (cpuNodes, memoryNodes, cell) = try cells(options, topology: topology)
         var rows: [[[BandwidthResult]]] = []
         for (r, cpuNode) in cpuNodes.enumerated() {
             var row: [[BandwidthResult]] = []
             for (c, memoryNode) in memoryNodes.enumerated() {
-                var cell = options
-                cell.placement = PlacementOptions(membind: [memoryNode], cpunodebind: [cpuNode])
-                cell.threads = options.threads.map { min($0, topology.allowedCPUs(on: [cpuNode]).count) }
-                row.append(try BandwidthRunner.run(cell, topology: topology))
+                row.append(try BandwidthRunner.run(cell(cpuNode, memoryNode), topology: topology))
                 progress?(Double(r * memoryNodes.count + c + 1) / Double(cpuNodes.count * memoryNodes.count))
             }
             rows.append(row)

@@ -120,20 +120,10 @@ public enum BandwidthRunner {
         guard size >= 3 * 256 else {
             throw .usage(flag: "--size", reason: "must be at least 768B per thread (three arrays of 256 bytes), got \(size)")
         }
-        let threads = options.threads ?? candidateCPUs(options.placement, topology: topology)
-        let placement = try options.placement.resolve(threads: threads, topology: topology)
-        try checkMemory(size: size, threads: threads, pageMode: options.pageMode, nodes: placement.memoryNodes,
+        let placement = try options.placement.resolve(threads: options.threads, topology: topology)
+        try checkMemory(size: size, threads: placement.cpus.count, pageMode: options.pageMode, nodes: placement.memoryNodes,
                         topology: topology)
         return (placement, size)
-    }
-
-    /// The CPUs the CPU flags (or the process) allow, counted, for the default thread count.
-    static func candidateCPUs(_ placement: PlacementOptions, topology: Topology) -> Int {
-        if let cpus = placement.physcpubind { return max(1, cpus.count) }
-        if let nodes = placement.cpunodebind, let cpus = try? ThreadAffinity.cpus(ofNodes: nodes, topology: topology) {
-            return max(1, cpus.count)
-        }
-        return max(1, topology.allowedCPUs.count)
     }
 
     /// Runs every kernel in turn, the same threads and buffers for all.
@@ -155,20 +145,8 @@ public enum BandwidthRunner {
                 throw .refused("cannot start thread on CPU \(cpu): \(error)")
             }
         }
-        var perThread: [[BandwidthThreadResult]] = []
-        var failure: MembenchError?
-        for worker in workers {
-            do {
-                perThread.append(try worker.join())
-            } catch let error as MembenchError {
-                failure = failure ?? error
-            } catch {
-                failure = failure ?? .refused("\(error)")
-            }
-        }
-        if let failure { throw failure }
-        let policyText = placement.policy?.description
-            ?? placement.inheritedPolicy.map { "\($0.description) (inherited)" } ?? "inherit"
+        let perThread = try joinAll(workers)
+        let policyText = placement.policyText
         return kernels.enumerated().map { k, kernel in
             BandwidthResult(kernel: kernel, size: size, threads: perThread.map { $0[k] }.sorted { $0.thread < $1.thread },
                             policyText: policyText, environment: environment)
@@ -192,17 +170,8 @@ public enum BandwidthRunner {
         let region = try buffer(size: size, pages: options.pageMode, topology: topology)
         region.faultIn()
         let node = topology.node(ofCPU: cpu) ?? -1
-        let pages: [Int: Int]
-        do {
-            let placementNow = try PagePlacement(address: region.baseAddress, length: region.size)
-            var counts: [Int: Int] = [:]
-            for page in placementNow.nodes where page >= 0 { counts[Int(page), default: 0] += 1 }
-            pages = counts
-        } catch {
-            throw MembenchError.refused("\(error)")
-        }
-        let placed = pages.values.reduce(0, +)
-        let remote = placed == 0 ? 1 : Double(placed - pages[node, default: 0]) / Double(placed)
+        let pages = try PlacementReport.pagesPerNode(region.baseAddress, length: region.size)
+        let remote = PlacementReport.remoteShare(of: pages, from: node)
         isReady = true
         ready.arriveAndWait()
 
@@ -232,7 +201,7 @@ public enum BandwidthRunner {
                 passStandardDeviation: statistics.standardDeviation * 1e6, passMin: statistics.minimum * 1e6,
                 passMax: statistics.maximum * 1e6, seconds: seconds, pagesPerNode: pages, remoteShare: remote))
         }
-        BandwidthSink.keep(keep)
+        ValueSink.keep(keep)
         return results
     }
 }
@@ -246,10 +215,4 @@ extension BandwidthRunner {
             throw .refused("\(error)")
         }
     }
-}
-
-/// Keeps every pass's result, so that no pass can be dropped as unused.
-enum BandwidthSink {
-    private static let value = Atomic<UInt64>(0)
-    static func keep(_ x: UInt64) { value.add(x, ordering: .relaxed) }
 }

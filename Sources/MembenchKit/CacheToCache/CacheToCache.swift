@@ -60,8 +60,7 @@ public enum CacheToCache {
             .first(where: \.1)?.0 {
             throw .usage(flag: flag, reason: "c2c places each line on its holder's node; give CPUs only")
         }
-        let count = BandwidthRunner.candidateCPUs(options.placement, topology: topology)
-        let cpus = try options.placement.resolve(threads: count, needsMemory: false, topology: topology).cpus.sorted()
+        let cpus = try options.placement.resolve(threads: nil, needsMemory: false, topology: topology).cpus.sorted()
         guard cpus.count >= 2 else { throw .refused("c2c needs two CPUs or more; this process may use \(cpus.count)") }
         return cpus
     }
@@ -121,25 +120,18 @@ public enum CacheToCache {
             do {
                 single = try PinnedThread(cpus: [holder]) { () -> [[Double]] in
                     buffer.link(lines: lines)
-                    var end: UnsafeRawPointer?
-                    let times = states.map { state in
+                    return states.map { state in
                         (0..<repeats).map { _ -> Double in
-                            _ = CMemoryKernels_flush(buffer.base, bytes)
-                            prepare(buffer, state: state)
-                            let t0 = monotonicNanoseconds()
-                            end = CMemoryKernels_chase(buffer.base, lines)
-                            return Double(monotonicNanoseconds() - t0) / Double(lines)
+                            buffer.flush()
+                            buffer.prepare(state)
+                            return buffer.timedChase()
                         }
                     }
-                    buffer.keep(end)
-                    return times
                 }
             } catch {
                 throw .refused("c2c: cannot start a thread on CPU \(holder): \(error)")
             }
-            let times: [[Double]]
-            do { times = try single.join() } catch { throw error as? MembenchError ?? .refused("\(error)") }
-            return pairs(holder: holder, reader: reader, states: states, times: times, topology: topology)
+            return pairs(holder: holder, reader: reader, states: states, times: try joinAll([single])[0], topology: topology)
         }
         let holderThread: PinnedThread<Void>
         let readerThread: PinnedThread<[[Double]]>
@@ -149,48 +141,30 @@ public enum CacheToCache {
                 turns.advance(to: 1)
                 for step in 0..<states.count * repeats {
                     try turns.wait(for: 2 * step + 2, cpu: reader)  // the reader has flushed
-                    prepare(buffer, state: states[step / repeats])
+                    buffer.prepare(states[step / repeats])
                     turns.advance(to: 2 * step + 3)
                 }
             }
             readerThread = try PinnedThread(cpus: [reader]) { () throws -> [[Double]] in
                 var times = states.map { _ in [Double]() }
-                var end: UnsafeRawPointer?
                 try turns.wait(for: 1, cpu: holder)  // linked
                 for step in 0..<states.count * repeats {
-                    _ = CMemoryKernels_flush(buffer.base, bytes)
+                    buffer.flush()
                     turns.advance(to: 2 * step + 2)
                     try turns.wait(for: 2 * step + 3, cpu: holder)
-                    let t0 = monotonicNanoseconds()
-                    end = CMemoryKernels_chase(buffer.base, lines)
-                    let t1 = monotonicNanoseconds()
-                    times[step / repeats].append(Double(t1 - t0) / Double(lines))
+                    times[step / repeats].append(buffer.timedChase())
                 }
-                buffer.keep(end)
                 return times
             }
         } catch {
             throw .refused("c2c: cannot start a thread on CPU \(holder) or \(reader): \(error)")
         }
-        // Both are joined whatever happens to either.
-        let holderOutcome = Result { try holderThread.join() }
-        let readerOutcome = Result { try readerThread.join() }
-        if case .failure(let error) = holderOutcome { throw error as? MembenchError ?? .refused("\(error)") }
-        let times: [[Double]]
-        switch readerOutcome {
-        case .success(let value): times = value
-        case .failure(let error): throw error as? MembenchError ?? .refused("\(error)")
-        }
+        // Both are joined whatever happens to either; the holder's failure comes first.
+        let holderOutcome = Result { () throws(MembenchError) in try joinAll([holderThread]) }
+        let readerOutcome = Result { () throws(MembenchError) in try joinAll([readerThread])[0] }
+        _ = try holderOutcome.get()
+        let times = try readerOutcome.get()
         return pairs(holder: holder, reader: reader, states: states, times: times, topology: topology)
-    }
-
-    /// Leaves every line of the buffer clean (read) or modified (loaded and stored) in the
-    /// calling CPU's cache.
-    static func prepare(_ buffer: Buffer, state: LineState) {
-        switch state {
-        case .clean: _ = CMemoryKernels_touch_lines(buffer.base, buffer.bytes)
-        case .modified: CMemoryKernels_dirty_lines(buffer.base, buffer.bytes)
-        }
     }
 
     static func pairs(holder: Int, reader: Int, states: [LineState], times: [[Double]],
@@ -208,7 +182,6 @@ public enum CacheToCache {
         // the holder waits; `Turns` orders every hand-over with acquire and release.
         let base: UnsafeMutableRawPointer
         let bytes: Int
-        private var sink: UInt = 0
 
         /// Fresh pages (mmap(2)), so that the holder's first touch places them on its node.
         init(bytes: Int) throws(MembenchError) {
@@ -231,6 +204,25 @@ public enum CacheToCache {
             }
         }
 
-        func keep(_ pointer: UnsafeRawPointer?) { sink = UInt(bitPattern: pointer) }
+        /// Evicts every line from every cache (`clflush`; nothing where the target has none).
+        func flush() { _ = CMemoryKernels_flush(base, bytes) }
+
+        /// Leaves every line clean (read) or modified (loaded and stored) in the calling CPU's cache.
+        func prepare(_ state: LineState) {
+            switch state {
+            case .clean: _ = CMemoryKernels_touch_lines(base, bytes)
+            case .modified: CMemoryKernels_dirty_lines(base, bytes)
+            }
+        }
+
+        /// Follows the cycle once from line 0, timed: nanoseconds per line.
+        func timedChase() -> Double {
+            let lines = bytes / CacheToCache.lineBytes
+            let t0 = monotonicNanoseconds()
+            let end = CMemoryKernels_chase(base, lines)
+            let t1 = monotonicNanoseconds()
+            ValueSink.keep(end)
+            return Double(t1 - t0) / Double(lines)
+        }
     }
 }

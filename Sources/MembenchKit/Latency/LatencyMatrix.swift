@@ -10,7 +10,7 @@ public struct LatencyMatrix: Sendable {
 
     public static func run(_ options: RunOptions, topology: Topology = .current,
                            progress: (@Sendable (Double) -> Void)? = nil) throws(MembenchError) -> LatencyMatrix {
-        let cpuNodes = topology.nodes.map(\.id).filter { !topology.allowedCPUs(on: [$0]).isEmpty }
+        let cpuNodes = topology.allowedCPUNodes
         let memoryNodes = topology.bindableNodes.ids
         guard !cpuNodes.isEmpty, !memoryNodes.isEmpty else { throw .refused("no node has both allowed CPUs and memory") }
         var rows: [[RunResult]] = []

@@ -91,18 +91,7 @@ public enum LatencyRunner {
                 throw .refused("cannot start thread on CPU \(cpu): \(error)")
             }
         }
-        var results: [(ThreadResult, LatencyStatistics)] = []
-        var failure: MembenchError?
-        for worker in workers {
-            do {
-                results.append(try worker.join())
-            } catch let error as MembenchError {
-                failure = failure ?? error
-            } catch {
-                failure = failure ?? .refused("\(error)")
-            }
-        }
-        if let failure { throw failure }
+        let results = try joinAll(workers)
         var result = summarize(run, results: results, environment: environment)
         if let placement = source.globalPlacement {
             result.globalFill = placement.fill
@@ -188,11 +177,7 @@ public enum LatencyRunner {
         var result = RunResult(options: run.options, size: run.size / run.groupBytes * run.groupBytes,
                                groupBytes: run.groupBytes, threads: sorted, total: total, environment: environment,
                                curve: merged.curve().map { LatencyPoint(percentile: $0.percentile, nanoseconds: $0.nanoseconds) })
-        if let policy = run.policy {
-            result.policyText = policy.description
-        } else if let inherited = run.inheritedPolicy {
-            result.policyText = "\(inherited.description) (inherited)"
-        }
+        result.policyText = MemoryPolicy.text(policy: run.policy, inherited: run.inheritedPolicy)
         if total.placementChanged { result.remoteSource = "page-placement, changed during the run" }
         return result
     }

@@ -86,10 +86,7 @@ public enum LoadedLatency {
         guard let chaseCPU = chasePlacement.cpus.first else { throw .refused("no CPU for the chase") }
         var loadSet = options.loadCPUs ?? topology.allowedCPUs
         if let cpus = options.loadCPUs {
-            for cpu in cpus where !topology.allowedCPUs.contains(cpu) {
-                if topology.node(ofCPU: cpu) == nil { throw .usage(flag: "--load-cpus", reason: "CPU \(cpu) does not exist") }
-                throw .refused("--load-cpus: CPU \(cpu) is not allowed for this process (allowed: \(topology.allowedCPUs))")
-            }
+            try PlacementOptions.check(cpus, flag: "--load-cpus", topology: topology)
             if cpus.contains(chaseCPU) { throw .usage(flag: "--load-cpus", reason: "includes the chase's CPU \(chaseCPU)") }
         }
         loadSet = loadSet.subtracting([chaseCPU])
@@ -142,7 +139,7 @@ public enum LoadedLatency {
                     if let loadPolicy { try loadPolicy.applyToCurrentThread() }
                     let region = try BandwidthRunner.buffer(size: size / chunk * chunk, pages: .base, topology: topology)
                     region.faultIn()
-                    let pages = try pagesPerNode(region.baseAddress, region.size)
+                    let pages = try PlacementReport.pagesPerNode(region.baseAddress, length: region.size)
                     isReady = true
                     ready.arriveAndWait()
                     // A copy reads the second half into the first.
@@ -162,7 +159,7 @@ public enum LoadedLatency {
                         offset += chunk
                         if offset + chunk > span { offset = 0 }
                     }
-                    BandwidthSink.keep(keep)
+                    ValueSink.keep(keep)
                     return pages
                 })
             } catch {
@@ -182,13 +179,16 @@ public enum LoadedLatency {
                     sweep.delay.store(-2, ordering: .relaxed)
                 }
                 if let policy = chasePlacement.policy { try policy.applyToCurrentThread() }
+                // Chained as `run` chains by default: its stride, group, offsets and seed.
+                let defaults = RunOptions()
                 let groupBytes = RunOptions.defaultTLBLocality
                 let region = try BandwidthRunner.buffer(size: size / groupBytes * groupBytes, pages: .base, topology: topology)
                 region.faultIn()
                 let groups = (0..<region.size / groupBytes).map { region.baseAddress + $0 * groupBytes }
-                let chain = Chain.build(groups: groups, groupBytes: groupBytes, layout: SlotLayout(stride: 256),
-                                        pattern: .chase, seed: 0x5EED)
-                let pages = try pagesPerNode(region.baseAddress, region.size)
+                let chain = Chain.build(groups: groups, groupBytes: groupBytes,
+                                        layout: SlotLayout(stride: defaults.stride, offsets: defaults.slotOffsets, seed: defaults.seed),
+                                        pattern: defaults.pattern, seed: defaults.seed)
+                let pages = try PlacementReport.pagesPerNode(region.baseAddress, length: region.size)
                 isReady = true
                 ready.arriveAndWait()
                 var pointer = chain.start
@@ -215,7 +215,7 @@ public enum LoadedLatency {
                                               latency: statistics.summary))
                     progress?(Double(s + 1) / Double(steps.count))
                 }
-                Sink(count: 1).keep(pointer, at: 0)
+                ValueSink.keep(pointer)
                 return (results, pages)
             }
         } catch {
@@ -223,36 +223,15 @@ public enum LoadedLatency {
             for loader in loaders { _ = try? loader.join() }
             throw .refused("cannot start the chase on CPU \(chaseCPU): \(error)")
         }
-        let chaseOutcome = Result { try chaser.join() }
-        var loadPages: [Int: Int] = [:]
-        var failure: (any Error)?
-        for loader in loaders {
-            do { loadPages.merge(try loader.join(), uniquingKeysWith: +) } catch { failure = failure ?? error }
-        }
-        let outcome: (steps: [LoadedStep], pages: [Int: Int])
-        switch chaseOutcome {
-        case .success(let value): outcome = value
-        case .failure(let error): throw error as? MembenchError ?? .refused("\(error)")
-        }
-        if let failure { throw failure as? MembenchError ?? .refused("\(failure)") }
+        // Both sides are joined whatever happens to either; the chase's failure comes first.
+        let chaseOutcome = Result { () throws(MembenchError) in try joinAll([chaser])[0] }
+        let loadOutcome = Result { () throws(MembenchError) in try joinAll(loaders) }
+        let outcome = try chaseOutcome.get()
+        let loadPages = try loadOutcome.get().reduce(into: [Int: Int]()) { $0.merge($1, uniquingKeysWith: +) }
         let chaseNode = topology.node(ofCPU: chaseCPU) ?? -1
-        let placed = outcome.pages.values.reduce(0, +)
-        let policyText = chasePlacement.policy?.description ?? chasePlacement.inheritedPolicy.map { "\($0.description) (inherited)" } ?? "inherit"
         return LoadedResult(options: options, size: size, chaseCPU: chaseCPU, chaseNode: chaseNode,
-                            chaseRemoteShare: placed == 0 ? 1 : Double(placed - outcome.pages[chaseNode, default: 0]) / Double(placed),
+                            chaseRemoteShare: PlacementReport.remoteShare(of: outcome.pages, from: chaseNode),
                             chasePages: outcome.pages, loadCPUs: loadCPUs, loadPages: loadPages,
-                            policyText: policyText, steps: outcome.steps, environment: environment)
-    }
-
-    /// Distinct base pages of `[address, address + length)` per node (move_pages(2)).
-    static func pagesPerNode(_ address: UnsafeMutableRawPointer, _ length: Int) throws(MembenchError) -> [Int: Int] {
-        do {
-            let placement = try PagePlacement(address: address, length: length)
-            var counts: [Int: Int] = [:]
-            for node in placement.nodes where node >= 0 { counts[Int(node), default: 0] += 1 }
-            return counts
-        } catch {
-            throw .refused("\(error)")
-        }
+                            policyText: chasePlacement.policyText, steps: outcome.steps, environment: environment)
     }
 }

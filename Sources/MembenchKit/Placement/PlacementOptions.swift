@@ -57,6 +57,11 @@ extension PlacementOptions {
     }
 }
 
+extension Topology {
+    /// The nodes with a CPU this process may use, in id order: the rows of the matrices.
+    var allowedCPUNodes: [Int] { nodes.map(\.id).filter { !allowedCPUs(on: [$0]).isEmpty } }
+}
+
 extension MemoryPolicy {
     /// The placement flag that asks for this policy, for error messages.
     var flag: String {

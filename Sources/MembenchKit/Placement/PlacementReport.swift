@@ -72,6 +72,26 @@ public struct PlacementReport: Sendable, Codable, Equatable {
                         unplacedSlots: a.unplacedSlots + b.unplacedSlots)
     }
 
+    /// Distinct base pages of `[address, address + length)` per node (move_pages(2)), for
+    /// buffers that are not a chain: bandwidth's and the loaded run's.
+    static func pagesPerNode(_ address: UnsafeRawPointer, length: Int) throws(MembenchError) -> [Int: Int] {
+        do {
+            var counts: [Int: Int] = [:]
+            for node in try PagePlacement(address: address, length: length).nodes where node >= 0 {
+                counts[Int(node), default: 0] += 1
+            }
+            return counts
+        } catch {
+            throw .refused("\(error)")
+        }
+    }
+
+    /// The share of `pages` not on `node`; with no page placed, all of it.
+    static func remoteShare(of pages: [Int: Int], from node: Int) -> Double {
+        let placed = pages.values.reduce(0, +)
+        return placed == 0 ? 1 : Double(placed - pages[node, default: 0]) / Double(placed)
+    }
+
     /// `0:512;1:512`, for tables and CSV.
     public var pagesText: String { Self.text(pagesPerNode) }
 

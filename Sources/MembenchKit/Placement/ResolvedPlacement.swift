@@ -13,12 +13,24 @@ public struct ResolvedPlacement: Sendable {
     public let memoryNodes: NodeSet
     /// The nodes a local pool gets arenas on.
     public let poolNodes: NodeSet
+
+    /// The policy as headers and records show it (`MemoryPolicy.text`).
+    public var policyText: String { MemoryPolicy.text(policy: policy, inherited: inheritedPolicy) }
+}
+
+extension MemoryPolicy {
+    /// The policy a run ran under, as headers and records show it: the flags' policy, else the
+    /// process's own marked "(inherited)", else "inherit".
+    static func text(policy: MemoryPolicy?, inherited: MemoryPolicy?) -> String {
+        policy?.description ?? inherited.map { "\($0.description) (inherited)" } ?? "inherit"
+    }
 }
 
 extension PlacementOptions {
-    /// Checks the flags and picks CPUs for `threads` workers. With `needsMemory` false (a run
-    /// of malloc alone) the memory flags must be absent and no node information is needed.
-    public func resolve(threads: Int, needsMemory: Bool = true,
+    /// Checks the flags and picks CPUs for `threads` workers (nil: one per CPU the flags, or
+    /// the process, allow). With `needsMemory` false (a run of malloc alone) the memory flags
+    /// must be absent and no node information is needed.
+    public func resolve(threads requested: Int?, needsMemory: Bool = true,
                         topology: Topology = .current) throws(MembenchError) -> ResolvedPlacement {
         let memoryFlags = [("--membind", membind != nil), ("--interleave", interleave != nil),
                            ("--preferred", preferred != nil), ("--localalloc", localalloc)]
@@ -29,8 +41,8 @@ extension PlacementOptions {
         if cpunodebind != nil && physcpubind != nil {
             throw .usage(flag: "--cpunodebind", reason: "conflicts with --physcpubind; give one CPU placement")
         }
-        guard threads >= 1 && threads <= 4096 else {
-            throw .usage(flag: "--threads", reason: "must be between 1 and 4096, got \(threads)")
+        if let requested, !(1...4096).contains(requested) {
+            throw .usage(flag: "--threads", reason: "must be between 1 and 4096, got \(requested)")
         }
         // Memory nodes named by the flags must exist (usage), be allowed and have memory (refused).
         for (flag, nodes) in [("--membind", membind), ("--interleave", interleave), ("--preferred", preferred.map { NodeSet([$0]) })] {
@@ -51,15 +63,10 @@ extension PlacementOptions {
                 throw MembenchError.from(error, flag: "--cpunodebind")
             }
         } else if let cpus = physcpubind {
-            guard !cpus.isEmpty else { throw .usage(flag: "--physcpubind", reason: "the CPU list is empty") }
-            for cpu in cpus where !topology.allowedCPUs.contains(cpu) {
-                if topology.node(ofCPU: cpu) == nil {
-                    throw .usage(flag: "--physcpubind", reason: "CPU \(cpu) does not exist")
-                }
-                throw .refused("--physcpubind: CPU \(cpu) is not allowed for this process (allowed: \(topology.allowedCPUs))")
-            }
+            try Self.check(cpus, flag: "--physcpubind", topology: topology)
             cpuSet = cpus
         }
+        let threads = requested ?? cpuSet.count
         guard threads <= cpuSet.count else {
             throw .usage(flag: "--threads", reason: "\(threads) threads but only \(cpuSet.count) CPUs to run them on (\(cpuSet))")
         }
@@ -91,6 +98,18 @@ extension PlacementOptions {
         }()
         return ResolvedPlacement(cpus: cpus, policy: policy, inheritedPolicy: inherited, memoryNodes: memoryNodes,
                                  poolNodes: poolNodes)
+    }
+
+    /// Refuses a CPU list that is empty (usage), names a CPU that does not exist (usage) or one
+    /// this process may not use (refused), naming `flag`.
+    static func check(_ cpus: CPUSet, flag: String, topology: Topology) throws(MembenchError) {
+        guard !cpus.isEmpty else { throw .usage(flag: flag, reason: "the CPU list is empty") }
+        for cpu in cpus where !topology.allowedCPUs.contains(cpu) {
+            if topology.node(ofCPU: cpu) == nil {
+                throw .usage(flag: flag, reason: "CPU \(cpu) does not exist")
+            }
+            throw .refused("\(flag): CPU \(cpu) is not allowed for this process (allowed: \(topology.allowedCPUs))")
+        }
     }
 }
 
