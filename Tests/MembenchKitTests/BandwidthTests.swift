@@ -3,6 +3,7 @@ import Foundation
 @testable import MembenchKit
 import NUMA
 import Testing
+import TestSupport
 
 @Suite("Bandwidth kernels")
 struct BandwidthKernelTests {

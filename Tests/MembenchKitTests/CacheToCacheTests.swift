@@ -2,6 +2,7 @@ import Foundation
 @testable import MembenchKit
 import NUMA
 import Testing
+import TestSupport
 
 @Suite("membench c2c", .serialized)
 struct CacheToCacheCLITests {

@@ -5,36 +5,7 @@ import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// membench under a shell, for redirections: `$MEMBENCH` in `command` is the built binary.
-/// Returns the exit status and what reached stdout and stderr (where they were not redirected).
-func shell(_ command: String, timeout seconds: Int = 120) throws -> CLI.Output {
-    let script = command.replacingOccurrences(of: "$MEMBENCH", with: "'\(CLI.binary)'")
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-    process.arguments = ["--kill-after=10", String(seconds), "/bin/sh", "-c", script]
-    let errPath = CLI.temporaryPath(".stderr"), outPath = CLI.temporaryPath(".stdout")
-    guard FileManager.default.createFile(atPath: errPath, contents: nil), FileManager.default.createFile(atPath: outPath, contents: nil),
-          let err = FileHandle(forWritingAtPath: errPath), let out = FileHandle(forWritingAtPath: outPath) else {
-        throw CocoaError(.fileWriteUnknown)
-    }
-    defer {
-        try? FileManager.default.removeItem(atPath: errPath)
-        try? FileManager.default.removeItem(atPath: outPath)
-    }
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    process.waitUntilExit()
-    try out.close()
-    try err.close()
-    func read(_ path: String) throws -> String {
-        guard let reader = FileHandle(forReadingAtPath: path) else { throw CocoaError(.fileReadUnknown) }
-        defer { try? reader.close() }
-        return String(decoding: reader.readDataToEndOfFile(), as: UTF8.self)
-    }
-    return CLI.Output(status: process.terminationStatus, stdout: try read(outPath), stderr: try read(errPath))
-}
+import TestSupport
 
 /// A quick direct run: a small buffer, a few samples.
 let quickRun = "run --pool direct --size 4MiB --samples 20 --warmup 0 --loads-per-sample 256"
@@ -54,11 +25,11 @@ struct StreamTests {
     ])
     func streams(arguments: String, expected: Int32) throws {
         for redirection in ["2>&-", "2>/dev/full", "<&- 2>/dev/null"] {
-            let result = try shell("$MEMBENCH \(arguments) >/dev/null \(redirection)")
+            let result = try CLI.shell("$MEMBENCH \(arguments) >/dev/null \(redirection)")
             #expect(result.status == expected, "\(arguments) \(redirection): exit \(result.status)")
         }
         for redirection in [">/dev/full", ">&-"] {
-            let result = try shell("$MEMBENCH \(arguments) \(redirection)")
+            let result = try CLI.shell("$MEMBENCH \(arguments) \(redirection)")
             // Success paths that lose their output fail with one line; error paths keep their code.
             let want: Int32 = expected == 0 ? 1 : expected
             #expect(result.status == want, "\(arguments) \(redirection): exit \(result.status), \(result.stderr)")
@@ -71,7 +42,7 @@ struct StreamTests {
 
     @Test("lost JSON on stdout is reported")
     func json() throws {
-        let result = try shell("$MEMBENCH \(quickRun) --json >/dev/full")
+        let result = try CLI.shell("$MEMBENCH \(quickRun) --json >/dev/full")
         #expect(result.status == 1)
         #expect(result.stderr.contains("standard output"), "\(result.stderr)")
     }
@@ -81,7 +52,7 @@ struct StreamTests {
         let status = CLI.temporaryPath(".status")
         defer { try? FileManager.default.removeItem(atPath: status) }
         // The reader of membench's stdout is gone before membench writes its table.
-        _ = try shell("( $MEMBENCH \(quickRun); echo $? > '\(status)' ) | true")
+        _ = try CLI.shell("( $MEMBENCH \(quickRun); echo $? > '\(status)' ) | true")
         let code = try String(contentsOfFile: status, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(code == "1", "membench exit status \(code)")
     }
@@ -158,9 +129,9 @@ struct CSVAppendTests {
         let mountPoint = CLI.temporaryPath(".mnt")
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: false)
         defer { try? FileManager.default.removeItem(atPath: mountPoint) }
-        let mount = try shell("mount -t tmpfs -o size=12k tmpfs '\(mountPoint)'")
+        let mount = try CLI.shell("mount -t tmpfs -o size=12k tmpfs '\(mountPoint)'")
         try #require(mount.status == 0, "mount refused: \(mount.stderr)")
-        defer { _ = try? shell("umount '\(mountPoint)'") }
+        defer { _ = try? CLI.shell("umount '\(mountPoint)'") }
         let csv = mountPoint + "/out.csv"
         var before = Data()
         var failed: CLI.Output?
@@ -293,9 +264,9 @@ struct FlagNamingTests {
     @Test("malloc alone runs without NUMA information",
           .enabled(if: geteuid() == 0, "hiding /sys needs a mount namespace, which needs root"))
     func mallocWithoutSys() throws {
-        let probe = try shell("unshare -m true")
+        let probe = try CLI.shell("unshare -m true")
         try #require(probe.status == 0, "unshare refused: \(probe.stderr)")
-        let output = try shell("unshare -m sh -c 'mount -t tmpfs none /sys && $MEMBENCH alloc --allocators malloc --duration 0.1'")
+        let output = try CLI.shell("unshare -m sh -c 'mount -t tmpfs none /sys && $MEMBENCH alloc --allocators malloc --duration 0.1'")
         #expect(output.status == 0, "\(output.stderr)")
         #expect(output.stdout.contains("malloc"))
     }

@@ -1,6 +1,7 @@
 import NUMA
 @testable import NUMAPool
 import Testing
+import TestSupport
 
 enum Strategy: String, CaseIterable, CustomTestStringConvertible {
     case local, global

@@ -6,11 +6,6 @@ import Glibc
 
 let page = PagePlacement.basePageSize
 
-/// The node of the page holding `block`.
-func nodeOfPage(_ block: UnsafeRawPointer) throws -> Int? {
-    try PagePlacement(address: block, length: 1).nodes.first.flatMap { $0 >= 0 ? Int($0) : nil }
-}
-
 /// Every address handed out and not yet returned, across threads.
 final class LiveSet: Sendable {
     private let state = Locked<Set<UInt>>([])

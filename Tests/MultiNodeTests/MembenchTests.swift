@@ -2,11 +2,11 @@ import Foundation
 @testable import MembenchKit
 import NUMA
 import Testing
+import TestSupport
 
 /// Runs in the emulated-NUMA guests (scripts/numa-vm); skipped on one-node hosts. Latency there
 /// is emulated, so these tests assert shares and placement only.
-@Suite("MultiNode membench", .serialized, .balancingOff,
-       .enabled(if: Topology.current.nodeCount > 1, "needs two or more NUMA nodes"))
+@Suite("MultiNode membench", .serialized, .balancingOff, .multiNode, .everyCPUNodeHasMemory)
 struct MultiNodeCLITests {
     static let quick = ["--size", "4MiB", "--duration", "0.3", "--warmup", "0", "--loads-per-sample", "256"]
 
@@ -121,7 +121,7 @@ struct MultiNodeCLITests {
     static func rows(shell command: String, prefix: String = "") throws -> [[String: String]] {
         let csv = CLI.temporaryPath(".csv")
         defer { try? FileManager.default.removeItem(atPath: csv) }
-        let output = try shell("\(prefix) $MEMBENCH \(command) --csv '\(csv)'")
+        let output = try CLI.shell("\(prefix) $MEMBENCH \(command) --csv '\(csv)'")
         #expect(output.status == 0, "\(command): \(output.stderr)")
         return try CLI.rows(csv)
     }

@@ -5,10 +5,10 @@ import Glibc
 #endif
 @testable import NUMAPool
 import Testing
+import TestSupport
 
 /// Runs in the emulated-NUMA guests (scripts/numa-vm); skipped on one-node hosts.
-@Suite("MultiNode pools", .serialized,
-       .enabled(if: Topology.current.nodeCount > 1, "needs two or more NUMA nodes"))
+@Suite("MultiNode pools", .serialized, .multiNode, .everyCPUNodeHasMemory)
 struct MultiNodePoolTests {
     /// Nodes that have both CPUs and memory.
     static let computeNodes = Topology.current.nodes.filter { $0.hasCPUs && $0.hasMemory }.map(\.id)
@@ -170,7 +170,7 @@ struct MultiNodePoolTests {
     func globalInterleave() throws {
         let nodes = Topology.current.bindableNodes
         let pages = 64 * nodes.count
-        let pool = try GlobalPool(blockSize: 4096, capacity: pages * page, placement: .interleave(nodes))
+        let pool = try GlobalPool(blockSize: 4096, capacity: pages * PagePlacement.basePageSize, placement: .interleave(nodes))
         let histogram = pool.placementHistogram
         #expect(Set(histogram.keys) == Set(nodes.ids))
         for node in nodes { #expect(abs(histogram[node, default: 0] - 64) <= 1) }

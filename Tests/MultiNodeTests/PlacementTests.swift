@@ -1,16 +1,17 @@
 import Testing
 @testable import NUMA
+import TestSupport
 
 /// Runs in the emulated-NUMA guests (scripts/numa-vm); skipped on one-node hosts.
-@Suite("MultiNode placement", .serialized,
-       .enabled(if: Topology.current.nodeCount > 1, "needs two or more NUMA nodes"))
+@Suite("MultiNode placement", .serialized, .multiNode)
 struct MultiNodePlacementTests {
+    static let pageSize = PagePlacement.basePageSize
     static let memoryNodes = Topology.current.bindableNodes.ids
     static let cpuNodes = Topology.current.nodesWithCPUs.ids
 
     @Test("preferred places pages on the preferred node while it has room", arguments: memoryNodes)
     func preferred(node: Int) throws {
-        let region = try MemoryRegion(size: 32 * pageSize, policy: .preferred(node))
+        let region = try MemoryRegion(size: 32 * Self.pageSize, policy: .preferred(node))
         region.faultIn()
         #expect(try region.nodeHistogram() == [node: 32])
     }
@@ -19,7 +20,7 @@ struct MultiNodePlacementTests {
           .enabled(if: memoryNodes.count > 1, "needs two nodes with memory"))
     func migrate() throws {
         let from = try #require(Self.memoryNodes.first), to = try #require(Self.memoryNodes.last)
-        let region = try MemoryRegion(size: 48 * pageSize, policy: .bind([from]))
+        let region = try MemoryRegion(size: 48 * Self.pageSize, policy: .bind([from]))
         region.faultIn()
         #expect(try region.nodeHistogram() == [from: 48])
         try region.migrate(to: [to])
@@ -30,7 +31,7 @@ struct MultiNodePlacementTests {
           arguments: cpuNodes.filter { Topology.current.node($0)?.hasMemory == true })
     func firstTouch(node: Int) throws {
         let thread = try PinnedThread(node: node) { () throws -> [Int: Int] in
-            let region = try MemoryRegion(size: 16 * pageSize)
+            let region = try MemoryRegion(size: 16 * Self.pageSize)
             region.faultIn()
             return try region.nodeHistogram()
         }
@@ -41,7 +42,7 @@ struct MultiNodePlacementTests {
           .enabled(if: memoryNodes.count > 1, "needs two nodes with memory"))
     func interleavePair() throws {
         let pair = NodeSet(Self.memoryNodes.prefix(2))
-        let region = try MemoryRegion(size: 101 * pageSize, policy: .interleave(pair))
+        let region = try MemoryRegion(size: 101 * Self.pageSize, policy: .interleave(pair))
         region.faultIn()
         let histogram = try region.nodeHistogram()
         for node in pair { #expect(abs(histogram[node, default: 0] - 50) <= 1) }
@@ -51,7 +52,7 @@ struct MultiNodePlacementTests {
     func memoryOnly() throws {
         let topology = Topology.current
         for node in topology.nodes where !node.hasCPUs && node.hasMemory {
-            let region = try MemoryRegion(size: 8 * pageSize, policy: .bind([node.id]))
+            let region = try MemoryRegion(size: 8 * Self.pageSize, policy: .bind([node.id]))
             region.faultIn()
             #expect(try region.nodeHistogram() == [node.id: 8])
             #expect(throws: NUMAError.self) { try PinnedThread(node: node.id) { 0 } }
@@ -62,10 +63,10 @@ struct MultiNodePlacementTests {
     func outside() throws {
         let topology = Topology.current
         let outside = (topology.nodes.map(\.id).max() ?? 0) + 1
-        #expect(throws: NUMAError.self) { _ = try MemoryRegion(size: pageSize, policy: .bind([outside])) }
+        #expect(throws: NUMAError.self) { _ = try MemoryRegion(size: Self.pageSize, policy: .bind([outside])) }
         #expect(throws: NUMAError.self) { try MemoryPolicy.bind([0, outside]).applyToCurrentThread() }
         for node in topology.nodes where !node.hasMemory {
-            #expect { _ = try MemoryRegion(size: pageSize, policy: .bind([node.id])) } throws: { error in
+            #expect { _ = try MemoryRegion(size: Self.pageSize, policy: .bind([node.id])) } throws: { error in
                 (error as? NUMAError)?.message.contains("has no memory") == true
             }
         }
