@@ -24,14 +24,14 @@ struct Membench: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch let error as MembenchError {
-            fail(error.description, code: error.exitCode)
+            fail(error.commandLineMessage, code: error.exitCode)
         } catch {
             let code = exitCode(for: error)
             if code == .success {
                 do {
                     try StandardStreams.write(fullMessage(for: error) + "\n")
                 } catch {
-                    fail(error.description, code: error.exitCode)
+                    fail(error.commandLineMessage, code: error.exitCode)
                 }
                 Foundation.exit(0)
             }

@@ -188,7 +188,7 @@ struct OutputGroup: ParsableArguments {
             }
         }
         if failures.count == 1 { throw failures[0] }
-        if failures.count > 1 { throw MembenchError.refused(failures.map(\.description).joined(separator: "; ")) }
+        if failures.count > 1 { throw MembenchError.refused(failures.map(\.commandLineMessage).joined(separator: "; ")) }
     }
 }
 

@@ -285,6 +285,16 @@ struct FlagNamingTests {
         #expect(output.status == 0 || output.stderr.contains("--stride"), "\(output.stderr)")
     }
 
+    @Test("a conflict names both flags as given, whatever the kit calls them")
+    func conflicts() throws {
+        try CLI.run(["run", "--interleave", "0", "--membind", "0"] + CLI.quick)
+            .expectOneLineError(status: 64, mentioning: "--membind: conflicts with --interleave; give one of them")
+        try CLI.run(["bandwidth", "--cpunodebind", "0", "--physcpubind", "0", "--size", "1MiB", "--duration", "0.1"])
+            .expectOneLineError(status: 64, mentioning: "--cpunodebind: conflicts with --physcpubind")
+        try CLI.run(["loaded", "--load-cpus", "4000", "--size", "1MiB", "--duration", "0.1"])
+            .expectOneLineError(status: 64, mentioning: "--load-cpus: CPU 4000 does not exist")
+    }
+
     @Test("--duration with --samples conflicts")
     func durationAndSamples() throws {
         try CLI.run(["run", "--duration", "0.3", "--samples", "50"]).expectOneLineError(status: 64, mentioning: "--samples")

@@ -89,30 +89,30 @@ public struct AllocSummary: Sendable {
 /// Measures get+put throughput of the pools against malloc/free.
 public enum AllocBenchmark {
     public static func run(_ options: AllocOptions, topology: Topology = .current) throws(MembenchError) -> [AllocResult] {
-        for (flag, values) in [("--allocators", options.strategies.map(\.rawValue)), ("--threads", options.threadCounts.map(String.init))] {
+        for (setting, values) in [(Setting.allocators, options.strategies.map(\.rawValue)), (.threads, options.threadCounts.map(String.init))] {
             var seen = Set<String>()
             for value in values where !seen.insert(value).inserted {
-                throw .usage(flag: flag, reason: "\(value) is given twice")
+                throw .invalid(setting, "\(value) is given twice")
             }
         }
         guard options.blockSize >= 1 && options.blockSize <= 1 << 30 else {
-            throw .usage(flag: "--block-size", reason: "must be between 1 byte and 1GiB, got \(options.blockSize)")
+            throw .invalid(.blockSize, "must be between 1 byte and 1GiB, got \(options.blockSize)")
         }
         guard options.batch >= 1 && options.batch <= 1 << 20 else {
-            throw .usage(flag: "--batch", reason: "must be between 1 and 1048576, got \(options.batch)")
+            throw .invalid(.batch, "must be between 1 and 1048576, got \(options.batch)")
         }
         guard options.duration > 0 && options.duration <= 3600 else {
-            throw .usage(flag: "--duration", reason: "must be more than 0 seconds and at most 3600, got \(options.duration)")
+            throw .invalid(.duration, "must be more than 0 seconds and at most 3600, got \(options.duration)")
         }
         guard options.rounds >= 1 && options.rounds <= 1000 else {
-            throw .usage(flag: "--rounds", reason: "must be between 1 and 1000, got \(options.rounds)")
+            throw .invalid(.rounds, "must be between 1 and 1000, got \(options.rounds)")
         }
         let pools = options.strategies.contains { $0 != .malloc }
         if pools {
             // Every thread holds a batch at once, in the pool of its node.
             let block = (options.blockSize + 15) / 16 * 16
             guard options.capacity >= block else {
-                throw .usage(flag: "--block-size", reason: "\(ByteSize.format(options.blockSize)) does not fit the pools' --capacity of \(ByteSize.format(options.capacity)) per node")
+                throw .invalid(.blockSize, "\(ByteSize.format(options.blockSize)) does not fit the pools' capacity of \(ByteSize.format(options.capacity)) per node")
             }
         }
         var placements: [ResolvedPlacement] = []
@@ -121,7 +121,7 @@ public enum AllocBenchmark {
             if pools {
                 let available = placement.poolNodes.reduce(UInt64(0)) { $0 + (topology.node($1)?.memoryAvailable ?? 0) }
                 if UInt64(options.capacity) > available {
-                    throw .refused("--capacity: \(ByteSize.format(options.capacity)) per node is more than nodes \(placement.poolNodes) have available (\(available >> 20) MiB, \(topology.availableMemorySource))")
+                    throw .unavailable(.capacity, "\(ByteSize.format(options.capacity)) per node is more than nodes \(placement.poolNodes) have available (\(available >> 20) MiB, \(topology.availableMemorySource))")
                 }
             }
             placements.append(placement)

@@ -17,7 +17,7 @@ public struct BandwidthMatrix: Sendable {
     static func cells(_ options: BandwidthOptions, topology: Topology) throws(MembenchError)
         -> (cpuNodes: [Int], memoryNodes: [Int], cell: (Int, Int) -> BandwidthOptions) {
         if options.placement.memoryPolicy != nil || options.placement.cpunodebind != nil || options.placement.physcpubind != nil {
-            throw .usage(flag: "--matrix", reason: "sets CPUs and memory itself; leave out the placement flags")
+            throw .invalid(.matrix, "sets CPUs and memory itself; leave out the placement flags")
         }
         let cpuNodes = topology.allowedCPUNodes
         let memoryNodes = topology.bindableNodes.ids

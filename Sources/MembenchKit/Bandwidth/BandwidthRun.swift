@@ -105,20 +105,20 @@ public enum BandwidthRunner {
     /// Checks the options and picks CPUs and memory; nothing is allocated.
     public static func resolve(_ options: BandwidthOptions, topology: Topology = .current) throws(MembenchError)
         -> (placement: ResolvedPlacement, size: Int) {
-        guard !options.kernels.isEmpty else { throw .usage(flag: "--kernels", reason: "name at least one kernel") }
+        guard !options.kernels.isEmpty else { throw .invalid(.kernels, "name at least one kernel") }
         if Set(options.kernels).count != options.kernels.count {
-            throw .usage(flag: "--kernels", reason: "names a kernel twice")
+            throw .invalid(.kernels, "names a kernel twice")
         }
         if options.kernels.contains(.ntWrite) && CMemoryKernels_has_nontemporal() == 0 {
-            throw .refused("--kernels: nt-write needs non-temporal stores, which this build's target does not have")
+            throw .unavailable(.kernels, "nt-write needs non-temporal stores, which this build's target does not have")
         }
         guard options.duration > 0 && options.duration <= 3600 else {
-            throw .usage(flag: "--duration", reason: "must be more than 0 seconds and at most 3600, got \(options.duration)")
+            throw .invalid(.duration, "must be more than 0 seconds and at most 3600, got \(options.duration)")
         }
         let size = options.size ?? RunOptions.defaultSize(topology: topology)
         // Every array whole 64-byte lines: 3 arrays (triad) of at least one 64-byte block of 4 lines.
         guard size >= 3 * 256 else {
-            throw .usage(flag: "--size", reason: "must be at least 768B per thread (three arrays of 256 bytes), got \(size)")
+            throw .invalid(.size, "must be at least 768B per thread (three arrays of 256 bytes), got \(size)")
         }
         let placement = try options.placement.resolve(threads: options.threads, topology: topology)
         try checkMemory(size: size, threads: placement.cpus.count, pageMode: options.pageMode, nodes: placement.memoryNodes,
@@ -165,7 +165,7 @@ public enum BandwidthRunner {
             }
         }
         if let policy = placement.policy {
-            do { try policy.applyToCurrentThread() } catch { throw MembenchError.from(error, flag: policy.flag) }
+            do { try policy.applyToCurrentThread() } catch { throw MembenchError.from(error, setting: policy.setting) }
         }
         let region = try buffer(size: size, pages: options.pageMode, topology: topology)
         region.faultIn()

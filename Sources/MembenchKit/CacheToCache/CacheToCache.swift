@@ -50,15 +50,13 @@ public enum CacheToCache {
 
     public static func resolve(_ options: CacheToCacheOptions, topology: Topology = .current) throws(MembenchError) -> [Int] {
         guard options.lines >= 16 && options.lines <= 1 << 16 else {
-            throw .usage(flag: "--lines", reason: "must be between 16 and 65536, got \(options.lines)")
+            throw .invalid(.lines, "must be between 16 and 65536, got \(options.lines)")
         }
         guard options.repeats >= 1 && options.repeats <= 100_000 else {
-            throw .usage(flag: "--repeats", reason: "must be between 1 and 100000, got \(options.repeats)")
+            throw .invalid(.repeats, "must be between 1 and 100000, got \(options.repeats)")
         }
-        if let flag = [("--membind", options.placement.membind != nil), ("--interleave", options.placement.interleave != nil),
-                       ("--preferred", options.placement.preferred != nil), ("--localalloc", options.placement.localalloc)]
-            .first(where: \.1)?.0 {
-            throw .usage(flag: flag, reason: "c2c places each line on its holder's node; give CPUs only")
+        if let setting = options.placement.memorySettingsGiven.first {
+            throw .invalid(setting, "c2c places each line on its holder's node; give CPUs only")
         }
         let cpus = try options.placement.resolve(threads: nil, needsMemory: false, topology: topology).cpus.sorted()
         guard cpus.count >= 2 else { throw .refused("c2c needs two CPUs or more; this process may use \(cpus.count)") }

@@ -12,7 +12,7 @@ public enum Comparison {
     /// The same, for options resolved once.
     public static func run(_ strategies: [PoolStrategy], run resolved: ResolvedRun, rounds: Int = 1, topology: Topology = .current,
                            progress: (@Sendable (PoolStrategy, Int, Double) -> Void)? = nil) throws(MembenchError) -> [RunResult] {
-        guard rounds >= 1 && rounds <= 1000 else { throw .usage(flag: "--rounds", reason: "must be between 1 and 1000, got \(rounds)") }
+        guard rounds >= 1 && rounds <= 1000 else { throw .invalid(.rounds, "must be between 1 and 1000, got \(rounds)") }
         var results: [RunResult] = []
         for round in 0..<rounds {
             for strategy in round % 2 == 0 ? strategies : strategies.reversed() {

@@ -106,7 +106,7 @@ public enum LatencyRunner {
         defer { if !ready { start.arriveAndWait() } }
         let options = run.options
         if let policy = run.policy {
-            do { try policy.applyToCurrentThread() } catch { throw MembenchError.from(error, flag: policy.flag) }
+            do { try policy.applyToCurrentThread() } catch { throw MembenchError.from(error, setting: policy.setting) }
         }
         let memory = try source.acquire(size: run.size, groupBytes: run.groupBytes, pages: options.pageMode)
         defer { source.release(memory) }

@@ -64,7 +64,7 @@ final class MemorySource: Sendable {
             do {
                 region = try MemoryRegion(size: count * groupBytes, pages: pages)
             } catch {
-                throw MembenchError.refused("--size: \(error.message)")
+                throw MembenchError.unavailable(.size, "\(error.message)")
             }
             region.faultIn()
             let base = region.baseAddress

@@ -30,29 +30,29 @@ extension RunOptions {
     /// Checks every option, returning a one-line error that names the flag.
     public func resolve(topology: Topology = .current) throws(MembenchError) -> ResolvedRun {
         guard stride >= 8 && stride % 8 == 0 && stride <= 1 << 20 else {
-            throw .usage(flag: "--stride", reason: "must be a multiple of 8 between 8 and 1MiB, got \(stride)")
+            throw .invalid(.stride, "must be a multiple of 8 between 8 and 1MiB, got \(stride)")
         }
         if let tlbLocality, tlbLocality != 0 && (tlbLocality < stride || tlbLocality % stride != 0) {
-            throw .usage(flag: "--tlb-locality", reason: "\(ByteSize.format(tlbLocality)) is not a multiple of --stride \(ByteSize.format(stride)); give a multiple of it, or 0 for fully random")
+            throw .invalid(.tlbLocality, "\(ByteSize.format(tlbLocality)) is not a multiple of the stride, \(ByteSize.format(stride)); give a multiple of it, or 0 for fully random")
         }
         guard loadsPerSample >= 256 && loadsPerSample <= 1 << 30 else {
-            throw .usage(flag: "--loads-per-sample", reason: "must be at least 256, got \(loadsPerSample)")
+            throw .invalid(.loadsPerSample, "must be at least 256, got \(loadsPerSample)")
         }
         if let samples, samples < 1 || samples > 1 << 40 {
-            throw .usage(flag: "--samples", reason: "must be positive, got \(samples)")
+            throw .invalid(.samples, "must be positive, got \(samples)")
         }
         guard duration > 0 && duration <= 86_400 else {
-            throw .usage(flag: "--duration", reason: "must be more than 0 seconds and at most 86400, got \(duration)")
+            throw .invalid(.duration, "must be more than 0 seconds and at most 86400, got \(duration)")
         }
         guard window >= 0.001 && window <= 3600 else {
-            throw .usage(flag: "--window", reason: "must be between 1ms and 3600 seconds, got \(window)")
+            throw .invalid(.window, "must be between 1ms and 3600 seconds, got \(window)")
         }
         guard warmup >= 0 && warmup <= 3600 else {
-            throw .usage(flag: "--warmup", reason: "must be between 0 and 3600 seconds, got \(warmup)")
+            throw .invalid(.warmup, "must be between 0 and 3600 seconds, got \(warmup)")
         }
         let size = self.size ?? RunOptions.defaultSize(topology: topology)
         guard size >= stride else {
-            throw .usage(flag: "--size", reason: "must be at least the stride (\(stride) bytes), got \(size)")
+            throw .invalid(.size, "must be at least the stride (\(stride) bytes), got \(size)")
         }
         let resolved = try placement.resolve(threads: threads, topology: topology)
 

@@ -72,22 +72,22 @@ public enum LoadedLatency {
     /// Checks the options; returns the chase CPU, the load CPUs, the chase policy and the size.
     public static func resolve(_ options: LoadedOptions, topology: Topology = .current) throws(MembenchError)
         -> (chasePlacement: ResolvedPlacement, load: [Int], size: Int) {
-        guard !options.delays.isEmpty else { throw .usage(flag: "--delays", reason: "give at least one delay") }
+        guard !options.delays.isEmpty else { throw .invalid(.delays, "give at least one delay") }
         guard options.delays.allSatisfy({ $0 >= 0 && $0 <= 100_000_000 }) else {
-            throw .usage(flag: "--delays", reason: "each must be between 0 and 100000000")
+            throw .invalid(.delays, "each must be between 0 and 100000000")
         }
-        guard Set(options.delays).count == options.delays.count else { throw .usage(flag: "--delays", reason: "names a delay twice") }
+        guard Set(options.delays).count == options.delays.count else { throw .invalid(.delays, "names a delay twice") }
         guard options.duration > 0 && options.duration <= 3600 else {
-            throw .usage(flag: "--duration", reason: "must be more than 0 seconds and at most 3600, got \(options.duration)")
+            throw .invalid(.duration, "must be more than 0 seconds and at most 3600, got \(options.duration)")
         }
         let size = options.size ?? RunOptions.defaultSize(topology: topology)
-        guard size >= 256 << 10 else { throw .usage(flag: "--size", reason: "must be at least 256KiB, got \(size)") }
+        guard size >= 256 << 10 else { throw .invalid(.size, "must be at least 256KiB, got \(size)") }
         let chasePlacement = try options.placement.resolve(threads: 1, topology: topology)
         guard let chaseCPU = chasePlacement.cpus.first else { throw .refused("no CPU for the chase") }
         var loadSet = options.loadCPUs ?? topology.allowedCPUs
         if let cpus = options.loadCPUs {
-            try PlacementOptions.check(cpus, flag: "--load-cpus", topology: topology)
-            if cpus.contains(chaseCPU) { throw .usage(flag: "--load-cpus", reason: "includes the chase's CPU \(chaseCPU)") }
+            try PlacementOptions.check(cpus, setting: .loadCPUs, topology: topology)
+            if cpus.contains(chaseCPU) { throw .invalid(.loadCPUs, "includes the chase's CPU \(chaseCPU)") }
         }
         loadSet = loadSet.subtracting([chaseCPU])
         let available = loadSet.count
@@ -96,10 +96,10 @@ public enum LoadedLatency {
             throw .refused("loaded needs a CPU for the chase and at least one for load; this process may use \(topology.allowedCPUs)")
         }
         guard count <= available else {
-            throw .usage(flag: "--load-threads", reason: "\(count) load threads but only \(available) CPUs besides the chase's (\(loadSet))")
+            throw .invalid(.loadThreads, "\(count) load threads but only \(available) CPUs besides the chase's (\(loadSet))")
         }
         if let nodes = options.loadMembind {
-            do { try topology.validate(nodes, operation: "--load-membind") } catch { throw MembenchError.from(error, flag: "--load-membind") }
+            do { try topology.validate(nodes, operation: Setting.loadBind.rawValue) } catch { throw MembenchError.from(error, setting: .loadBind) }
         }
         let load = RunOptions.spread(loadSet, count: count, topology: topology)
         try checkMemory(size: size, threads: 1, pageMode: .base, nodes: chasePlacement.memoryNodes, topology: topology)

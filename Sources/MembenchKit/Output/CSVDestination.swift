@@ -22,12 +22,12 @@ public struct CSVDestination: Sendable {
     /// link is followed (a dangling one names the file to create).
     public init(path: String) throws(MembenchError) {
         self.path = path
-        guard !path.isEmpty else { throw .usage(flag: "--csv", reason: "the path is empty") }
+        guard !path.isEmpty else { throw .invalid(.csv, "the path is empty") }
         var info = stat()
         if stat(path, &info) == 0 {
             switch info.st_mode & S_IFMT {
-            case S_IFDIR: throw .usage(flag: "--csv", reason: "\(path) is a directory")
-            case S_IFSOCK: throw .usage(flag: "--csv", reason: "\(path) is a socket, not a file")
+            case S_IFDIR: throw .invalid(.csv, "\(path) is a directory")
+            case S_IFSOCK: throw .invalid(.csv, "\(path) is a socket, not a file")
             case S_IFCHR, S_IFIFO:
                 guard access(path, W_OK) == 0 else { throw Self.refusal(path, "cannot be written", errno) }
                 isStream = true
@@ -57,7 +57,7 @@ public struct CSVDestination: Sendable {
     }
 
     static func refusal(_ path: String, _ what: String, _ code: Int32) -> MembenchError {
-        .refused("--csv: \(path) \(what) (\(String(cString: strerror(code))))")
+        .unavailable(.csv, "\(path) \(what) (\(String(cString: strerror(code))))")
     }
 
     /// Appends `records`, with the header when the file is new or empty. Refuses a file whose

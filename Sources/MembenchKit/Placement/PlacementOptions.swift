@@ -29,6 +29,13 @@ public struct PlacementOptions: Sendable, Codable, Equatable {
         return localalloc ? .local : nil
     }
 
+    /// The memory settings given, in the order bind, interleave, preferred, local: more than
+    /// one is a conflict.
+    var memorySettingsGiven: [Setting] {
+        [(Setting.bind, membind != nil), (.interleave, interleave != nil), (.preferred, preferred != nil), (.localAlloc, localalloc)]
+            .filter(\.1).map(\.0)
+    }
+
     /// A short text form for tables and records, e.g. `bind:0 cpus:node0`.
     public var summary: String {
         var parts: [String] = [memoryPolicy?.description ?? "inherit"]
@@ -63,13 +70,13 @@ extension Topology {
 }
 
 extension MemoryPolicy {
-    /// The placement flag that asks for this policy, for error messages.
-    var flag: String {
+    /// The setting that asks for this policy, for error messages.
+    var setting: Setting {
         switch self {
-        case .local: "--localalloc"
-        case .bind: "--membind"
-        case .preferred: "--preferred"
-        case .interleave: "--interleave"
+        case .local: .localAlloc
+        case .bind: .bind
+        case .preferred: .preferred
+        case .interleave: .interleave
         }
     }
 }

@@ -32,25 +32,23 @@ extension PlacementOptions {
     /// must be absent and no node information is needed.
     public func resolve(threads requested: Int?, needsMemory: Bool = true,
                         topology: Topology = .current) throws(MembenchError) -> ResolvedPlacement {
-        let memoryFlags = [("--membind", membind != nil), ("--interleave", interleave != nil),
-                           ("--preferred", preferred != nil), ("--localalloc", localalloc)]
-            .filter(\.1).map(\.0)
-        if memoryFlags.count > 1 {
-            throw .usage(flag: memoryFlags[0], reason: "conflicts with \(memoryFlags[1]); give one memory policy")
+        let memorySettings = memorySettingsGiven
+        if memorySettings.count > 1 {
+            throw .conflicting(memorySettings[0], memorySettings[1])
         }
         if cpunodebind != nil && physcpubind != nil {
-            throw .usage(flag: "--cpunodebind", reason: "conflicts with --physcpubind; give one CPU placement")
+            throw .conflicting(.cpuNodes, .cpus)
         }
         if let requested, !(1...4096).contains(requested) {
-            throw .usage(flag: "--threads", reason: "must be between 1 and 4096, got \(requested)")
+            throw .invalid(.threads, "must be between 1 and 4096, got \(requested)")
         }
         // Memory nodes named by the flags must exist (usage), be allowed and have memory (refused).
-        for (flag, nodes) in [("--membind", membind), ("--interleave", interleave), ("--preferred", preferred.map { NodeSet([$0]) })] {
+        for (setting, nodes) in [(Setting.bind, membind), (.interleave, interleave), (.preferred, preferred.map { NodeSet([$0]) })] {
             guard let nodes else { continue }
             do {
-                try topology.validate(nodes, operation: flag)
+                try topology.validate(nodes, operation: setting.rawValue)
             } catch {
-                throw MembenchError.from(error, flag: flag)
+                throw MembenchError.from(error, setting: setting)
             }
         }
 
@@ -60,15 +58,15 @@ extension PlacementOptions {
             do {
                 cpuSet = try ThreadAffinity.cpus(ofNodes: nodes, topology: topology)
             } catch {
-                throw MembenchError.from(error, flag: "--cpunodebind")
+                throw MembenchError.from(error, setting: .cpuNodes)
             }
         } else if let cpus = physcpubind {
-            try Self.check(cpus, flag: "--physcpubind", topology: topology)
+            try Self.check(cpus, setting: .cpus, topology: topology)
             cpuSet = cpus
         }
         let threads = requested ?? cpuSet.count
         guard threads <= cpuSet.count else {
-            throw .usage(flag: "--threads", reason: "\(threads) threads but only \(cpuSet.count) CPUs to run them on (\(cpuSet))")
+            throw .invalid(.threads, "\(threads) threads but only \(cpuSet.count) CPUs to run them on (\(cpuSet))")
         }
         let cpus = RunOptions.spread(cpuSet, count: threads, topology: topology)
 
@@ -101,14 +99,14 @@ extension PlacementOptions {
     }
 
     /// Refuses a CPU list that is empty (usage), names a CPU that does not exist (usage) or one
-    /// this process may not use (refused), naming `flag`.
-    static func check(_ cpus: CPUSet, flag: String, topology: Topology) throws(MembenchError) {
-        guard !cpus.isEmpty else { throw .usage(flag: flag, reason: "the CPU list is empty") }
+    /// this process may not use (refused), naming `setting`.
+    static func check(_ cpus: CPUSet, setting: Setting, topology: Topology) throws(MembenchError) {
+        guard !cpus.isEmpty else { throw .invalid(setting, "the CPU list is empty") }
         for cpu in cpus where !topology.allowedCPUs.contains(cpu) {
             if topology.node(ofCPU: cpu) == nil {
-                throw .usage(flag: flag, reason: "CPU \(cpu) does not exist")
+                throw .invalid(setting, "CPU \(cpu) does not exist")
             }
-            throw .refused("\(flag): CPU \(cpu) is not allowed for this process (allowed: \(topology.allowedCPUs))")
+            throw .unavailable(setting, "CPU \(cpu) is not allowed for this process (allowed: \(topology.allowedCPUs))")
         }
     }
 }
@@ -119,14 +117,14 @@ func checkMemory(size: Int, threads: Int, pageMode: PageMode, nodes: NodeSet, to
     let available = nodes.reduce(UInt64(0)) { $0 + (topology.node($1)?.memoryAvailable ?? 0) }
     let (needed, overflow) = UInt64(size).multipliedReportingOverflow(by: UInt64(threads))
     if overflow || needed > available {
-        throw .refused("--size: \(ByteSize.format(size)) x \(threads) threads needs \(overflow ? "more than 16EiB" : ByteSize.format(needed)), but nodes \(nodes) have \(available >> 20) MiB available (\(topology.availableMemorySource))")
+        throw .unavailable(.size, "\(ByteSize.format(size)) x \(threads) threads needs \(overflow ? "more than 16EiB" : ByteSize.format(needed)), but nodes \(nodes) have \(available >> 20) MiB available (\(topology.availableMemorySource))")
     }
     if let free = pageMode.freeHugePages {
         // Each thread's buffer is its own mapping, rounded up to whole huge pages.
         let granule = pageMode.placementGranule
         let pages = (size + granule - 1) / granule * threads
         if free < pages {
-            throw .refused("--page-size \(pageMode.rawValue): \(pages) huge pages needed, \(free) free (see /proc/sys/vm/nr_hugepages)")
+            throw .unavailable(.pageSize, "\(pageMode.rawValue): \(pages) huge pages needed, \(free) free (see /proc/sys/vm/nr_hugepages)")
         }
     }
 }
