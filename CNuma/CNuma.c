@@ -126,5 +126,62 @@ int CNuma_hwloc_numa_count(CNuma_hwloc *handle) {
 int CNuma_hwloc_package_count(CNuma_hwloc *handle) {
     return hwloc_get_nbobjs_by_type(handle->topology, HWLOC_OBJ_PACKAGE);
 }
-#endif
+static hwloc_obj_t numa_node(CNuma_hwloc *handle, int node) {
+    hwloc_obj_t obj = NULL;
+    while ((obj = hwloc_get_next_obj_by_type(handle->topology, HWLOC_OBJ_NUMANODE, obj)) != NULL) {
+        if ((int)obj->os_index == node) return obj;
+    }
+    return NULL;
+}
 
+int CNuma_hwloc_numa_max_index(CNuma_hwloc *handle) {
+    int most = -1;
+    hwloc_obj_t obj = NULL;
+    while ((obj = hwloc_get_next_obj_by_type(handle->topology, HWLOC_OBJ_NUMANODE, obj)) != NULL) {
+        if ((int)obj->os_index > most) most = (int)obj->os_index;
+    }
+    return most;
+}
+
+int CNuma_hwloc_memattr_initiators(CNuma_hwloc *handle, int attribute, int node, char *lists,
+                                   size_t list_size, uint64_t *values, int max) {
+    hwloc_obj_t target = numa_node(handle, node);
+    if (target == NULL) return 0;
+    unsigned count = 0;
+    // A first call with no room asks how many there are.
+    if (hwloc_memattr_get_initiators(handle->topology, (hwloc_memattr_id_t)attribute, target, 0, &count, NULL, NULL) != 0) {
+        return errno == EINVAL ? 0 : -1;
+    }
+    if (count == 0) return 0;
+    struct hwloc_location *initiators = calloc(count, sizeof *initiators);
+    hwloc_uint64_t *found = calloc(count, sizeof *found);
+    if (initiators == NULL || found == NULL) {
+        free(initiators);
+        free(found);
+        errno = ENOMEM;
+        return -1;
+    }
+    unsigned n = count;
+    int result = -1;
+    if (hwloc_memattr_get_initiators(handle->topology, (hwloc_memattr_id_t)attribute, target, 0, &n, initiators, found) == 0) {
+        result = 0;
+        for (unsigned i = 0; i < n && result < max; i++) {
+            if (initiators[i].type != HWLOC_LOCATION_TYPE_CPUSET) continue;
+            hwloc_bitmap_list_snprintf(lists + (size_t)result * list_size, list_size, initiators[i].location.cpuset);
+            values[result++] = found[i];
+        }
+    }
+    free(initiators);
+    free(found);
+    return result;
+}
+
+int CNuma_hwloc_memattr_value(CNuma_hwloc *handle, int attribute, int node, uint64_t *value) {
+    hwloc_obj_t target = numa_node(handle, node);
+    if (target == NULL) return -1;
+    hwloc_uint64_t found = 0;
+    if (hwloc_memattr_get_value(handle->topology, (hwloc_memattr_id_t)attribute, target, NULL, 0, &found) != 0) return -1;
+    *value = found;
+    return 0;
+}
+#endif

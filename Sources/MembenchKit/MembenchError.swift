@@ -16,6 +16,7 @@ public enum Setting: String, Sendable, CaseIterable {
     case localAlloc = "local allocation"
     case bind = "bind nodes"
     case interleave = "interleave nodes"
+    case weightedInterleave = "weighted interleave nodes"
     case preferred = "preferred node"
     case pageSize = "page size"
     case delays

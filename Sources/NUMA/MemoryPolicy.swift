@@ -14,6 +14,12 @@ public enum MemoryPolicy: Hashable, Sendable, CustomStringConvertible {
     case preferred(Int)
     /// Spread pages round-robin over these nodes (`MPOL_INTERLEAVE`).
     case interleave(NodeSet)
+    /// Spread pages over these nodes in proportion to the kernel's interleave weights
+    /// (`MPOL_WEIGHTED_INTERLEAVE`, Linux 6.9; see `InterleaveWeights`).
+    case weightedInterleave(NodeSet)
+
+    /// `MPOL_WEIGHTED_INTERLEAVE` of linux/mempolicy.h, which our libnuma's headers predate.
+    static let weightedInterleaveMode: Int32 = 6
 
     public var description: String {
         switch self {
@@ -21,6 +27,7 @@ public enum MemoryPolicy: Hashable, Sendable, CustomStringConvertible {
         case .bind(let nodes): "bind:\(nodes)"
         case .preferred(let node): "preferred:\(node)"
         case .interleave(let nodes): "interleave:\(nodes)"
+        case .weightedInterleave(let nodes): "weighted-interleave:\(nodes)"
         }
     }
 
@@ -28,7 +35,7 @@ public enum MemoryPolicy: Hashable, Sendable, CustomStringConvertible {
     public var nodes: NodeSet {
         switch self {
         case .local: NodeSet()
-        case .bind(let nodes), .interleave(let nodes): nodes
+        case .bind(let nodes), .interleave(let nodes), .weightedInterleave(let nodes): nodes
         case .preferred(let node): [node]
         }
     }
@@ -39,12 +46,17 @@ public enum MemoryPolicy: Hashable, Sendable, CustomStringConvertible {
         case .bind: MPOL_BIND
         case .preferred: MPOL_PREFERRED
         case .interleave: MPOL_INTERLEAVE
+        case .weightedInterleave: Self.weightedInterleaveMode
         }
     }
 
     /// Checks the nodes against the topology: they must exist, be allowed and have memory.
+    /// Weighted interleave also needs a kernel that has it.
     public func validate(in topology: Topology = .current, operation: String) throws(NUMAError) {
         if case .local = self { return }
+        if case .weightedInterleave = self, !InterleaveWeights.isSupported {
+            throw InterleaveWeights.unsupported(operation: operation)
+        }
         try topology.validate(nodes, operation: operation)
     }
 
@@ -111,6 +123,7 @@ public enum MemoryPolicy: Hashable, Sendable, CustomStringConvertible {
         switch base {
         case MPOL_BIND: return .bind(nodes)
         case MPOL_INTERLEAVE: return .interleave(nodes)
+        case Self.weightedInterleaveMode: return .weightedInterleave(nodes)
         case MPOL_PREFERRED: return nodes.first.map { .preferred($0) } ?? .local
         default: return .local
         }

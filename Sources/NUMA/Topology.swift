@@ -22,6 +22,13 @@ public struct Node: Hashable, Sendable, Codable {
     public let memoryAvailable: UInt64
     /// The distance to every node, in the order of `Topology.nodes` (`numa_distance`).
     public let distances: [Int]
+    /// The node's memory tier (`MemoryTier.id`), or nil where the kernel shows none.
+    public let tier: Int?
+    /// What the firmware says of access to this node's memory, per access class; empty where
+    /// the kernel shows none (no ACPI HMAT).
+    public let firmware: [FirmwareAccess]
+    /// hwloc's memory attributes of this node, per initiator; empty where hwloc has none.
+    public let memoryAttributes: [MemoryAttribute]
 
     public var hasMemory: Bool { memoryTotal > 0 }
     public var hasCPUs: Bool { !cpus.isEmpty }
@@ -56,6 +63,8 @@ public struct Topology: Hashable, Sendable, Codable {
     public let packages: Int
     /// The node of each CPU id; -1 for ids that are not present.
     public let cpuToNode: [Int]
+    /// The kernel's memory tiers, fastest first; empty where it shows none.
+    public let tiers: [MemoryTier]
 
     private static let cache = Locked<Topology?>(nil)
 
@@ -106,15 +115,35 @@ public struct Topology: Hashable, Sendable, Codable {
 
     /// The nodes with memory that this process may use, nearest first from `node`.
     public func memoryNodes(nearestTo node: Int) -> [Int] {
-        nearest(bindableNodes.ids, to: node)
+        fallbackOrder(bindableNodes.ids, from: node)
+    }
+
+    /// What the firmware says of access from `initiator`'s CPUs to `target`'s memory: the
+    /// access class whose best initiators include `initiator` (CPU initiators, class 1, before
+    /// any, class 0), or nil when it does not name `initiator` (the kernel shows the best
+    /// initiators only) or has no data.
+    public func firmwareAccess(from initiator: Int, to target: Int) -> FirmwareAccess? {
+        node(target)?.firmware.sorted { $0.accessClass > $1.accessClass }.first { $0.initiators.contains(initiator) }
     }
 
     /// `candidates` ordered nearest first from `node` by the kernel's distance, ties broken by
-    /// id; unknown distances go last. Every fallback order in the package comes from here.
+    /// id; unknown distances go last.
     public func nearest(_ candidates: [Int], to node: Int) -> [Int] {
         candidates.sorted {
             (distance(from: node, to: $0) ?? Int.max, $0) < (distance(from: node, to: $1) ?? Int.max, $1)
         }
+    }
+
+    /// `candidates` in the order memory should be taken from them for `node` when its own
+    /// runs out: the fastest memory tier first, then nearest first by distance within a tier
+    /// (`nearest`). A slow tier (CXL, say) that the firmware puts closer than another node's
+    /// DRAM still comes after it. Without tiers this is `nearest`. Every fallback order in
+    /// the package comes from here.
+    public func fallbackOrder(_ candidates: [Int], from node: Int) -> [Int] {
+        let rank = Dictionary(uniqueKeysWithValues: nodes.map { ($0.id, $0.tier ?? 0) })
+        return nearest(candidates, to: node).enumerated().sorted {
+            (rank[$0.element] ?? Int.max, $0.offset) < (rank[$1.element] ?? Int.max, $1.offset)
+        }.map(\.element)
     }
 
     /// Checks that every node exists and, when `needsMemory`, has memory and is in this
@@ -163,6 +192,7 @@ public struct Topology: Hashable, Sendable, Codable {
         for id in 0...max(0, maxNode) where CNuma_node_configured(Int32(id)) != 0 {
             ids.append(id)
         }
+        let tiers = MemoryTier.read()
         var nodes: [Node] = []
         var cpuToNode: [Int] = []
         let cpumask = numa_allocate_cpumask()!
@@ -184,7 +214,10 @@ public struct Topology: Hashable, Sendable, Codable {
                 id: id, cpus: cpus,
                 memoryTotal: UInt64(max(0, total)), memoryFree: memoryFree,
                 memoryAvailable: total > 0 ? Self.available(node: id, free: memoryFree, nodes: ids.count) : 0,
-                distances: ids.map { Int(numa_distance(Int32(id), Int32($0))) }
+                distances: ids.map { Int(numa_distance(Int32(id), Int32($0))) },
+                tier: tiers.first { $0.nodes.contains(id) }?.id,
+                firmware: FirmwareAccess.read(node: id),
+                memoryAttributes: hwloc.memoryAttributes[id] ?? []
             ))
         }
         var allowedNodes = NodeSet()
@@ -194,7 +227,7 @@ public struct Topology: Hashable, Sendable, Codable {
         }
         return Topology(nodes: nodes, numaAvailable: true, allowedNodes: allowedNodes,
                         allowedCPUs: allowedCPUs, lastLevelCache: hwloc.cache,
-                        packages: hwloc.packages, cpuToNode: cpuToNode)
+                        packages: hwloc.packages, cpuToNode: cpuToNode, tiers: tiers)
     }
 
     /// What the figure `Node.memoryAvailable` is, for messages.
@@ -217,11 +250,12 @@ public struct Topology: Hashable, Sendable, Codable {
         let meminfo = SysFS.meminfo()
         let node = Node(id: 0, cpus: online, memoryTotal: meminfo["MemTotal"] ?? 0,
                         memoryFree: meminfo["MemFree"] ?? 0,
-                        memoryAvailable: meminfo["MemAvailable"] ?? meminfo["MemFree"] ?? 0, distances: [10])
+                        memoryAvailable: meminfo["MemAvailable"] ?? meminfo["MemFree"] ?? 0, distances: [10],
+                        tier: nil, firmware: [], memoryAttributes: hwloc.memoryAttributes[0] ?? [])
         var cpuToNode = [Int](repeating: -1, count: (online.ids.last ?? 0) + 1)
         for cpu in online { cpuToNode[cpu] = 0 }
         return Topology(nodes: [node], numaAvailable: false, allowedNodes: [0], allowedCPUs: allowedCPUs,
-                        lastLevelCache: hwloc.cache, packages: hwloc.packages, cpuToNode: cpuToNode)
+                        lastLevelCache: hwloc.cache, packages: hwloc.packages, cpuToNode: cpuToNode, tiers: [])
     }
 }
 
@@ -229,6 +263,8 @@ public struct Topology: Hashable, Sendable, Codable {
 struct HwlocSummary {
     var cache: CacheInfo?
     var packages = 1
+    /// Memory attributes by node OS index.
+    var memoryAttributes: [Int: [MemoryAttribute]] = [:]
 
     static func read() -> HwlocSummary {
         guard let handle = CNuma_hwloc_open() else { return HwlocSummary() }
@@ -237,7 +273,13 @@ struct HwlocSummary {
         let size = CNuma_hwloc_llc_size(handle, &level)
         let cache = size > 0
             ? CacheInfo(level: Int(level), size: size, instances: Int(CNuma_hwloc_llc_count(handle))) : nil
-        return HwlocSummary(cache: cache, packages: max(1, Int(CNuma_hwloc_package_count(handle))))
+        var attributes: [Int: [MemoryAttribute]] = [:]
+        for node in 0..<max(0, Int(CNuma_hwloc_numa_max_index(handle)) + 1) {
+            let found = memoryAttributes(handle, node: node)
+            if !found.isEmpty { attributes[node] = found }
+        }
+        return HwlocSummary(cache: cache, packages: max(1, Int(CNuma_hwloc_package_count(handle))),
+                            memoryAttributes: attributes)
     }
 }
 

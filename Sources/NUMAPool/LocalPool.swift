@@ -6,7 +6,8 @@ import NUMA
 /// thread in front of them.
 ///
 /// - A thread takes blocks from the arena of the node it runs on (getcpu(3) and a CPU→arena
-///   table built once). A CPU whose node has no memory, or no arena, uses the nearest arena.
+///   table built once). A CPU whose node has no memory, or no arena, uses the first arena in
+///   its fallback order (`Topology.fallbackOrder`: fastest memory tier first, then nearest).
 /// - The thread's cache holds blocks of one arena only. A block freed by a thread whose cache
 ///   belongs to another node goes home to its own arena, found from its address, in batches of
 ///   `homeBatch`; it never enters that thread's cache.
@@ -15,8 +16,9 @@ import NUMA
 ///   `ThreadAffinity` or `PinnedThread`; its cache then goes back to the old arena before it
 ///   takes blocks of the new one.
 /// - When an arena is full: with `.strict` binding, `allocate()` throws `PoolError.exhausted`;
-///   with `.preferred`, the block comes from the nearest arena that has room, counted in
-///   `fallbacks`.
+///   with `.preferred`, the block comes from the first arena in fallback order that has room,
+///   counted in `fallbacks`: the fastest memory tier first, then by distance within a tier, so
+///   a DRAM arena falls back on another node's DRAM before CXL memory the firmware puts nearer.
 /// - A pointer given back that is not a live block of this pool (given back twice, pointing
 ///   into a block, never handed out, or foreign) stops the program with a message naming the
 ///   pool and the address (`BlockGuard`).

@@ -23,9 +23,9 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
     let blockGuard: BlockGuard
     /// This pool's entry in the slot tables.
     var slot = 0
-    /// The arena index for each CPU id: its node's, or the nearest.
+    /// The arena index for each CPU id: its node's, or the first in fallback order.
     let arenaOfCPU: [Int]
-    /// For each arena, the other arenas nearest first (the fallback order).
+    /// For each arena, the other arenas in fallback order (`Topology.fallbackOrder`).
     let fallbackOrder: [[Int]]
     // Made before the arenas' locks: it is taken first where both are held.
     private let registry = Locked(Registry())
@@ -74,7 +74,7 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
         self.arenas = arenas
         let arenaNodes = arenas.map(\.node)
         func nearest(to node: Int) -> [Int] {
-            topology.nearest(arenaNodes, to: node).compactMap { arenaNodes.firstIndex(of: $0) }
+            topology.fallbackOrder(arenaNodes, from: node).compactMap { arenaNodes.firstIndex(of: $0) }
         }
         arenaOfCPU = topology.cpuToNode.map { node in node < 0 ? 0 : nearest(to: node).first ?? 0 }
         fallbackOrder = arenas.map { arena in nearest(to: arena.node).filter { arenas[$0].node != arena.node } }
@@ -238,8 +238,8 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
         return block
     }
 
-    /// The local arena is full: under preferred binding, one block from the nearest arena with
-    /// room; under strict binding, `exhausted`.
+    /// The local arena is full: under preferred binding, one block from the first arena in
+    /// fallback order with room; under strict binding, `exhausted`.
     private func fallback(_ cache: UnsafeMutableRawPointer, from arena: Int) throws(PoolError) -> UnsafeMutableRawPointer {
         if !strict {
             for other in fallbackOrder[arena] {

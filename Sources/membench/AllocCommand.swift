@@ -68,8 +68,10 @@ struct AllocCommand: ParsableCommand {
         options.globalFill = globalFill
         options.placement = try placement.resolve()
         let csv = try output.destination()
-        let results = try AllocBenchmark.run(options)
-        try output.emit(table: AllocBenchmark.table(results),
-                        records: AllocBenchmark.records(results, options: options, environment: .current()), to: csv)
+        try options.placement.withInterleaveWeights {
+            let results = try AllocBenchmark.run(options)
+            try output.emit(table: AllocBenchmark.table(results),
+                            records: AllocBenchmark.records(results, options: options, environment: .current()), to: csv)
+        }
     }
 }

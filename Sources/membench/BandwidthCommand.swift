@@ -45,6 +45,10 @@ struct BandwidthCommand: ParsableCommand {
         options.duration = duration.value
         options.pageMode = pageSize
         options.placement = try placement.resolve()
+        try options.placement.withInterleaveWeights { try measure(options) }
+    }
+
+    private func measure(_ options: BandwidthOptions) throws {
         if matrix {
             try BandwidthMatrix.resolve(options)  // refuse bad input before any warning is printed
             let csv = try output.destination()

@@ -28,14 +28,16 @@ struct CompareCommand: ParsableCommand {
         options.placement = try placement.resolve()
         let resolved = try options.resolve()  // once, and before any warning is printed
         let csv = try output.destination()
-        warnAboutBalancing()
-        let strategies: [PoolStrategy] = direct ? [.local, .global, .direct] : [.local, .global]
-        let progress = ProgressLine(expectedSeconds: Double(strategies.count * rounds) * (options.duration + options.warmup))
-        let results = try Comparison.run(strategies, run: resolved, rounds: rounds) { strategy, round, fraction in
-            progress.show(rounds > 1 ? "\(strategy.rawValue), round \(round + 1) of \(rounds)" : strategy.rawValue, fraction)
+        try options.placement.withInterleaveWeights {
+            warnAboutBalancing()
+            let strategies: [PoolStrategy] = direct ? [.local, .global, .direct] : [.local, .global]
+            let progress = ProgressLine(expectedSeconds: Double(strategies.count * rounds) * (options.duration + options.warmup))
+            let results = try Comparison.run(strategies, run: resolved, rounds: rounds) { strategy, round, fraction in
+                progress.show(rounds > 1 ? "\(strategy.rawValue), round \(round + 1) of \(rounds)" : strategy.rawValue, fraction)
+            }
+            progress.clear()
+            try output.emit(table: LatencyReport.describe(results) + LatencyReport.comparison(results),
+                            records: results.flatMap { Record.rows(for: $0, command: "compare") }, to: csv)
         }
-        progress.clear()
-        try output.emit(table: LatencyReport.describe(results) + LatencyReport.comparison(results),
-                        records: results.flatMap { Record.rows(for: $0, command: "compare") }, to: csv)
     }
 }

@@ -23,6 +23,7 @@ extension Setting {
         case .localAlloc: "--localalloc"
         case .bind: "--membind"
         case .interleave: "--interleave"
+        case .weightedInterleave: "--weighted-interleave"
         case .preferred: "--preferred"
         case .pageSize: "--page-size"
         case .delays: "--delays"

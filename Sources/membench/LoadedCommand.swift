@@ -58,12 +58,14 @@ struct LoadedCommand: ParsableCommand {
         }
         _ = try LoadedLatency.resolve(options)  // refuse bad input before any warning is printed
         let csv = try output.destination()
-        warnAboutBalancing()
-        let steps = Double(options.delays.count + 1)
-        let progress = ProgressLine(expectedSeconds: steps * (options.duration + 0.1))
-        let result = try LoadedLatency.run(options) { progress.show("loaded", $0) }
-        progress.clear()
-        try output.emit(table: LoadedReport.describe(result) + LoadedReport.table(result),
-                        records: LoadedReport.records(result), to: csv)
+        try options.placement.withInterleaveWeights {
+            warnAboutBalancing()
+            let steps = Double(options.delays.count + 1)
+            let progress = ProgressLine(expectedSeconds: steps * (options.duration + 0.1))
+            let result = try LoadedLatency.run(options) { progress.show("loaded", $0) }
+            progress.clear()
+            try output.emit(table: LoadedReport.describe(result) + LoadedReport.table(result),
+                            records: LoadedReport.records(result), to: csv)
+        }
     }
 }

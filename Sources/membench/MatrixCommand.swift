@@ -28,8 +28,6 @@ struct MatrixCommand: ParsableCommand {
         let progress = ProgressLine(expectedSeconds: cells * (options.duration + options.warmup))
         let matrix = try LatencyMatrix.run(options) { progress.show("matrix", $0) }
         progress.clear()
-        try output.emit(table: matrix.render(), records: matrix.results.flatMap { $0 }.flatMap {
-            Record.rows(for: $0, command: "matrix").filter { $0["thread"] == .int(0) }
-        }, to: csv)
+        try output.emit(table: matrix.render(), records: matrix.records(), to: csv)
     }
 }

@@ -12,7 +12,7 @@ struct Membench: ParsableCommand {
             Node and CPU lists take numactl's forms: 0, 0,2, 1-3, all.
             Exit codes: 0 success, 64 bad input, 1 a run the machine refused or an output error.
             """,
-        subcommands: [RunCommand.self, CompareCommand.self, MatrixCommand.self, BandwidthCommand.self, LoadedCommand.self, CacheToCacheCommand.self, AllocCommand.self, TopologyCommand.self],
+        subcommands: [RunCommand.self, CompareCommand.self, MatrixCommand.self, BandwidthCommand.self, LoadedCommand.self, CacheToCacheCommand.self, AllocCommand.self, TiersCommand.self, TopologyCommand.self],
         defaultSubcommand: RunCommand.self
     )
 

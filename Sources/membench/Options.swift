@@ -47,6 +47,10 @@ struct PlacementGroup: ParsableArguments {
     @Option(parsing: .unconditional, help: ArgumentHelp("Interleave pages over these nodes (MPOL_INTERLEAVE).", valueName: "nodes"))
     var interleave: String?
 
+    @Option(name: .customLong("weighted-interleave"), parsing: .unconditional,
+            help: ArgumentHelp("Interleave pages over these nodes by the kernel's weights (MPOL_WEIGHTED_INTERLEAVE, Linux 6.9+); node:weight pairs such as 0:3,2:1 set the weights for the run (root) and restore them after it.", valueName: "nodes"))
+    var weightedInterleave: String?
+
     @Option(parsing: .unconditional, help: ArgumentHelp("Prefer this node (MPOL_PREFERRED).", valueName: "node"))
     var preferred: String?
 
@@ -63,6 +67,13 @@ struct PlacementGroup: ParsableArguments {
         options.membind = try nodes(membind, "--membind")
         options.interleave = try nodes(interleave, "--interleave")
         options.cpunodebind = try nodes(cpunodebind, "--cpunodebind")
+        if let weightedInterleave {
+            guard let (nodes, weights) = InterleaveWeights.parse(weightedInterleave) else {
+                throw ValidationError("--weighted-interleave: '\(weightedInterleave)' is neither a node list (0,2) nor node:weight pairs (0:3,2:1)")
+            }
+            options.weightedInterleave = nodes
+            options.interleaveWeights = weights
+        }
         if let preferred {
             guard let node = Int(preferred), node >= 0, node <= IDSetLimit.maximumID else {
                 throw ValidationError("--preferred: '\(preferred)' is not a node id")

@@ -21,11 +21,13 @@ struct RunCommand: ParsableCommand {
         options.placement = try placement.resolve()
         let resolved = try options.resolve()  // once, and before any warning is printed
         let csv = try output.destination()
-        warnAboutBalancing()
-        let progress = ProgressLine(expectedSeconds: options.duration + options.warmup)
-        let result = try LatencyRunner.run(resolved) { progress.show(pool.rawValue, $0) }
-        progress.clear()
-        try output.emit(table: LatencyReport.describe(result) + LatencyReport.table(result),
-                        records: Record.rows(for: result, command: "run"), to: csv)
+        try options.placement.withInterleaveWeights {
+            warnAboutBalancing()
+            let progress = ProgressLine(expectedSeconds: options.duration + options.warmup)
+            let result = try LatencyRunner.run(resolved) { progress.show(pool.rawValue, $0) }
+            progress.clear()
+            try output.emit(table: LatencyReport.describe(result) + LatencyReport.table(result),
+                            records: Record.rows(for: result, command: "run"), to: csv)
+        }
     }
 }

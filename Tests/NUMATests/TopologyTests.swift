@@ -66,6 +66,59 @@ struct TopologyAgreement {
         #expect(topology.node(ofCPU: cpu) == node)
     }
 
+    @Test("memory tiers match /sys/devices/virtual/memory_tiering, and each node's tier its tier's list")
+    func tiers() throws {
+        let root = "/sys/devices/virtual/memory_tiering"
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter { $0.hasPrefix("memory_tier") }
+        var expected: [MemoryTier] = []
+        for name in names {
+            let list = try String(contentsOfFile: "\(root)/\(name)/nodelist", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            expected.append(MemoryTier(id: try #require(Int(name.dropFirst("memory_tier".count))), nodes: try NodeSet(parsing: list)))
+        }
+        #expect(topology.tiers == expected.sorted { $0.id < $1.id })
+        for node in topology.nodes {
+            #expect(node.tier == expected.first { $0.nodes.contains(node.id) }?.id, "node \(node.id)")
+        }
+    }
+
+    @Test("firmware access figures match each node's accessN/initiators, absent ones nil")
+    func firmware() throws {
+        for node in topology.nodes {
+            let base = "\(NodeSysfs.root)/node\(node.id)"
+            let classes = ((try? FileManager.default.contentsOfDirectory(atPath: base)) ?? [])
+                .filter { $0.hasPrefix("access") }.compactMap { Int($0.dropFirst("access".count)) }.sorted()
+            #expect(node.firmware.map(\.accessClass) == classes, "node \(node.id)")
+            for access in node.firmware {
+                let directory = "\(base)/access\(access.accessClass)/initiators"
+                func value(_ name: String) -> Int? {
+                    (try? String(contentsOfFile: "\(directory)/\(name)", encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+                }
+                #expect(access.readLatency == value("read_latency") && access.writeLatency == value("write_latency"))
+                #expect(access.readBandwidth == value("read_bandwidth") && access.writeBandwidth == value("write_bandwidth"))
+                let links = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+                    .filter { $0.hasPrefix("node") }.compactMap { Int($0.dropFirst(4)) }
+                #expect(access.initiators == NodeSet(links))
+            }
+        }
+    }
+
+    @Test("interleave weights match /sys/kernel/mm/mempolicy/weighted_interleave, nil without it")
+    func weights() throws {
+        let directory = "/sys/kernel/mm/mempolicy/weighted_interleave"
+        guard FileManager.default.fileExists(atPath: directory) else {
+            #expect(InterleaveWeights.current() == nil)
+            #expect(!InterleaveWeights.isSupported)
+            return
+        }
+        var expected: [Int: Int] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory) where name.hasPrefix("node") {
+            let text = try String(contentsOfFile: "\(directory)/\(name)", encoding: .utf8)
+            expected[try #require(Int(name.dropFirst(4)))] = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        #expect(InterleaveWeights.current() == expected)
+        #expect(Set(expected.keys).isSuperset(of: topology.nodesWithMemory.ids))
+    }
+
     @Test("the topology round-trips through JSON")
     func codable() throws {
         let data = try JSONEncoder().encode(topology)

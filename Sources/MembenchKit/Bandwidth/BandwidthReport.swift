@@ -66,16 +66,22 @@ public struct BandwidthMatrix: Sendable {
             distance.add(["node \(cpuNode)"] + memoryNodes.map { topology.distance(from: cpuNode, to: $0).map(String.init) ?? "" })
         }
         return text + "kernel distances\n" + distance.render()
+            + FirmwareTable.render(cpuNodes: cpuNodes, memoryNodes: memoryNodes, topology: topology,
+                                   title: "firmware read bandwidth (GB/s, ACPI HMAT: the kernel's MB/s over 1000)") {
+                $0.readBandwidth.map { Format.fixed(Double($0) / 1000, 2) }
+            }
     }
 
-    public func records(options: BandwidthOptions) -> [Record] {
+    public func records(options: BandwidthOptions, topology: Topology = .current) -> [Record] {
         var records: [Record] = []
         for (r, cpuNode) in cpuNodes.enumerated() {
             for (c, memoryNode) in memoryNodes.enumerated() {
                 for result in cells[r][c] {
+                    let firmware = topology.firmwareAccess(from: cpuNode, to: memoryNode)
                     records += BandwidthReport.records([result], options: options, command: "bandwidth-matrix",
                                                        cpuNode: cpuNode, memoryNode: memoryNode)
                         .filter { $0["scope"] == .string("total") }
+                        .map { $0.adding([("firmware_read_bandwidth_mb_per_s", .int(firmware?.readBandwidth))]) }
                 }
             }
         }

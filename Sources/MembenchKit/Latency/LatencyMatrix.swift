@@ -39,5 +39,22 @@ public struct LatencyMatrix: Sendable {
             distance.add(["node \(cpuNode)"] + memoryNodes.map { topology.distance(from: cpuNode, to: $0).map(String.init) ?? "" })
         }
         return "idle latency (mean, ns per access)\n" + latency.render() + "\nkernel distances\n" + distance.render()
+            + FirmwareTable.render(cpuNodes: cpuNodes, memoryNodes: memoryNodes, topology: topology,
+                                   title: "firmware read latency (ns, ACPI HMAT)") { $0.readLatency.map(String.init) }
+    }
+
+    /// One record per cell (its thread's row), with the firmware's read latency for the pair.
+    public func records(topology: Topology = .current) -> [Record] {
+        var records: [Record] = []
+        for (r, cpuNode) in cpuNodes.enumerated() {
+            for (c, memoryNode) in memoryNodes.enumerated() {
+                let firmware = topology.firmwareAccess(from: cpuNode, to: memoryNode)
+                records += Record.rows(for: results[r][c], command: "matrix").filter { $0["thread"] == .int(0) }.map {
+                    $0.adding([("cpu_node", .int(cpuNode)), ("memory_node", .int(memoryNode)),
+                               ("firmware_read_latency_ns", .int(firmware?.readLatency))])
+                }
+            }
+        }
+        return records
     }
 }

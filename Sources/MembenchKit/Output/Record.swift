@@ -51,6 +51,9 @@ public struct Record: Sendable, Equatable, Encodable {
 
     public subscript(name: String) -> RecordValue? { fields.first { $0.name == name }?.value }
 
+    /// The record with `extra` fields after its own.
+    public func adding(_ extra: [(name: String, value: RecordValue)]) -> Record { Record(fields + extra) }
+
     public var header: [String] { fields.map(\.name) }
     public var values: [String] { fields.map(\.value.text) }
 

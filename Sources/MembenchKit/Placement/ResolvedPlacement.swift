@@ -43,7 +43,19 @@ extension PlacementOptions {
             throw .invalid(.threads, "must be between 1 and 4096, got \(requested)")
         }
         // Memory nodes named by the flags must exist (usage), be allowed and have memory (refused).
-        for (setting, nodes) in [(Setting.bind, membind), (.interleave, interleave), (.preferred, preferred.map { NodeSet([$0]) })] {
+        if weightedInterleave != nil, !InterleaveWeights.isSupported {
+            throw .unavailable(.weightedInterleave, InterleaveWeights.unsupported(operation: "").message)
+        }
+        if let interleaveWeights {
+            guard let weightedInterleave, Set(interleaveWeights.keys) == Set(weightedInterleave.ids) else {
+                throw .invalid(.weightedInterleave, "give a weight for every node or for none")
+            }
+            if let (node, weight) = interleaveWeights.sorted(by: { $0.key < $1.key }).first(where: { !(1...InterleaveWeights.maximum).contains($0.value) }) {
+                throw .invalid(.weightedInterleave, "weight \(weight) for node \(node) is not between 1 and \(InterleaveWeights.maximum)")
+            }
+        }
+        for (setting, nodes) in [(Setting.bind, membind), (.interleave, interleave), (.weightedInterleave, weightedInterleave),
+                                 (.preferred, preferred.map { NodeSet([$0]) })] {
             guard let nodes else { continue }
             do {
                 try topology.validate(nodes, operation: setting.rawValue)
@@ -80,7 +92,7 @@ extension PlacementOptions {
         let effective = policy ?? inherited
         let memoryNodes: NodeSet = {
             switch effective {
-            case .bind(let nodes)?, .interleave(let nodes)?: return nodes
+            case .bind(let nodes)?, .interleave(let nodes)?, .weightedInterleave(let nodes)?: return nodes
             case .preferred?, .local?, nil: return topology.bindableNodes
             }
         }()
@@ -89,7 +101,7 @@ extension PlacementOptions {
         }
         let poolNodes: NodeSet = {
             switch effective {
-            case .bind(let nodes)?, .interleave(let nodes)?: return nodes
+            case .bind(let nodes)?, .interleave(let nodes)?, .weightedInterleave(let nodes)?: return nodes
             case .preferred(let node)?: return [node]
             case .local?, nil: return topology.bindableNodes
             }

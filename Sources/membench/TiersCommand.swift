@@ -1,0 +1,82 @@
+import ArgumentParser
+import MembenchKit
+import NUMA
+
+struct TiersCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tiers",
+        abstract: "Measure each memory node's bandwidth from one CPU node and propose interleave weights in proportion to it.",
+        discussion: """
+            The weights are small integers: each node's bandwidth over the slowest node's, scaled by \
+            the smallest factor that keeps every weight within 10% of its ratio. Use them with \
+            --weighted-interleave, or write them to the kernel with --apply (root, Linux 6.9+).
+            """
+    )
+
+    @Option(name: .customLong("cpu-node"), parsing: .unconditional,
+            help: ArgumentHelp("The CPU node whose CPUs stream (default: the node of the first CPU this process may use).", valueName: "node"))
+    var cpuNode: Int?
+
+    @Option(name: .customLong("nodes"), parsing: .unconditional,
+            help: ArgumentHelp("The memory nodes to weigh (default: every node with memory this process may use).", valueName: "nodes"))
+    var memoryNodes: String?
+
+    @Option(parsing: .unconditional, help: "The kernel that measures: read, copy, triad, write or nt-write.")
+    var kernel: BandwidthKernel = .read
+
+    @Option(parsing: .unconditional, help: "Threads on the CPU node (default: each of its CPUs).")
+    var threads: Int?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Bytes per thread (default: 4x the last-level cache, at least 256MiB).", valueName: "size"))
+    var size: ByteCount?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Timed passes per memory node, e.g. 1s or 500ms.", valueName: "time"))
+    var duration = Seconds(1)
+
+    @Option(name: .customLong("page-size"), parsing: .unconditional, help: "Page backing: 4k, thp, 2m or 1g.")
+    var pageSize: PageMode = .base
+
+    @Flag(help: "Write the proposed weights to the kernel's weighted-interleave settings (root; they stay after membench exits).")
+    var apply = false
+
+    @OptionGroup(title: "Output") var output: OutputGroup
+
+    func validate() throws {
+        if let size, size.bytes <= 0 { throw ValidationError("--size: must be positive") }
+        if !(duration.value > 0) { throw ValidationError("--duration: must be more than 0 seconds, got \(duration.value)") }
+    }
+
+    func run() throws {
+        var options = TierOptions()
+        options.cpuNode = cpuNode
+        if let memoryNodes {
+            do { options.memoryNodes = try NodeSet(parsing: memoryNodes) } catch { throw ValidationError("--nodes: \(error.message)") }
+        }
+        options.kernel = kernel
+        options.threads = threads
+        options.size = size?.bytes
+        options.duration = duration.value
+        options.pageMode = pageSize
+        _ = try TierWeights.resolve(options)  // refuse bad input before any warning is printed
+        if apply && !InterleaveWeights.isSupported {
+            throw MembenchError.refused("--apply: \(InterleaveWeights.unsupported(operation: "").message)")
+        }
+        let csv = try output.destination()
+        warnAboutBalancing()
+        let progress = ProgressLine(expectedSeconds: Double(options.memoryNodes?.count ?? Topology.current.bindableNodes.count) * (options.duration + 0.5))
+        let proposal = try TierWeights.run(options) { progress.show("tiers", $0) }
+        progress.clear()
+        var table = TierWeights.table(proposal)
+        if apply {
+            let before = InterleaveWeights.current() ?? [:]
+            do {
+                try InterleaveWeights.set(proposal.weights)
+            } catch {
+                throw MembenchError.refused("--apply: \(error.message)")
+            }
+            let was = InterleaveWeights.text(before.filter { proposal.weights[$0.key] != nil })
+            table += "applied: \(InterleaveWeights.text(proposal.weights)) (was \(was))\n"
+        }
+        try output.emit(table: table, records: TierWeights.records(proposal, options: options), to: csv)
+    }
+}
