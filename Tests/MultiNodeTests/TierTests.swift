@@ -81,6 +81,33 @@ struct TieredTests {
         }
     }
 
+    @Test("weights set for a run that is interrupted are restored before it exits", arguments: [SIGINT, SIGTERM])
+    func interrupted(signal: Int32) throws {
+        try Self.keepingWeights {
+            let before = try #require(InterleaveWeights.current())
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: CLI.binary)
+            process.arguments = ["run", "--pool", "direct", "--weighted-interleave", "0:7,\(Self.slow):2", "--size", "4MiB",
+                                 "--duration", "60", "--warmup", "0"]
+            let err = Pipe()
+            process.standardError = err
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            // Wait until the run has set its weights.
+            var waited = 0
+            while InterleaveWeights.current() == before && waited < 600 {
+                usleep(50_000)
+                waited += 1
+            }
+            #expect(InterleaveWeights.current()?[0] == 7, "the run set its weights")
+            kill(process.processIdentifier, signal)
+            let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationReason == .exit && process.terminationStatus == 128 + signal, "\(message)")
+            #expect(message.contains("interrupted; the interleave weights are back as they were"), "\(message)")
+        }
+    }
+
     @Test("tiers proposes a weight for every node, and --apply writes them")
     func tiersApply() throws {
         let before = try #require(InterleaveWeights.current())

@@ -93,9 +93,10 @@ public struct BandwidthMatrix: Sendable {
 public enum BandwidthReport {
     public static func describe(_ results: [BandwidthResult], options: BandwidthOptions) -> String {
         guard let first = results.first else { return "" }
+        let weights = PlacementReport.weightLine(options.placement.effectiveInterleaveWeights, pages: pages(first)).map { $0 + "\n" } ?? ""
         return "size \(ByteSize.format(first.size)) per thread, \(first.threads.count) thread(s), pages \(options.pageMode.rawValue), "
             + "\(TimeSpan.format(options.duration)) per kernel\n"
-            + "placement \(options.placement.summary(policyText: first.policyText)); \(first.environment.summary)\n"
+            + "placement \(options.placement.summary(policyText: first.policyText)); \(first.environment.summary)\n" + weights
     }
 
     /// One row per kernel (its total over the threads), and the threads' rows under it when

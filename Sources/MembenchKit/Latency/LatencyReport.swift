@@ -24,6 +24,9 @@ public enum LatencyReport {
             "size \(ByteSize.format(result.size)) per thread, \(options.threads) thread(s), stride \(options.stride) B\(options.slotOffsets == .zero ? " (slots at offset 0)" : ""), \(mode), pages \(options.pageMode.rawValue)",
             "placement \(placement); \(environment.summary)",
         ]
+        if let line = PlacementReport.weightLine(options.placement.effectiveInterleaveWeights, pages: result.total.placement.pagesPerNode) {
+            lines.append(line)
+        }
         if let fill = result.globalFill, let pages = result.poolPagesPerNode {
             lines.append("global pool filled \(fill), pages per node \(PlacementReport.text(pages))")
         }

@@ -1,4 +1,7 @@
 import NUMA
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension InterleaveWeights {
     /// Weights as flags and records write them: `0:3,2:1`, in node order.
@@ -26,13 +29,18 @@ extension InterleaveWeights {
 
 extension PlacementOptions {
     /// Runs `body` with the interleave weights the options ask for set, and puts back the
-    /// weights those nodes had, whether `body` returns or throws. Without weights it runs
-    /// `body` alone. Setting weights needs root.
+    /// weights those nodes had, whether `body` returns or throws, and when the process is
+    /// interrupted (SIGINT, SIGTERM, SIGHUP) meanwhile: it then exits 128 + the signal after
+    /// restoring them. Without weights it runs `body` alone. Setting weights needs root.
     public func withInterleaveWeights<T>(_ body: () throws -> T) throws -> T {
         guard let interleaveWeights else { return try body() }
+        // Threads started from here on inherit the blocked signals, so that they reach the
+        // watcher alone.
+        let watcher = try InterruptWatcher()
+        defer { watcher.stop() }
         let saved: InterleaveWeights.Saved
         do {
-            saved = try InterleaveWeights.set(interleaveWeights)
+            saved = try watcher.set(interleaveWeights)
         } catch {
             throw MembenchError.from(error, setting: .weightedInterleave)
         }
@@ -49,5 +57,68 @@ extension PlacementOptions {
             throw MembenchError.refused("cannot restore the interleave weights \(InterleaveWeights.text(saved.weights)): \(error.message)")
         }
         return result
+    }
+}
+
+/// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (and the threads it starts) and
+/// waits for them on a thread of its own (sigwait(3)): an interrupt restores the saved weights
+/// and exits 128 + the signal. `stop` ends the watch (with SIGUSR2 to its thread) and unblocks.
+final class InterruptWatcher: @unchecked Sendable {
+    // @unchecked: the saved weights are written by the starting thread and read by the watcher
+    // thread under `lock`; `thread`, `previous` and `stopped` belong to the starting thread.
+    private let saved = Locked<InterleaveWeights.Saved?>(nil)
+    private var thread = pthread_t()
+    private var previous = sigset_t()
+    private var stopped = false
+
+    static let signals = [SIGINT, SIGTERM, SIGHUP]
+
+    /// Sets the weights under the lock the watcher takes to restore them, so that an
+    /// interrupt while they are being written waits for them and then puts them all back.
+    func set(_ weights: [Int: Int]) throws(NUMAError) -> InterleaveWeights.Saved {
+        try saved.withLock { (saved) throws(NUMAError) -> InterleaveWeights.Saved in
+            let result = try InterleaveWeights.set(weights)
+            saved = result
+            return result
+        }
+    }
+
+    init() throws(MembenchError) {
+        var blocked = sigset_t()
+        sigemptyset(&blocked)
+        for signal in Self.signals + [SIGUSR2] { sigaddset(&blocked, signal) }
+        pthread_sigmask(SIG_BLOCK, &blocked, &previous)
+        let context = Unmanaged.passRetained(self).toOpaque()
+        let rc = pthread_create(&thread, nil, { context in
+            let watcher = Unmanaged<InterruptWatcher>.fromOpaque(context!).takeRetainedValue()
+            watcher.watch()
+            return nil
+        }, context)
+        if rc != 0 {
+            Unmanaged<InterruptWatcher>.fromOpaque(context).release()
+            pthread_sigmask(SIG_SETMASK, &previous, nil)
+            throw .refused("cannot start a thread to watch for interrupts: \(String(cString: strerror(rc)))")
+        }
+    }
+
+    private func watch() {
+        var waited = sigset_t()
+        sigemptyset(&waited)
+        for signal in Self.signals + [SIGUSR2] { sigaddset(&waited, signal) }
+        var signal: Int32 = 0
+        while sigwait(&waited, &signal) == 0 {
+            if signal == SIGUSR2 { return }
+            saved.withLock { saved in if let saved { try? InterleaveWeights.restore(saved) } }
+            StandardStreams.report("membench: interrupted; the interleave weights are back as they were\n")
+            _exit(128 + signal)
+        }
+    }
+
+    func stop() {
+        guard !stopped else { return }
+        stopped = true
+        pthread_kill(thread, SIGUSR2)
+        pthread_join(thread, nil)
+        pthread_sigmask(SIG_SETMASK, &previous, nil)
     }
 }

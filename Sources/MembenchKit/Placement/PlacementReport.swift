@@ -95,6 +95,19 @@ public struct PlacementReport: Sendable, Codable, Equatable {
     /// `0:512;1:512`, for tables and CSV.
     public var pagesText: String { Self.text(pagesPerNode) }
 
+    /// For a weighted interleave, the share of pages each node's weight asks for beside the
+    /// share its pages have: `interleave weights 0:3,2:1 ask for 0:75.0% 2:25.0%; the pages
+    /// are 0:74.9% 2:25.1%`. Nil without weights or pages.
+    public static func weightLine(_ weights: [Int: Int]?, pages: [Int: Int]) -> String? {
+        guard let weights, !weights.isEmpty, case let all = pages.values.reduce(0, +), all > 0 else { return nil }
+        let weightSum = Double(weights.values.reduce(0, +))
+        func shares(_ values: [Int: Int], of total: Double) -> String {
+            values.keys.sorted().map { "\($0):\(Format.percent(Double(values[$0]!) / total))" }.joined(separator: " ")
+        }
+        return "interleave weights \(InterleaveWeights.text(weights)) ask for \(shares(weights, of: weightSum));"
+            + " the pages are \(shares(pages, of: Double(all)))"
+    }
+
     /// Pages per node as `0:512;1:512`.
     public static func text(_ pages: [Int: Int]) -> String {
         pages.keys.sorted().map { "\($0):\(pages[$0]!)" }.joined(separator: ";")
