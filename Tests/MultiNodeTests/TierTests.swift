@@ -128,6 +128,27 @@ struct TieredTests {
         }
     }
 
+    @Test("matrix and bandwidth --matrix show the firmware's figures beside the measured ones")
+    func firmwareBeside() throws {
+        let output = try CLI.run(["matrix", "--size", "4MiB", "--duration", "0.2", "--warmup", "0", "--loads-per-sample", "256", "--json"])
+        #expect(output.status == 0, "\(output.stderr)")
+        let records = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
+        #expect(records.count == 2 * Topology.current.bindableNodes.count)
+        for record in records {
+            let cpuNode = try #require(record["cpu_node"] as? Int), memoryNode = try #require(record["memory_node"] as? Int)
+            let firmware = Topology.current.firmwareAccess(from: cpuNode, to: memoryNode)
+            #expect(record["firmware_read_latency_ns"] as? Int == firmware?.readLatency, "\(cpuNode)>\(memoryNode)")
+            #expect(record["firmware_read_bandwidth_mb_per_s"] as? Int == firmware?.readBandwidth, "\(cpuNode)>\(memoryNode)")
+        }
+        // Node 2's best initiator is node 0: the firmware names 0>2 and leaves 1>2 unknown.
+        #expect(records.contains { $0["cpu_node"] as? Int == 0 && $0["memory_node"] as? Int == Self.slow && $0["firmware_read_latency_ns"] is Int })
+        let table = try CLI.run(["matrix", "--size", "4MiB", "--duration", "0.2", "--warmup", "0", "--loads-per-sample", "256"])
+        #expect(table.stdout.contains("firmware read latency (ns, ACPI HMAT)") && table.stdout.contains("firmware read bandwidth (MB/s, ACPI HMAT)"))
+        let bandwidth = try CLI.run(["bandwidth", "--matrix", "--size", "1MiB", "--duration", "0.1"])
+        #expect(bandwidth.status == 0, "\(bandwidth.stderr)")
+        #expect(bandwidth.stdout.contains("firmware read bandwidth (GB/s, ACPI HMAT"), "\(bandwidth.stdout)")
+    }
+
     @Test("a LocalPool arena on node 0 that runs out under preferred binding falls back on node 1's DRAM, not the nearer slow node")
     func poolFallback() throws {
         let pool = try LocalPool(blockSize: 4096, capacityPerNode: 8 * 4096, binding: .preferred)

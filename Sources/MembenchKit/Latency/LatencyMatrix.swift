@@ -41,6 +41,8 @@ public struct LatencyMatrix: Sendable {
         return "idle latency (mean, ns per access)\n" + latency.render() + "\nkernel distances\n" + distance.render()
             + FirmwareTable.render(cpuNodes: cpuNodes, memoryNodes: memoryNodes, topology: topology,
                                    title: "firmware read latency (ns, ACPI HMAT)") { $0.readLatency.map(String.init) }
+            + FirmwareTable.render(cpuNodes: cpuNodes, memoryNodes: memoryNodes, topology: topology,
+                                   title: "firmware read bandwidth (MB/s, ACPI HMAT)") { $0.readBandwidth.map(String.init) }
     }
 
     /// One record per cell (its thread's row), with the firmware's read latency for the pair.
@@ -51,7 +53,8 @@ public struct LatencyMatrix: Sendable {
                 let firmware = topology.firmwareAccess(from: cpuNode, to: memoryNode)
                 records += Record.rows(for: results[r][c], command: "matrix").filter { $0["thread"] == .int(0) }.map {
                     $0.adding([("cpu_node", .int(cpuNode)), ("memory_node", .int(memoryNode)),
-                               ("firmware_read_latency_ns", .int(firmware?.readLatency))])
+                               ("firmware_read_latency_ns", .int(firmware?.readLatency)),
+                               ("firmware_read_bandwidth_mb_per_s", .int(firmware?.readBandwidth))])
                 }
             }
         }
