@@ -167,7 +167,9 @@ int CNuma_hwloc_memattr_initiators(CNuma_hwloc *handle, int attribute, int node,
         result = 0;
         for (unsigned i = 0; i < n && result < max; i++) {
             if (initiators[i].type != HWLOC_LOCATION_TYPE_CPUSET) continue;
-            hwloc_bitmap_list_snprintf(lists + (size_t)result * list_size, list_size, initiators[i].location.cpuset);
+            // A list that does not fit is left out rather than cut to a wrong CPU set.
+            int length = hwloc_bitmap_list_snprintf(lists + (size_t)result * list_size, list_size, initiators[i].location.cpuset);
+            if (length < 0 || (size_t)length >= list_size) continue;
             values[result++] = found[i];
         }
     }

@@ -67,8 +67,9 @@ int CNuma_hwloc_package_count(CNuma_hwloc *topology);
 /// hwloc_memattr_get_initiators(3): the initiators hwloc knows for memory attribute
 /// `attribute` (HWLOC_MEMATTR_ID_*: 2 bandwidth, 3 latency, 4 and 5 read and write bandwidth,
 /// 6 and 7 read and write latency) of the NUMA node with OS index `node`. Up to `max` of them,
-/// each as a CPU list ("0-3") in `lists`, `list_size` bytes apiece, and its value in `values`.
-/// Returns how many there are (0 when hwloc has none), or -1 with errno.
+/// each as a CPU list ("0-3") in `lists`, `list_size` bytes apiece, and its value in `values`;
+/// an initiator whose list does not fit in `list_size` bytes is left out. Returns how many were
+/// copied (0 when hwloc has none), or -1 with errno.
 int CNuma_hwloc_memattr_initiators(CNuma_hwloc *topology, int attribute, int node, char *lists,
                                    size_t list_size, uint64_t *values, int max);
 

@@ -24,6 +24,9 @@ public enum Setting: String, Sendable, CaseIterable {
     case loadThreads = "load threads"
     case loadBind = "load bind nodes"
     case kernels, matrix, lines, repeats
+    case tierCPUNode = "measuring CPU node"
+    case tierNodes = "nodes to weigh"
+    case apply
     case csv = "CSV file"
 }
 

@@ -100,7 +100,7 @@ public struct MemoryAttribute: Hashable, Sendable, Codable {
 extension HwlocSummary {
     /// hwloc's memory attributes of `node`, every initiator it knows, in attribute order.
     static func memoryAttributes(_ handle: OpaquePointer, node: Int) -> [MemoryAttribute] {
-        let listSize = 256, most = 64
+        let listSize = 4096, most = 64  // a list of every other CPU up to 1000 fits
         var lists = [CChar](repeating: 0, count: listSize * most)
         var values = [UInt64](repeating: 0, count: most)
         var result: [MemoryAttribute] = []
@@ -129,6 +129,11 @@ public enum InterleaveWeights {
 
     /// Whether this kernel has weighted interleave (its weights directory exists).
     public static var isSupported: Bool { access(directory, F_OK) == 0 }
+
+    /// Whether this process may write the weights (root, as a rule).
+    public static var isWritable: Bool {
+        SysFS.entries(directory, prefix: "node").first.map { access("\(directory)/node\($0)", W_OK) == 0 } ?? false
+    }
 
     /// The weight of every node, or nil when the kernel has no weighted interleave.
     public static func current() -> [Int: Int]? {

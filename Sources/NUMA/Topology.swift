@@ -134,16 +134,17 @@ public struct Topology: Hashable, Sendable, Codable {
         }
     }
 
-    /// `candidates` in the order memory should be taken from them for `node` when its own
-    /// runs out: the fastest memory tier first, then nearest first by distance within a tier
-    /// (`nearest`). A slow tier (CXL, say) that the firmware puts closer than another node's
-    /// DRAM still comes after it. Without tiers this is `nearest`. Every fallback order in
-    /// the package comes from here.
+    /// `candidates` in the order memory should be taken from them for `node`: `node` itself
+    /// first when it is one, then the others by memory tier, fastest first, and nearest first
+    /// by distance within a tier (`nearest`). A slow tier (CXL, say) that the firmware puts
+    /// closer than another node's DRAM still comes after it. Without tiers this is `nearest`.
+    /// Every fallback order in the package comes from here.
     public func fallbackOrder(_ candidates: [Int], from node: Int) -> [Int] {
         let rank = Dictionary(uniqueKeysWithValues: nodes.map { ($0.id, $0.tier ?? 0) })
-        return nearest(candidates, to: node).enumerated().sorted {
+        let others = nearest(candidates.filter { $0 != node }, to: node).enumerated().sorted {
             (rank[$0.element] ?? Int.max, $0.offset) < (rank[$1.element] ?? Int.max, $1.offset)
         }.map(\.element)
+        return (candidates.contains(node) ? [node] : []) + others
     }
 
     /// Checks that every node exists and, when `needsMemory`, has memory and is in this

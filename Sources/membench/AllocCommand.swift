@@ -67,6 +67,7 @@ struct AllocCommand: ParsableCommand {
         options.binding = binding
         options.globalFill = globalFill
         options.placement = try placement.resolve()
+        try AllocBenchmark.resolve(options)  // bad input is refused before any weight is set
         let csv = try output.destination()
         try options.placement.withInterleaveWeights {
             let results = try AllocBenchmark.run(options)

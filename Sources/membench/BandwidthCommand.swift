@@ -45,20 +45,23 @@ struct BandwidthCommand: ParsableCommand {
         options.duration = duration.value
         options.pageMode = pageSize
         options.placement = try placement.resolve()
-        try options.placement.withInterleaveWeights { try measure(options) }
+        // Bad input is refused before any warning is printed and before any weight is set.
+        if matrix {
+            try BandwidthMatrix.resolve(options)
+        } else {
+            _ = try BandwidthRunner.resolve(options)
+        }
+        let csv = try output.destination()
+        try options.placement.withInterleaveWeights { try measure(options, csv: csv) }
     }
 
-    private func measure(_ options: BandwidthOptions) throws {
+    private func measure(_ options: BandwidthOptions, csv: CSVDestination?) throws {
         if matrix {
-            try BandwidthMatrix.resolve(options)  // refuse bad input before any warning is printed
-            let csv = try output.destination()
             warnAboutBalancing()
             let result = try BandwidthMatrix.run(options)
             try output.emit(table: result.render(), records: result.records(options: options), to: csv)
             return
         }
-        _ = try BandwidthRunner.resolve(options)  // refuse bad input before any warning is printed
-        let csv = try output.destination()
         warnAboutBalancing()
         let results = try BandwidthRunner.run(options)
         try output.emit(table: BandwidthReport.describe(results, options: options) + BandwidthReport.table(results),

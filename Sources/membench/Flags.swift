@@ -35,6 +35,9 @@ extension Setting {
         case .lines: "--lines"
         case .repeats: "--repeats"
         case .csv: "--csv"
+        case .tierCPUNode: "--cpu-node"
+        case .tierNodes: "--nodes"
+        case .apply: "--apply"
         }
     }
 }

@@ -58,25 +58,30 @@ struct TiersCommand: ParsableCommand {
         options.duration = duration.value
         options.pageMode = pageSize
         _ = try TierWeights.resolve(options)  // refuse bad input before any warning is printed
-        if apply && !InterleaveWeights.isSupported {
-            throw MembenchError.refused("--apply: \(InterleaveWeights.unsupported(operation: "").message)")
+        if apply {
+            guard InterleaveWeights.isSupported else {
+                throw MembenchError.unavailable(.apply, InterleaveWeights.unsupported(operation: "").message)
+            }
+            guard InterleaveWeights.isWritable else {
+                throw MembenchError.unavailable(.apply, "the interleave weights cannot be written by this process (it needs root)")
+            }
         }
         let csv = try output.destination()
         warnAboutBalancing()
         let progress = ProgressLine(expectedSeconds: Double(options.memoryNodes?.count ?? Topology.current.bindableNodes.count) * (options.duration + 0.5))
         let proposal = try TierWeights.run(options) { progress.show("tiers", $0) }
         progress.clear()
-        var table = TierWeights.table(proposal)
+        // The table and records first: a failure to apply loses no measurement.
+        try output.emit(table: TierWeights.table(proposal), records: TierWeights.records(proposal, options: options), to: csv)
         if apply {
             let before = InterleaveWeights.current() ?? [:]
             do {
                 try InterleaveWeights.set(proposal.weights)
             } catch {
-                throw MembenchError.refused("--apply: \(error.message)")
+                throw MembenchError.unavailable(.apply, error.message)
             }
             let was = InterleaveWeights.text(before.filter { proposal.weights[$0.key] != nil })
-            table += "applied: \(InterleaveWeights.text(proposal.weights)) (was \(was))\n"
+            if !output.json { try StandardStreams.write("applied: \(InterleaveWeights.text(proposal.weights)) (was \(was))\n") }
         }
-        try output.emit(table: table, records: TierWeights.records(proposal, options: options), to: csv)
     }
 }

@@ -23,8 +23,24 @@ struct TierTests {
         #expect(Self.tiered.fallbackOrder([1, 2], from: 0) == [1, 2])
         #expect(Self.tiered.fallbackOrder([0, 2], from: 1) == [0, 2])
         #expect(Self.tiered.memoryNodes(nearestTo: 0) == [0, 1, 2])
-        // A memory-only node falls back on DRAM first too.
+        // A memory-only node falls back on DRAM first too, after its own memory.
         #expect(Self.tiered.fallbackOrder([0, 1], from: 2) == [0, 1])
+        #expect(Self.tiered.memoryNodes(nearestTo: 2) == [2, 0, 1])
+    }
+
+    @Test("a node's own memory comes first even when another node's tier is faster")
+    func ownNodeFirst() {
+        // Node 0's DRAM in tier 4, node 2 (HBM, say) in the faster tier 3.
+        let nodes = Self.tiered.nodes.map {
+            Node(id: $0.id, cpus: $0.cpus, memoryTotal: $0.memoryTotal, memoryFree: $0.memoryFree,
+                 memoryAvailable: $0.memoryAvailable, distances: $0.distances, tier: $0.id == 2 ? 3 : 4,
+                 firmware: [], memoryAttributes: [])
+        }
+        let topology = Topology(nodes: nodes, numaAvailable: true, allowedNodes: [0, 1, 2], allowedCPUs: [0, 1],
+                                lastLevelCache: nil, packages: 1, cpuToNode: [0, 1],
+                                tiers: [MemoryTier(id: 3, nodes: [2]), MemoryTier(id: 4, nodes: [0, 1])])
+        #expect(topology.fallbackOrder([0, 1, 2], from: 0) == [0, 2, 1])
+        #expect(topology.memoryNodes(nearestTo: 1) == [1, 2, 0])
     }
 
     @Test("without tiers the fallback order is the distance order")

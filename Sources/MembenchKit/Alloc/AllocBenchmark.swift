@@ -89,6 +89,18 @@ public struct AllocSummary: Sendable {
 /// Measures get+put throughput of the pools against malloc/free.
 public enum AllocBenchmark {
     public static func run(_ options: AllocOptions, topology: Topology = .current) throws(MembenchError) -> [AllocResult] {
+        let placements = try resolve(options, topology: topology)
+        // Every round measures each allocator at each thread count once, so that the rows a ratio
+        // compares (an allocator against malloc, 2 threads against 1) are measured seconds
+        // apart, never a whole run apart. Odd rounds go in reverse order, so that a steady
+        // drift of the machine favours no row.
+        let order = options.strategies.flatMap { strategy in placements.map { (strategy, $0) } }
+        return try measure(options, order: order, topology: topology)
+    }
+
+    /// Checks the options and resolves each thread count's placement; nothing runs.
+    @discardableResult
+    public static func resolve(_ options: AllocOptions, topology: Topology = .current) throws(MembenchError) -> [ResolvedPlacement] {
         for (setting, values) in [(Setting.allocators, options.strategies.map(\.rawValue)), (.threads, options.threadCounts.map(String.init))] {
             var seen = Set<String>()
             for value in values where !seen.insert(value).inserted {
@@ -126,11 +138,11 @@ public enum AllocBenchmark {
             }
             placements.append(placement)
         }
-        // Every round measures each allocator at each thread count once, so that the rows a ratio
-        // compares (an allocator against malloc, 2 threads against 1) are measured seconds
-        // apart, never a whole run apart. Odd rounds go in reverse order, so that a steady
-        // drift of the machine favours no row.
-        let order = options.strategies.flatMap { strategy in placements.map { (strategy, $0) } }
+        return placements
+    }
+
+    static func measure(_ options: AllocOptions, order: [(AllocStrategy, ResolvedPlacement)],
+                        topology: Topology) throws(MembenchError) -> [AllocResult] {
         var results: [AllocResult] = []
         for round in 0..<options.rounds {
             for (strategy, placement) in round % 2 == 0 ? order : order.reversed() {

@@ -14,7 +14,7 @@ extension InterleaveWeights {
     public static func parse(_ text: String) -> (nodes: NodeSet, weights: [Int: Int]?)? {
         let items = text.split(separator: ",", omittingEmptySubsequences: false)
         guard items.contains(where: { $0.contains(":") }) else {
-            return (try? NodeSet(parsing: text, all: NodeSet())).map { ($0, nil) }
+            return (try? NodeSet(parsing: text)).map { ($0, nil) }
         }
         var weights: [Int: Int] = [:]
         for item in items {
@@ -48,7 +48,11 @@ extension PlacementOptions {
         do {
             result = try body()
         } catch {
-            try? InterleaveWeights.restore(saved)
+            do {
+                try InterleaveWeights.restore(saved)
+            } catch let failure {
+                StandardStreams.report("membench: warning: the interleave weights \(InterleaveWeights.text(saved.weights)) were not put back: \(failure.message)\n")
+            }
             throw error
         }
         do {
@@ -65,13 +69,24 @@ extension PlacementOptions {
 /// and exits 128 + the signal. `stop` ends the watch (with SIGUSR2 to its thread) and unblocks.
 final class InterruptWatcher: @unchecked Sendable {
     // @unchecked: the saved weights are written by the starting thread and read by the watcher
-    // thread under `lock`; `thread`, `previous` and `stopped` belong to the starting thread.
+    // thread under their lock; `watched` is written before the watcher thread starts and only
+    // read after; `thread`, `previous` and `stopped` belong to the starting thread.
     private let saved = Locked<InterleaveWeights.Saved?>(nil)
     private var thread = pthread_t()
     private var previous = sigset_t()
     private var stopped = false
+    private var watched: [Int32] = []
 
-    static let signals = [SIGINT, SIGTERM, SIGHUP]
+    /// The signals watched: SIGINT, SIGTERM and SIGHUP, less those the process ignores (as
+    /// under nohup), which must go on being ignored.
+    static var signals: [Int32] {
+        [SIGINT, SIGTERM, SIGHUP].filter { signal in
+            var action = sigaction()
+            sigaction(signal, nil, &action)
+            // Handlers are C function pointers, compared by address (SIG_IGN is address 1).
+            return unsafeBitCast(action.__sigaction_handler.sa_handler, to: Int.self) != unsafeBitCast(SIG_IGN, to: Int.self)
+        }
+    }
 
     /// Sets the weights under the lock the watcher takes to restore them, so that an
     /// interrupt while they are being written waits for them and then puts them all back.
@@ -86,7 +101,8 @@ final class InterruptWatcher: @unchecked Sendable {
     init() throws(MembenchError) {
         var blocked = sigset_t()
         sigemptyset(&blocked)
-        for signal in Self.signals + [SIGUSR2] { sigaddset(&blocked, signal) }
+        watched = Self.signals + [SIGUSR2]
+        for signal in watched { sigaddset(&blocked, signal) }
         pthread_sigmask(SIG_BLOCK, &blocked, &previous)
         let context = Unmanaged.passRetained(self).toOpaque()
         let rc = pthread_create(&thread, nil, { context in
@@ -104,12 +120,17 @@ final class InterruptWatcher: @unchecked Sendable {
     private func watch() {
         var waited = sigset_t()
         sigemptyset(&waited)
-        for signal in Self.signals + [SIGUSR2] { sigaddset(&waited, signal) }
+        for signal in watched { sigaddset(&waited, signal) }
         var signal: Int32 = 0
         while sigwait(&waited, &signal) == 0 {
             if signal == SIGUSR2 { return }
-            saved.withLock { saved in if let saved { try? InterleaveWeights.restore(saved) } }
-            StandardStreams.report("membench: interrupted; the interleave weights are back as they were\n")
+            let failure: String? = saved.withLock { (saved) -> String? in
+                guard let saved else { return nil }
+                do throws(NUMAError) { try InterleaveWeights.restore(saved) } catch { return error.message }
+                return nil
+            }
+            StandardStreams.report(failure.map { "membench: interrupted; the interleave weights were not put back: \($0)\n" }
+                                   ?? "membench: interrupted; the interleave weights are back as they were\n")
             _exit(128 + signal)
         }
     }

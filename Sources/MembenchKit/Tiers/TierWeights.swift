@@ -38,6 +38,8 @@ public struct TierProposal: Sendable {
     public var nodes: [TierNode]
     /// The factor the exact ratios were scaled by before rounding (see `TierWeights.propose`).
     public var scale: Int
+    /// Whether every weight is within `TierWeights.tolerance` of its ratio.
+    public var withinTolerance: Bool
     public var weights: [Int: Int] { Dictionary(uniqueKeysWithValues: nodes.map { ($0.node, $0.weight) }) }
 }
 
@@ -54,8 +56,14 @@ public enum TierWeights {
     /// keeps the weights within 255), and the weights are divided by their greatest common
     /// divisor. Every weight is at least 1 and at most 255.
     public static func propose(_ rates: [Int: Double]) -> (weights: [Int: Int], scale: Int) {
+        let (weights, scale, _) = proposal(rates)
+        return (weights, scale)
+    }
+
+    /// `propose`, and whether the tolerance was met.
+    static func proposal(_ rates: [Int: Double]) -> (weights: [Int: Int], scale: Int, withinTolerance: Bool) {
         guard let slowest = rates.values.filter({ $0 > 0 }).min() else {
-            return (rates.mapValues { _ in 1 }, 1)
+            return (rates.mapValues { _ in 1 }, 1, true)
         }
         let exact = rates.mapValues { max($0, 0) / slowest }
         func rounded(_ scale: Int) -> [Int: Int] {
@@ -64,18 +72,22 @@ public enum TierWeights {
         // Scales whose largest weight still fits the kernel's range; the smallest within the
         // tolerance, else the largest that fits.
         let fitting = max(1, min(largestScale, Int(Double(InterleaveWeights.maximum) / (exact.values.max() ?? 1))))
-        var scale = fitting
+        var scale = fitting, within = false
         for candidate in 1...fitting {
             let weights = rounded(candidate)
-            let within = weights.allSatisfy { node, weight in
+            let fits = weights.allSatisfy { node, weight in
                 let target = exact[node]! * Double(candidate)
                 return target <= 0 || abs(Double(weight) / target - 1) <= tolerance
             }
-            if within { scale = candidate; break }
+            if fits {
+                scale = candidate
+                within = true
+                break
+            }
         }
         let weights = rounded(scale)
         let divisor = weights.values.reduce(0) { gcd($0, $1) }
-        return (weights.mapValues { $0 / max(1, divisor) }, scale)
+        return (weights.mapValues { $0 / max(1, divisor) }, scale, within)
     }
 
     static func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
@@ -86,10 +98,10 @@ public enum TierWeights {
         let cpuNode: Int
         if let node = options.cpuNode {
             guard topology.node(node) != nil else {
-                throw .invalid(.cpuNodes, "node \(node) does not exist (nodes: \(topology.nodeIDs))")
+                throw .invalid(.tierCPUNode, "node \(node) does not exist (nodes: \(topology.nodeIDs))")
             }
             guard !topology.allowedCPUs(on: [node]).isEmpty else {
-                throw .unavailable(.cpuNodes, "node \(node) has no CPU this process may use")
+                throw .unavailable(.tierCPUNode, "node \(node) has no CPU this process may use")
             }
             cpuNode = node
         } else {
@@ -98,6 +110,11 @@ public enum TierWeights {
         }
         let memoryNodes = (options.memoryNodes ?? topology.bindableNodes).ids
         guard !memoryNodes.isEmpty else { throw .refused("no node with memory is known or allowed for this process") }
+        do {
+            try topology.validate(NodeSet(memoryNodes), operation: Setting.tierNodes.rawValue)
+        } catch {
+            throw MembenchError.from(error, setting: .tierNodes)
+        }
         for node in memoryNodes {
             _ = try BandwidthRunner.resolve(cell(options, cpuNode: cpuNode, memoryNode: node), topology: topology)
         }
@@ -126,18 +143,18 @@ public enum TierWeights {
             results.append((node, result[0]))
             progress?(Double(index + 1) / Double(memoryNodes.count))
         }
-        let (weights, scale) = propose(Dictionary(uniqueKeysWithValues: results.map { ($0.0, $0.1.bytesPerSecond) }))
+        let (weights, scale, within) = proposal(Dictionary(uniqueKeysWithValues: results.map { ($0.0, $0.1.bytesPerSecond) }))
         let nodes = results.map { node, result in
             TierNode(node: node, tier: topology.node(node)?.tier,
                      firmwareReadBandwidth: topology.firmwareAccess(from: cpuNode, to: node)?.readBandwidth,
                      result: result, weight: weights[node] ?? 1)
         }
-        return TierProposal(cpuNode: cpuNode, kernel: options.kernel, nodes: nodes, scale: scale)
+        return TierProposal(cpuNode: cpuNode, kernel: options.kernel, nodes: nodes, scale: scale, withinTolerance: within)
     }
 
     /// The table: each node's tier, firmware and measured bandwidth, and the weight with why.
     public static func table(_ proposal: TierProposal) -> String {
-        let slowest = proposal.nodes.min { $0.bytesPerSecond < $1.bytesPerSecond }
+        let slowest = proposal.nodes.filter { $0.bytesPerSecond > 0 }.min { $0.bytesPerSecond < $1.bytesPerSecond }
         var table = TextTable(["node", "tier", "firmware GB/s", "measured GB/s", "share", "x slowest", "weight", "remote", "pages/node"])
         let total = proposal.nodes.reduce(0) { $0 + $1.bytesPerSecond }
         for node in proposal.nodes {
@@ -153,7 +170,10 @@ public enum TierWeights {
             + table.render()
         if let slowest {
             text += "weights: each node's bandwidth over the slowest (node \(slowest.node)), times \(proposal.scale), rounded"
-                + " (the smallest factor that keeps every weight within \(Int(tolerance * 100))% of its ratio), over their common divisor\n"
+                + (proposal.withinTolerance
+                    ? " (the smallest factor that keeps every weight within \(Int(tolerance * 100))% of its ratio)"
+                    : " (no factor up to \(largestScale) keeps every weight within \(Int(tolerance * 100))% of its ratio; the largest that fits 1-\(InterleaveWeights.maximum))")
+                + ", over their common divisor\n"
         }
         text += "proposed: --weighted-interleave \(InterleaveWeights.text(proposal.weights))\n"
         return text
