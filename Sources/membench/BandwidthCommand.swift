@@ -14,36 +14,20 @@ struct BandwidthCommand: ParsableCommand {
             help: "Kernels: read (sum), copy (1:1), triad (2:1), write, nt-write (non-temporal); e.g. read,copy (default: all; read for --matrix).")
     var kernels: [ListArgument<BandwidthKernel>] = []
 
-    @Option(parsing: .unconditional, help: "Threads, one per CPU (default: every CPU the placement allows).")
-    var threads: Int?
-
-    @Option(parsing: .unconditional, help: ArgumentHelp("Bytes per thread, the kernel's arrays together (default: 4x the last-level cache, at least 256MiB).", valueName: "size"))
-    var size: ByteCount?
-
-    @Option(parsing: .unconditional, help: ArgumentHelp("Timed passes per kernel, e.g. 1s or 500ms.", valueName: "time"))
-    var duration = Seconds(1)
-
-    @Option(name: .customLong("page-size"), parsing: .unconditional, help: "Page backing: 4k, thp, 2m or 1g.")
-    var pageSize: PageMode = .base
-
     @Flag(help: "Every CPU node against every memory node (the CPU node's CPUs stream memory bound to the memory node).")
     var matrix = false
 
+    @OptionGroup(title: "Streaming") var stream: StreamGroup
     @OptionGroup(title: "Placement") var placement: PlacementGroup
     @OptionGroup(title: "Output") var output: OutputGroup
-
-    func validate() throws {
-        if let size, size.bytes <= 0 { throw ValidationError("--size: must be positive") }
-        if !(duration.value > 0) { throw ValidationError("--duration: must be more than 0 seconds, got \(duration.value)") }
-    }
 
     func run() throws {
         var options = BandwidthOptions()
         options.kernels = kernels.isEmpty ? (matrix ? [.read] : BandwidthKernel.allCases) : kernels.flatMap(\.values)
-        options.threads = threads
-        options.size = size?.bytes
-        options.duration = duration.value
-        options.pageMode = pageSize
+        options.threads = stream.threads
+        options.size = stream.size?.bytes
+        options.duration = stream.duration.value
+        options.pageMode = stream.pageSize
         options.placement = try placement.resolve()
         // Bad input is refused before any warning is printed and before any weight is set.
         if matrix {

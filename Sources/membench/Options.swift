@@ -92,6 +92,26 @@ struct PlacementGroup: ParsableArguments {
     func validate() throws { _ = try resolve() }
 }
 
+/// The options of a streaming measurement (`bandwidth`, `tiers`).
+struct StreamGroup: ParsableArguments {
+    @Option(parsing: .unconditional, help: "Threads, one per CPU (default: every CPU the placement allows; for tiers, every CPU of the CPU node).")
+    var threads: Int?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Bytes per thread, the kernel's arrays together (default: 4x the last-level cache, at least 256MiB).", valueName: "size"))
+    var size: ByteCount?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Timed passes per kernel or memory node, e.g. 1s or 500ms.", valueName: "time"))
+    var duration = Seconds(1)
+
+    @Option(name: .customLong("page-size"), parsing: .unconditional, help: "Page backing: 4k, thp, 2m or 1g.")
+    var pageSize: PageMode = .base
+
+    func validate() throws {
+        if let size, size.bytes <= 0 { throw ValidationError("--size: must be positive") }
+        if !(duration.value > 0) { throw ValidationError("--duration: must be more than 0 seconds, got \(duration.value)") }
+    }
+}
+
 struct WorkloadGroup: ParsableArguments {
     @Option(parsing: .unconditional, help: ArgumentHelp("Buffer each thread chases (default: 4x the last-level cache, at least 256MiB).", valueName: "size"))
     var size: ByteCount?

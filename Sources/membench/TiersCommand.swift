@@ -24,27 +24,11 @@ struct TiersCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "The kernel that measures: read, copy, triad, write or nt-write.")
     var kernel: BandwidthKernel = .read
 
-    @Option(parsing: .unconditional, help: "Threads on the CPU node (default: each of its CPUs).")
-    var threads: Int?
-
-    @Option(parsing: .unconditional, help: ArgumentHelp("Bytes per thread (default: 4x the last-level cache, at least 256MiB).", valueName: "size"))
-    var size: ByteCount?
-
-    @Option(parsing: .unconditional, help: ArgumentHelp("Timed passes per memory node, e.g. 1s or 500ms.", valueName: "time"))
-    var duration = Seconds(1)
-
-    @Option(name: .customLong("page-size"), parsing: .unconditional, help: "Page backing: 4k, thp, 2m or 1g.")
-    var pageSize: PageMode = .base
-
     @Flag(help: "Write the proposed weights to the kernel's weighted-interleave settings (root; they stay after membench exits).")
     var apply = false
 
+    @OptionGroup(title: "Streaming") var stream: StreamGroup
     @OptionGroup(title: "Output") var output: OutputGroup
-
-    func validate() throws {
-        if let size, size.bytes <= 0 { throw ValidationError("--size: must be positive") }
-        if !(duration.value > 0) { throw ValidationError("--duration: must be more than 0 seconds, got \(duration.value)") }
-    }
 
     func run() throws {
         var options = TierOptions()
@@ -53,10 +37,10 @@ struct TiersCommand: ParsableCommand {
             do { options.memoryNodes = try NodeSet(parsing: memoryNodes) } catch { throw ValidationError("--nodes: \(error.message)") }
         }
         options.kernel = kernel
-        options.threads = threads
-        options.size = size?.bytes
-        options.duration = duration.value
-        options.pageMode = pageSize
+        options.threads = stream.threads
+        options.size = stream.size?.bytes
+        options.duration = stream.duration.value
+        options.pageMode = stream.pageSize
         _ = try TierWeights.resolve(options)  // refuse bad input before any warning is printed
         if apply {
             guard InterleaveWeights.isSupported else {
