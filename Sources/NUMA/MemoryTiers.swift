@@ -178,15 +178,10 @@ public enum InterleaveWeights {
     @discardableResult
     public static func set(_ weights: [Int: Int]) throws(NUMAError) -> Saved {
         guard let before = current() else { throw unsupported(operation: "weighted_interleave") }
-        for (node, weight) in weights {
-            guard before[node] != nil else {
-                throw NUMAError(operation: "weighted_interleave", errno: ENODEV,
-                                message: "node \(node) has no interleave weight (nodes: \(NodeSet(Array(before.keys))))")
-            }
-            guard (1...maximum).contains(weight) else {
-                throw NUMAError(operation: "weighted_interleave", errno: EINVAL,
-                                message: "weight \(weight) for node \(node) is not between 1 and \(maximum)")
-            }
+        try check(weights)
+        for node in weights.keys.sorted() where before[node] == nil {
+            throw NUMAError(operation: "weighted_interleave", errno: ENODEV,
+                            message: "node \(node) has no interleave weight (nodes: \(NodeSet(Array(before.keys))))")
         }
         let automatic = isAutomatic
         var written: [Int: Int] = [:]
@@ -200,6 +195,14 @@ public enum InterleaveWeights {
             written[node] = before[node]
         }
         return Saved(weights: written, automatic: automatic)
+    }
+
+    /// Refuses a weight outside 1...255 (EINVAL), naming the first such node; reads nothing.
+    public static func check(_ weights: [Int: Int]) throws(NUMAError) {
+        if let (node, weight) = weights.sorted(by: { $0.key < $1.key }).first(where: { !(1...maximum).contains($0.value) }) {
+            throw NUMAError(operation: "weighted_interleave", errno: EINVAL,
+                            message: "weight \(weight) for node \(node) is not between 1 and \(maximum)")
+        }
     }
 
     /// Puts back what `set` replaced: the nodes' weights, then the kernel's `auto` mode.

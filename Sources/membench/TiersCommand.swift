@@ -41,7 +41,7 @@ struct TiersCommand: ParsableCommand {
         options.size = stream.size?.bytes
         options.duration = stream.duration.value
         options.pageMode = stream.pageSize
-        _ = try TierWeights.resolve(options)  // refuse bad input before any warning is printed
+        let (_, memoryNodes) = try TierWeights.resolve(options)  // refuse bad input before any warning is printed
         if apply {
             guard InterleaveWeights.isSupported else {
                 throw MembenchError.unavailable(.apply, InterleaveWeights.unsupported(operation: "").message)
@@ -52,7 +52,7 @@ struct TiersCommand: ParsableCommand {
         }
         let csv = try output.destination()
         warnAboutBalancing()
-        let progress = ProgressLine(expectedSeconds: Double(options.memoryNodes?.count ?? Topology.current.bindableNodes.count) * (options.duration + 0.5))
+        let progress = ProgressLine(expectedSeconds: Double(memoryNodes.count) * (options.duration + 0.5))
         let proposal = try TierWeights.run(options) { progress.show("tiers", $0) }
         progress.clear()
         // The table and records first: a failure to apply loses no measurement.

@@ -20,7 +20,7 @@ struct TierWeightTests {
         let uneven = TierWeights.propose([0: 1000, 1: 1]).weights
         #expect(uneven[0] == InterleaveWeights.maximum && uneven[1] == 1)
         for (rates, _) in [([0: 7.3, 1: 3.1, 2: 1.0], ()), ([0: 20.1, 1: 5.2], ())] {
-            let (weights, scale) = TierWeights.propose(rates)
+            let (weights, scale, _) = TierWeights.propose(rates)
             #expect(scale >= 1 && scale <= TierWeights.largestScale)
             let slowest = rates.values.min()!
             for (node, rate) in rates {

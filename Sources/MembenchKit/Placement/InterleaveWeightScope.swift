@@ -70,11 +70,10 @@ extension PlacementOptions {
 final class InterruptWatcher: @unchecked Sendable {
     // @unchecked: the saved weights are written by the starting thread and read by the watcher
     // thread under their lock; `watched` is written before the watcher thread starts and only
-    // read after; `thread`, `previous` and `stopped` belong to the starting thread.
+    // read after; `thread` and `previous` belong to the starting thread.
     private let saved = Locked<InterleaveWeights.Saved?>(nil)
     private var thread = pthread_t()
     private var previous = sigset_t()
-    private var stopped = false
     private var watched: [Int32] = []
 
     /// The signals watched: SIGINT, SIGTERM and SIGHUP, less those the process ignores (as
@@ -135,9 +134,8 @@ final class InterruptWatcher: @unchecked Sendable {
         }
     }
 
+    /// Ends the watch; call once.
     func stop() {
-        guard !stopped else { return }
-        stopped = true
         pthread_kill(thread, SIGUSR2)
         pthread_join(thread, nil)
         pthread_sigmask(SIG_SETMASK, &previous, nil)

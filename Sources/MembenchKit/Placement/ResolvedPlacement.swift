@@ -42,26 +42,20 @@ extension PlacementOptions {
         if let requested, !(1...4096).contains(requested) {
             throw .invalid(.threads, "must be between 1 and 4096, got \(requested)")
         }
-        // Memory nodes named by the flags must exist (usage), be allowed and have memory (refused).
-        if weightedInterleave != nil, !InterleaveWeights.isSupported {
-            throw .unavailable(.weightedInterleave, InterleaveWeights.unsupported(operation: "").message)
+        // The policy asked for: its nodes must exist (usage), be allowed and have memory
+        // (refused), and weighted interleave needs a kernel that has it (refused).
+        if let policy = memoryPolicy, let setting = memorySettings.first {
+            do {
+                try policy.validate(in: topology, operation: setting.rawValue)
+            } catch {
+                throw MembenchError.from(error, setting: setting)
+            }
         }
         if let interleaveWeights {
             guard let weightedInterleave, Set(interleaveWeights.keys) == Set(weightedInterleave.ids) else {
                 throw .invalid(.weightedInterleave, "give a weight for every node or for none")
             }
-            if let (node, weight) = interleaveWeights.sorted(by: { $0.key < $1.key }).first(where: { !(1...InterleaveWeights.maximum).contains($0.value) }) {
-                throw .invalid(.weightedInterleave, "weight \(weight) for node \(node) is not between 1 and \(InterleaveWeights.maximum)")
-            }
-        }
-        for (setting, nodes) in [(Setting.bind, membind), (.interleave, interleave), (.weightedInterleave, weightedInterleave),
-                                 (.preferred, preferred.map { NodeSet([$0]) })] {
-            guard let nodes else { continue }
-            do {
-                try topology.validate(nodes, operation: setting.rawValue)
-            } catch {
-                throw MembenchError.from(error, setting: setting)
-            }
+            do { try InterleaveWeights.check(interleaveWeights) } catch { throw MembenchError.from(error, setting: .weightedInterleave) }
         }
 
         // CPUs: the flags' set, else the process's own.

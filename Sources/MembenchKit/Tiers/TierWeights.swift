@@ -54,14 +54,8 @@ public enum TierWeights {
     /// node's rate is the unit; each ratio is scaled by the smallest factor, 1 to 20, that
     /// rounds every weight to within 10% of its exact value (else by the largest factor that
     /// keeps the weights within 255), and the weights are divided by their greatest common
-    /// divisor. Every weight is at least 1 and at most 255.
-    public static func propose(_ rates: [Int: Double]) -> (weights: [Int: Int], scale: Int) {
-        let (weights, scale, _) = proposal(rates)
-        return (weights, scale)
-    }
-
-    /// `propose`, and whether the tolerance was met.
-    static func proposal(_ rates: [Int: Double]) -> (weights: [Int: Int], scale: Int, withinTolerance: Bool) {
+    /// divisor. Every weight is at least 1 and at most 255. Also says whether the tolerance was met.
+    public static func propose(_ rates: [Int: Double]) -> (weights: [Int: Int], scale: Int, withinTolerance: Bool) {
         guard let slowest = rates.values.filter({ $0 > 0 }).min() else {
             return (rates.mapValues { _ in 1 }, 1, true)
         }
@@ -143,7 +137,7 @@ public enum TierWeights {
             results.append((node, result[0]))
             progress?(Double(index + 1) / Double(memoryNodes.count))
         }
-        let (weights, scale, within) = proposal(Dictionary(uniqueKeysWithValues: results.map { ($0.0, $0.1.bytesPerSecond) }))
+        let (weights, scale, within) = propose(Dictionary(uniqueKeysWithValues: results.map { ($0.0, $0.1.bytesPerSecond) }))
         let nodes = results.map { node, result in
             TierNode(node: node, tier: topology.node(node)?.tier,
                      firmwareReadBandwidth: topology.firmwareAccess(from: cpuNode, to: node)?.readBandwidth,
@@ -158,7 +152,7 @@ public enum TierWeights {
         var table = TextTable(["node", "tier", "firmware GB/s", "measured GB/s", "share", "x slowest", "weight", "remote", "pages/node"])
         let total = proposal.nodes.reduce(0) { $0 + $1.bytesPerSecond }
         for node in proposal.nodes {
-            let ratio = slowest.map { $0.bytesPerSecond > 0 ? node.bytesPerSecond / $0.bytesPerSecond : 0 } ?? 0
+            let ratio = slowest.map { node.bytesPerSecond / $0.bytesPerSecond } ?? 0
             table.add([String(node.node), node.tier.map(String.init) ?? "-",
                        node.firmwareReadBandwidth.map { Format.fixed(Double($0) / 1000, 2) } ?? "-",
                        Format.fixed(node.bytesPerSecond / 1e9, 2), total > 0 ? Format.percent(node.bytesPerSecond / total) : "",
