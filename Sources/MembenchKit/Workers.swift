@@ -1,6 +1,9 @@
 import NUMA
 import NUMAPool
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Joins every worker, whatever happens to any of them, and returns their results in order or
 /// throws the first failure: membench's own as it is, a pool's as a refused run
@@ -21,6 +24,52 @@ func joinAll<T>(_ workers: [PinnedThread<T>]) throws(MembenchError) -> [T] {
     }
     if let failure { throw failure }
     return results
+}
+
+/// The threads of a measurement wait here until every one is ready, so that timing starts
+/// together. A line one of whose parties will never arrive (its thread could not start) is
+/// abandoned: every wait at it, then or later, throws instead of spinning forever.
+final class StartLine: Sendable {
+    private let waiting: Atomic<Int>
+    private let abandoned = Atomic<Bool>(false)
+    init(parties: Int) { waiting = Atomic(parties) }
+
+    func arriveAndWait() throws(MembenchError) {
+        waiting.subtract(1, ordering: .acquiringAndReleasing)
+        while waiting.load(ordering: .acquiring) > 0 {
+            if abandoned.load(ordering: .acquiring) { throw .refused("another thread of the run could not start") }
+            sched_yield()
+        }
+    }
+
+    func abandon() { abandoned.store(true, ordering: .releasing) }
+}
+
+/// Starts one pinned thread per CPU of `cpus`, running `body(index, cpu)`. When one cannot be
+/// started (pthread_create(3) fails, as under a pids limit), the threads already running are
+/// released and joined (`release`) before the failure is thrown, so that none is left waiting
+/// for a thread that never came.
+func startPinnedThreads<T: Sendable>(on cpus: [Int], role: String, lines: [StartLine], stop: () -> Void = {},
+                                     _ body: @escaping @Sendable (_ index: Int, _ cpu: Int) throws -> T)
+    throws(MembenchError) -> [PinnedThread<T>] {
+    var threads: [PinnedThread<T>] = []
+    for (index, cpu) in cpus.enumerated() {
+        do {
+            threads.append(try PinnedThread(cpus: [cpu]) { try body(index, cpu) })
+        } catch {
+            release(threads, lines: lines, stop: stop)
+            throw .refused("cannot start \(role) on CPU \(cpu): \(error)")
+        }
+    }
+    return threads
+}
+
+/// Abandons `lines`, calls `stop` to end any other wait of the threads, and joins them,
+/// discarding their outcomes: what a run does when one of its threads could not start.
+func release<T>(_ threads: [PinnedThread<T>], lines: [StartLine], stop: () -> Void = {}) {
+    for line in lines { line.abandon() }
+    stop()
+    for thread in threads { _ = try? thread.join() }
 }
 
 /// Where the kernels' results go, so that no pass, load or chase can be dropped as unused.

@@ -279,62 +279,60 @@ public enum AllocBenchmark {
         // describe the pool with the callers' blocks out, not after they all went back.
         let holding = StartLine(parties: cpus.count), read = StartLine(parties: cpus.count)
         let batch = options.batch, duration = options.duration
-        var workers: [PinnedThread<(UInt64, Double, Int, PoolStatistics?)>] = []
-        for (index, cpu) in cpus.enumerated() {
-            do {
-                workers.append(try PinnedThread(cpus: [cpu]) { () throws -> (UInt64, Double, Int, PoolStatistics?) in
-                    // Cache-line aligned and padded, so that threads never share a line here.
-                    let bytes = (allocator.scratchBytes(batch: batch) + 63) / 64 * 64
-                    let scratch = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-                    defer { scratch.deallocate() }
-                    // One untimed batch first: the pools fault the memory of a batch in on first
-                    // use, which is set-up, not throughput.
-                    var failure: PoolError?
-                    do throws(PoolError) {
-                        try allocator.cycle(rounds: 1, batch: batch, scratch: scratch)
-                    } catch {
-                        failure = error
-                    }
-                    start.arriveAndWait()
-                    var pairs: UInt64 = 0
-                    let faultsBefore = threadPageFaults()
-                    let began = monotonicNanoseconds()
-                    let deadline = began + UInt64(duration * 1e9)
-                    var now = began
-                    // The clock is read once per 256 pairs or more, so that small batches
-                    // time the allocator rather than clock_gettime(2).
-                    let rounds = max(1, 256 / batch)
-                    do throws(PoolError) {
-                        while failure == nil && now < deadline {
-                            try allocator.cycle(rounds: rounds, batch: batch, scratch: scratch)
-                            pairs &+= UInt64(batch * rounds)
-                            now = monotonicNanoseconds()
-                        }
-                    } catch {
-                        failure = error
-                    }
-                    let faults = threadPageFaults() - faultsBefore
-                    // Every thread arrives at both lines, even after a failure, so none waits forever.
-                    var holds = false
-                    if failure == nil {
-                        do throws(PoolError) {
-                            try allocator.take(batch, into: scratch)
-                            holds = true
-                        } catch {
-                            failure = error
-                        }
-                    }
-                    holding.arriveAndWait()
-                    let statistics = index == 0 ? allocator.statistics() : nil
-                    read.arriveAndWait()
-                    if holds { allocator.giveBack(batch, from: scratch) }
-                    allocator.finish()
-                    if let failure { throw failure }
-                    return (pairs, Double(now - began) / 1e9, faults, statistics)
-                })
+        let workers = try startPinnedThreads(on: cpus, role: "a thread", lines: [start]) {
+            index, _ throws -> (UInt64, Double, Int, PoolStatistics?) in
+            // Cache-line aligned and padded, so that threads never share a line here.
+            let bytes = (allocator.scratchBytes(batch: batch) + 63) / 64 * 64
+            let scratch = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            defer { scratch.deallocate() }
+            // One untimed batch first: the pools fault the memory of a batch in on first
+            // use, which is set-up, not throughput.
+            var failure: PoolError?
+            do throws(PoolError) {
+                try allocator.cycle(rounds: 1, batch: batch, scratch: scratch)
             } catch {
-                throw .refused("cannot start thread on CPU \(cpu): \(error)")
+                failure = error
             }
+            do { try start.arriveAndWait() } catch {
+                allocator.finish()
+                throw error
+            }
+            var pairs: UInt64 = 0
+            let faultsBefore = threadPageFaults()
+            let began = monotonicNanoseconds()
+            let deadline = began + UInt64(duration * 1e9)
+            var now = began
+            // The clock is read once per 256 pairs or more, so that small batches
+            // time the allocator rather than clock_gettime(2).
+            let rounds = max(1, 256 / batch)
+            do throws(PoolError) {
+                while failure == nil && now < deadline {
+                    try allocator.cycle(rounds: rounds, batch: batch, scratch: scratch)
+                    pairs &+= UInt64(batch * rounds)
+                    now = monotonicNanoseconds()
+                }
+            } catch {
+                failure = error
+            }
+            let faults = threadPageFaults() - faultsBefore
+            // Every thread arrives at both lines, even after a failure, so none waits forever.
+            var holds = false
+            if failure == nil {
+                do throws(PoolError) {
+                    try allocator.take(batch, into: scratch)
+                    holds = true
+                } catch {
+                    failure = error
+                }
+            }
+            // Never abandoned: only `start` is, and every thread has passed it.
+            try? holding.arriveAndWait()
+            let statistics = index == 0 ? allocator.statistics() : nil
+            try? read.arriveAndWait()
+            if holds { allocator.giveBack(batch, from: scratch) }
+            allocator.finish()
+            if let failure { throw failure }
+            return (pairs, Double(now - began) / 1e9, faults, statistics)
         }
         var pairs: UInt64 = 0
         var seconds = 0.0

@@ -134,16 +134,9 @@ public enum BandwidthRunner {
         let ready = StartLine(parties: placement.cpus.count)
         // Each kernel starts on every thread together: one line per kernel, made up front.
         let starts = kernels.map { _ in StartLine(parties: placement.cpus.count) }
-        var workers: [PinnedThread<[BandwidthThreadResult]>] = []
-        for (index, cpu) in placement.cpus.enumerated() {
-            do {
-                workers.append(try PinnedThread(cpus: [cpu]) { () throws -> [BandwidthThreadResult] in
-                    try stream(index: index, cpu: cpu, size: size, kernels: kernels, options: options,
-                               placement: placement, ready: ready, starts: starts, topology: topology)
-                })
-            } catch {
-                throw .refused("cannot start thread on CPU \(cpu): \(error)")
-            }
+        let workers = try startPinnedThreads(on: placement.cpus, role: "a thread", lines: [ready] + starts) { index, cpu in
+            try stream(index: index, cpu: cpu, size: size, kernels: kernels, options: options,
+                       placement: placement, ready: ready, starts: starts, topology: topology)
         }
         let perThread = try joinAll(workers)
         let policyText = placement.policyText
@@ -160,8 +153,8 @@ public enum BandwidthRunner {
         var isReady = false
         defer {
             if !isReady {
-                ready.arriveAndWait()
-                for start in starts { start.arriveAndWait() }
+                try? ready.arriveAndWait()
+                for start in starts { try? start.arriveAndWait() }
             }
         }
         if let policy = placement.policy {
@@ -173,7 +166,7 @@ public enum BandwidthRunner {
         let pages = try PlacementReport.pagesPerNode(region.baseAddress, length: region.size)
         let remote = PlacementReport.remoteShare(of: pages, from: node)
         isReady = true
-        ready.arriveAndWait()
+        try ready.arriveAndWait()
 
         var results: [BandwidthThreadResult] = []
         var keep: UInt64 = 0
@@ -183,7 +176,7 @@ public enum BandwidthRunner {
             let arrays = (0..<kernel.arrays).map { region.baseAddress + $0 * length }
             let moved = Double(length * kernel.arrays)
             keep &+= kernel.pass(arrays, length: length)  // untimed: caches and TLB settle
-            starts[k].arriveAndWait()
+            try starts[k].arriveAndWait()
             var statistics = LatencyStatistics()
             let began = monotonicNanoseconds()
             let deadline = began + UInt64(options.duration * 1e9)

@@ -86,14 +86,16 @@ public enum CacheToCache {
     /// The two sides' turns: odd phases are the holder's, even ones the reader's.
     final class Turns: Sendable {
         let phase = Atomic<Int>(0)
-        /// Spins until the phase reaches `value`; a partner that never answers (its thread could
-        /// not start on its CPU) ends the wait after 10 s.
+        private let abandoned = Atomic<Bool>(false)
+        /// Spins until the phase reaches `value`; a partner that never answers ends the wait
+        /// after 10 s, and one whose thread could not start (`abandon`) ends it at once.
         func wait(for value: Int, cpu: Int) throws(MembenchError) {
             var spins = 0
             var deadline: UInt64 = 0
             while phase.load(ordering: .acquiring) < value {
                 spins += 1
                 if spins & 0xFFFF == 0 {
+                    if abandoned.load(ordering: .acquiring) { throw .refused("c2c: the thread on CPU \(cpu) could not start") }
                     let now = monotonicNanoseconds()
                     if deadline == 0 { deadline = now + 10_000_000_000 } else if now > deadline {
                         throw .refused("c2c: CPU \(cpu) did not answer within 10 s")
@@ -102,6 +104,7 @@ public enum CacheToCache {
             }
         }
         func advance(to value: Int) { phase.store(value, ordering: .releasing) }
+        func abandon() { abandoned.store(true, ordering: .releasing) }
     }
 
     static func measure(holder: Int, reader: Int, options: CacheToCacheOptions,
@@ -132,7 +135,6 @@ public enum CacheToCache {
             return pairs(holder: holder, reader: reader, states: states, times: try joinAll([single])[0], topology: topology)
         }
         let holderThread: PinnedThread<Void>
-        let readerThread: PinnedThread<[[Double]]>
         do {
             holderThread = try PinnedThread(cpus: [holder]) { () throws -> Void in
                 buffer.link(lines: lines)
@@ -143,6 +145,11 @@ public enum CacheToCache {
                     turns.advance(to: 2 * step + 3)
                 }
             }
+        } catch {
+            throw .refused("c2c: cannot start a thread on CPU \(holder): \(error)")
+        }
+        let readerThread: PinnedThread<[[Double]]>
+        do {
             readerThread = try PinnedThread(cpus: [reader]) { () throws -> [[Double]] in
                 var times = states.map { _ in [Double]() }
                 try turns.wait(for: 1, cpu: holder)  // linked
@@ -155,7 +162,9 @@ public enum CacheToCache {
                 return times
             }
         } catch {
-            throw .refused("c2c: cannot start a thread on CPU \(holder) or \(reader): \(error)")
+            turns.abandon()
+            _ = try? holderThread.join()
+            throw .refused("c2c: cannot start a thread on CPU \(reader): \(error)")
         }
         // Both are joined whatever happens to either; the holder's failure comes first.
         let holderOutcome = Result { () throws(MembenchError) in try joinAll([holderThread]) }

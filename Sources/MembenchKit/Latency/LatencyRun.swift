@@ -47,16 +47,6 @@ public struct LatencyPoint: Sendable, Codable, Equatable {
     public var nanoseconds: Double
 }
 
-/// All threads wait here until every chain is built, so that timing starts together.
-final class StartLine: Sendable {
-    private let waiting: Atomic<Int>
-    init(parties: Int) { waiting = Atomic(parties) }
-    func arriveAndWait() {
-        waiting.subtract(1, ordering: .acquiringAndReleasing)
-        while waiting.load(ordering: .acquiring) > 0 { sched_yield() }
-    }
-}
-
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -80,16 +70,9 @@ public enum LatencyRunner {
         let source = try MemorySource.make(for: run, topology: topology)
         let start = StartLine(parties: run.cpus.count)
         let sink = Sink(count: run.cpus.count)
-        var workers: [PinnedThread<(ThreadResult, LatencyStatistics)>] = []
-        for (index, cpu) in run.cpus.enumerated() {
-            do {
-                workers.append(try PinnedThread(cpus: [cpu]) { () throws -> (ThreadResult, LatencyStatistics) in
-                    try measure(run, index: index, cpu: cpu, source: source, start: start, sink: sink,
-                                topology: topology, progress: index == 0 ? progress : nil)
-                })
-            } catch {
-                throw .refused("cannot start thread on CPU \(cpu): \(error)")
-            }
+        let workers = try startPinnedThreads(on: run.cpus, role: "a thread", lines: [start]) { index, cpu in
+            try measure(run, index: index, cpu: cpu, source: source, start: start, sink: sink,
+                        topology: topology, progress: index == 0 ? progress : nil)
         }
         let results = try joinAll(workers)
         var result = summarize(run, results: results, environment: environment)
@@ -103,7 +86,7 @@ public enum LatencyRunner {
     static func measure(_ run: ResolvedRun, index: Int, cpu: Int, source: MemorySource, start: StartLine,
                         sink: Sink, topology: Topology, progress: Progress?) throws -> (ThreadResult, LatencyStatistics) {
         var ready = false
-        defer { if !ready { start.arriveAndWait() } }
+        defer { if !ready { try? start.arriveAndWait() } }
         let options = run.options
         if let policy = run.policy {
             do { try policy.applyToCurrentThread() } catch { throw MembenchError.from(error, setting: policy.setting) }
@@ -120,7 +103,7 @@ public enum LatencyRunner {
         let chain = Chain.build(groups: memory.groups, groupBytes: run.groupBytes, layout: layout,
                                 pattern: options.pattern, seed: options.seed &+ UInt64(index))
         ready = true
-        start.arriveAndWait()
+        try start.arriveAndWait()
 
         var pointer = chain.start
         let loads = options.loadsPerSample

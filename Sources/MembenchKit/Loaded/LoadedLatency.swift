@@ -130,43 +130,36 @@ public enum LoadedLatency {
         let ready = StartLine(parties: loadCPUs.count + 1)
         let loadPolicy: MemoryPolicy? = options.loadMembind.map { .bind($0) } ?? chasePlacement.policy
         let chunk = 256 << 10
-        var loaders: [PinnedThread<[Int: Int]>] = []
-        for (index, cpu) in loadCPUs.enumerated() {
-            do {
-                loaders.append(try PinnedThread(cpus: [cpu]) { () throws -> [Int: Int] in
-                    var isReady = false
-                    defer { if !isReady { ready.arriveAndWait() } }
-                    if let loadPolicy { try loadPolicy.applyToCurrentThread() }
-                    let region = try BandwidthRunner.buffer(size: size / chunk * chunk, pages: .base, topology: topology)
-                    region.faultIn()
-                    let pages = try PlacementReport.pagesPerNode(region.baseAddress, length: region.size)
-                    isReady = true
-                    ready.arriveAndWait()
-                    // A copy reads the second half into the first.
-                    let span = options.kind == .copy ? region.size / 2 / chunk * chunk : region.size
-                    var offset = 0
-                    var keep: UInt64 = 0
-                    while true {
-                        let delay = sweep.delay.load(ordering: .relaxed)
-                        if delay == -2 { break }
-                        if delay == -1 {
-                            sched_yield()
-                            continue
-                        }
-                        keep &+= CMemoryKernels_load_lines(options.kind.code, region.baseAddress + offset,
-                                                           region.baseAddress + span + offset, chunk, UInt64(delay))
-                        sweep.counters[index].bytes.add(UInt64(options.kind == .copy ? 2 * chunk : chunk), ordering: .relaxed)
-                        offset += chunk
-                        if offset + chunk > span { offset = 0 }
-                    }
-                    ValueSink.keep(keep)
-                    return pages
-                })
-            } catch {
-                sweep.delay.store(-2, ordering: .relaxed)
-                for loader in loaders { _ = try? loader.join() }
-                throw .refused("cannot start a load thread on CPU \(cpu): \(error)")
+        let stopLoads = { sweep.delay.store(-2, ordering: .relaxed) }
+        let loaders = try startPinnedThreads(on: loadCPUs, role: "a load thread", lines: [ready], stop: stopLoads) {
+            index, _ throws -> [Int: Int] in
+            var isReady = false
+            defer { if !isReady { try? ready.arriveAndWait() } }
+            if let loadPolicy { try loadPolicy.applyToCurrentThread() }
+            let region = try BandwidthRunner.buffer(size: size / chunk * chunk, pages: .base, topology: topology)
+            region.faultIn()
+            let pages = try PlacementReport.pagesPerNode(region.baseAddress, length: region.size)
+            isReady = true
+            try ready.arriveAndWait()
+            // A copy reads the second half into the first.
+            let span = options.kind == .copy ? region.size / 2 / chunk * chunk : region.size
+            var offset = 0
+            var keep: UInt64 = 0
+            while true {
+                let delay = sweep.delay.load(ordering: .relaxed)
+                if delay == -2 { break }
+                if delay == -1 {
+                    sched_yield()
+                    continue
+                }
+                keep &+= CMemoryKernels_load_lines(options.kind.code, region.baseAddress + offset,
+                                                   region.baseAddress + span + offset, chunk, UInt64(delay))
+                sweep.counters[index].bytes.add(UInt64(options.kind == .copy ? 2 * chunk : chunk), ordering: .relaxed)
+                offset += chunk
+                if offset + chunk > span { offset = 0 }
             }
+            ValueSink.keep(keep)
+            return pages
         }
         let chaseCPU = chasePlacement.cpus[0]
         let steps = options.delays.map { Optional($0) } + [nil]
@@ -175,7 +168,7 @@ public enum LoadedLatency {
             chaser = try PinnedThread(cpus: [chaseCPU]) { () throws -> (steps: [LoadedStep], pages: [Int: Int]) in
                 var isReady = false
                 defer {
-                    if !isReady { ready.arriveAndWait() }
+                    if !isReady { try? ready.arriveAndWait() }
                     sweep.delay.store(-2, ordering: .relaxed)
                 }
                 if let policy = chasePlacement.policy { try policy.applyToCurrentThread() }
@@ -190,7 +183,7 @@ public enum LoadedLatency {
                                         pattern: defaults.pattern, seed: defaults.seed)
                 let pages = try PlacementReport.pagesPerNode(region.baseAddress, length: region.size)
                 isReady = true
-                ready.arriveAndWait()
+                try ready.arriveAndWait()
                 var pointer = chain.start
                 var results: [LoadedStep] = []
                 for (s, delay) in steps.enumerated() {
@@ -219,8 +212,7 @@ public enum LoadedLatency {
                 return (results, pages)
             }
         } catch {
-            sweep.delay.store(-2, ordering: .relaxed)
-            for loader in loaders { _ = try? loader.join() }
+            release(loaders, lines: [ready], stop: stopLoads)
             throw .refused("cannot start the chase on CPU \(chaseCPU): \(error)")
         }
         // Both sides are joined whatever happens to either; the chase's failure comes first.
