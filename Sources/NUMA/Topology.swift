@@ -34,6 +34,27 @@ public struct Node: Hashable, Sendable, Codable {
     public var hasCPUs: Bool { !cpus.isEmpty }
 }
 
+extension Node {
+    private enum CodingKeys: String, CodingKey {
+        case id, cpus, memoryTotal, memoryFree, memoryAvailable, distances, tier, firmware, memoryAttributes
+    }
+
+    /// Decodes a node; JSON written before tiers were read (no `firmware` or
+    /// `memoryAttributes`) decodes with those empty, as on a machine that shows none.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(id: try container.decode(Int.self, forKey: .id),
+                  cpus: try container.decode(CPUSet.self, forKey: .cpus),
+                  memoryTotal: try container.decode(UInt64.self, forKey: .memoryTotal),
+                  memoryFree: try container.decode(UInt64.self, forKey: .memoryFree),
+                  memoryAvailable: try container.decode(UInt64.self, forKey: .memoryAvailable),
+                  distances: try container.decode([Int].self, forKey: .distances),
+                  tier: try container.decodeIfPresent(Int.self, forKey: .tier),
+                  firmware: try container.decodeIfPresent([FirmwareAccess].self, forKey: .firmware) ?? [],
+                  memoryAttributes: try container.decodeIfPresent([MemoryAttribute].self, forKey: .memoryAttributes) ?? [])
+    }
+}
+
 /// The last-level cache as hwloc reports it.
 public struct CacheInfo: Hashable, Sendable, Codable {
     /// 3 for an L3 and so on.
@@ -257,6 +278,26 @@ public struct Topology: Hashable, Sendable, Codable {
         for cpu in online { cpuToNode[cpu] = 0 }
         return Topology(nodes: [node], numaAvailable: false, allowedNodes: [0], allowedCPUs: allowedCPUs,
                         lastLevelCache: hwloc.cache, packages: hwloc.packages, cpuToNode: cpuToNode, tiers: [])
+    }
+}
+
+extension Topology {
+    private enum CodingKeys: String, CodingKey {
+        case nodes, numaAvailable, allowedNodes, allowedCPUs, lastLevelCache, packages, cpuToNode, tiers
+    }
+
+    /// Decodes a topology; JSON written before tiers were read (no `tiers`) decodes with none,
+    /// as on a kernel that shows none.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(nodes: try container.decode([Node].self, forKey: .nodes),
+                  numaAvailable: try container.decode(Bool.self, forKey: .numaAvailable),
+                  allowedNodes: try container.decode(NodeSet.self, forKey: .allowedNodes),
+                  allowedCPUs: try container.decode(CPUSet.self, forKey: .allowedCPUs),
+                  lastLevelCache: try container.decodeIfPresent(CacheInfo.self, forKey: .lastLevelCache),
+                  packages: try container.decode(Int.self, forKey: .packages),
+                  cpuToNode: try container.decode([Int].self, forKey: .cpuToNode),
+                  tiers: try container.decodeIfPresent([MemoryTier].self, forKey: .tiers) ?? [])
     }
 }
 

@@ -132,4 +132,24 @@ struct TopologyAgreement {
         let data = try JSONEncoder().encode(topology)
         #expect(try JSONDecoder().decode(Topology.self, from: data) == topology)
     }
+
+    @Test("topology JSON written before tiers were read still decodes, with no tiers or firmware figures")
+    func decodesWithoutTiers() throws {
+        var object = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(topology)) as? [String: Any])
+        object["tiers"] = nil
+        let nodes = try #require(object["nodes"] as? [[String: Any]])
+        object["nodes"] = nodes.map { node in
+            var node = node
+            for key in ["tier", "firmware", "memoryAttributes"] { node[key] = nil }
+            return node
+        }
+        let decoded = try JSONDecoder().decode(Topology.self, from: JSONSerialization.data(withJSONObject: object))
+        #expect(decoded.tiers.isEmpty)
+        #expect(decoded.nodes.allSatisfy { $0.tier == nil && $0.firmware.isEmpty && $0.memoryAttributes.isEmpty })
+        #expect(decoded.nodes.map(\.id) == topology.nodes.map(\.id))
+        #expect(decoded.nodes.map(\.cpus) == topology.nodes.map(\.cpus))
+        #expect(decoded.nodes.map(\.distances) == topology.nodes.map(\.distances))
+        #expect(decoded.nodes.map(\.memoryAvailable) == topology.nodes.map(\.memoryAvailable))
+        #expect(decoded.cpuToNode == topology.cpuToNode && decoded.allowedCPUs == topology.allowedCPUs)
+    }
 }
