@@ -1,4 +1,5 @@
 import NUMA
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -66,7 +67,8 @@ extension PlacementOptions {
 
 /// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (and the threads it starts) and
 /// waits for them on a thread of its own (sigwait(3)): an interrupt restores the saved weights
-/// and exits 128 + the signal. `stop` ends the watch (with SIGUSR2 to its thread) and unblocks.
+/// and exits 128 + the signal. `stop` ends the watch (with SIGUSR2 to its thread) and unblocks;
+/// a SIGUSR2 from outside, whose default is to end the process as well, counts as an interrupt.
 final class InterruptWatcher: @unchecked Sendable {
     // @unchecked: the saved weights are written by the starting thread and read by the watcher
     // thread under their lock; `watched` is written before the watcher thread starts and only
@@ -75,6 +77,7 @@ final class InterruptWatcher: @unchecked Sendable {
     private var thread = pthread_t()
     private var previous = sigset_t()
     private var watched: [Int32] = []
+    private let stopping = Atomic<Bool>(false)
 
     /// The signals watched: SIGINT, SIGTERM and SIGHUP, less those the process ignores (as
     /// under nohup), which must go on being ignored.
@@ -122,7 +125,7 @@ final class InterruptWatcher: @unchecked Sendable {
         for signal in watched { sigaddset(&waited, signal) }
         var signal: Int32 = 0
         while sigwait(&waited, &signal) == 0 {
-            if signal == SIGUSR2 { return }
+            if signal == SIGUSR2 && stopping.load(ordering: .acquiring) { return }
             let failure: String? = saved.withLock { (saved) -> String? in
                 guard let saved else { return nil }
                 do throws(NUMAError) { try InterleaveWeights.restore(saved) } catch { return error.message }
@@ -136,6 +139,7 @@ final class InterruptWatcher: @unchecked Sendable {
 
     /// Ends the watch; call once.
     func stop() {
+        stopping.store(true, ordering: .releasing)
         pthread_kill(thread, SIGUSR2)
         pthread_join(thread, nil)
         pthread_sigmask(SIG_SETMASK, &previous, nil)
