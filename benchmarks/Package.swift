@@ -13,6 +13,8 @@ let package = Package(
         .target(name: "ReferenceChase", path: "Sources/ReferenceChase"),
         .executableTarget(name: "reference-chase", path: "Sources/reference-chase",
                           cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("m")]),
+        .executableTarget(name: "chain-fingerprint", dependencies: [.product(name: "MembenchKit", package: "swift-numa")],
+                          path: "Sources/chain-fingerprint"),
         .executableTarget(name: "reference-bandwidth", path: "Sources/reference-bandwidth",
                           cSettings: [.unsafeFlags(["-O2"])]),
         .executableTarget(name: "pool-pairs", dependencies: [.product(name: "NUMAPool", package: "swift-numa")],

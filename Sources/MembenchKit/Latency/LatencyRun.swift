@@ -95,13 +95,10 @@ public enum LatencyRunner {
         defer { source.release(memory) }
         let layout = SlotLayout(stride: options.stride, offsets: options.slotOffsets, thread: index,
                                 threads: run.cpus.count, seed: options.seed)
-        let node = topology.node(ofCPU: cpu) ?? -1
-        // The pages are in place once acquired, so their placement is read before the chain is
-        // written: nothing then stands between writing the chain and walking it, as in a plain
-        // C chase, where the chain starts out in the cache it was written through.
-        let before = try PlacementReport.measure(groups: memory.groups, groupBytes: run.groupBytes, layout: layout)
         let chain = Chain.build(groups: memory.groups, groupBytes: run.groupBytes, layout: layout,
                                 pattern: options.pattern, seed: options.seed &+ UInt64(index))
+        let node = topology.node(ofCPU: cpu) ?? -1
+        let before = try PlacementReport.measure(groups: memory.groups, groupBytes: run.groupBytes, layout: layout)
         ready = true
         try start.arriveAndWait()
 

@@ -1,16 +1,21 @@
 // A plain C pointer chase, the yardstick for membench's fidelity.
 //
-//   reference-chase SIZE_BYTES STRIDE_BYTES GROUP_BYTES SECONDS [LOADS_PER_SAMPLE [random|zero]]
+//   reference-chase SIZE_BYTES STRIDE_BYTES GROUP_BYTES SECONDS [LOADS_PER_SAMPLE [random|zero [SEED]]]
 //
-// It maps SIZE bytes of 4 KiB pages (MADV_NOHUGEPAGE), links one slot every STRIDE bytes into a
-// random cycle (groups of GROUP bytes in random order, slots shuffled within each group), walks
-// it untimed for 0.25 s, then times batches of dependent loads for SECONDS and prints one CSV
-// line: size,stride,group,samples,mean_ns,stddev_ns.
+// It maps SIZE bytes of 4 KiB pages (MADV_NOHUGEPAGE, faulted in with MADV_POPULATE_WRITE as
+// membench does), writes the very chain `membench run --pool direct` writes for the same
+// stride, group and seed (default 24301, membench's), walks it untimed for 0.25 s, then times
+// batches of dependent loads for SECONDS and prints one CSV line:
+// size,stride,group,samples,mean_ns,stddev_ns,layout.
 //
-// Each slot sits at a multiple of 8 bytes inside its stride: slot x (numbered in address order)
-// takes entry x mod 64 of a table of 64 offsets, each drawn from a random permutation of the
-// stride's positions, as multichase lays out one thread's chase; "zero" puts every slot at
-// offset 0.
+// The chain is MembenchKit's, step for step: SplitMix64, Swift's shuffle and Lemire's bounded
+// draw (`next(upperBound:)`), the slot offset table of `SlotLayout` (each slot at a multiple of
+// 8 bytes inside its stride, from a table of the stride's positions in random order, as
+// multichase's mixer, balanced) and the Sattolo cycles of `Chain.build` (groups in random order,
+// slots within a group in random order). At sizes near the last-level cache, which runs stay in
+// the cache depends on the slot layout, so the two must walk the same one. `layout` is an
+// FNV-1a hash of every slot's offset from the start of the buffer, in walking order, which
+// `chain-fingerprint` computes from MembenchKit itself; benchmarks/run checks the two agree.
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdint.h>
@@ -20,21 +25,50 @@
 #include <sys/mman.h>
 #include <time.h>
 
-static uint64_t state = 0x1234567;
-static uint64_t next_random(void) {
-    state += 0x9E3779B97F4A7C15ull;
-    uint64_t z = state;
+typedef struct { uint64_t state; } splitmix64;
+
+static uint64_t next_random(splitmix64 *g) {
+    g->state += 0x9E3779B97F4A7C15ull;
+    uint64_t z = g->state;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
 
-static void shuffle(size_t *items, size_t n) {
-    for (size_t i = n; i > 1; i--) {
-        size_t j = next_random() % i;
-        size_t t = items[i - 1];
-        items[i - 1] = items[j];
+// A draw in [0, bound): Lemire's nearly divisionless method, as Swift's next(upperBound:).
+static uint64_t next_below(splitmix64 *g, uint64_t bound) {
+    unsigned __int128 m = (unsigned __int128)next_random(g) * bound;
+    if ((uint64_t)m < bound) {
+        uint64_t t = (0 - bound) % bound;
+        while ((uint64_t)m < t) m = (unsigned __int128)next_random(g) * bound;
+    }
+    return (uint64_t)(m >> 64);
+}
+
+// Swift's MutableCollection.shuffle(using:).
+static void shuffle(size_t *items, size_t n, splitmix64 *g) {
+    for (size_t i = 0, amount = n; amount > 1; i++) {
+        size_t j = i + next_below(g, amount);
+        amount--;
+        size_t t = items[i];
+        items[i] = items[j];
         items[j] = t;
+    }
+}
+
+// Chain.sattoloOrder: one random n-cycle, walked from item 0 into a visiting order.
+static void sattolo_order(uint32_t *order, uint32_t *next, size_t n, splitmix64 *g) {
+    for (size_t i = 0; i < n; i++) next[i] = (uint32_t)i;
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = next_below(g, i);
+        uint32_t t = next[i];
+        next[i] = next[j];
+        next[j] = t;
+    }
+    uint32_t item = 0;
+    for (size_t k = 0; k < n; k++) {
+        order[k] = item;
+        item = next[item];
     }
 }
 
@@ -55,7 +89,7 @@ static void *__attribute__((noinline)) walk(void *p, size_t loads) {
 
 int main(int argc, char **argv) {
     if (argc < 5) {
-        fprintf(stderr, "usage: reference-chase SIZE STRIDE GROUP SECONDS [LOADS_PER_SAMPLE]\n");
+        fprintf(stderr, "usage: reference-chase SIZE STRIDE GROUP SECONDS [LOADS_PER_SAMPLE [random|zero [SEED]]]\n");
         return 64;
     }
     size_t size = strtoull(argv[1], NULL, 10), stride = strtoull(argv[2], NULL, 10);
@@ -63,6 +97,7 @@ int main(int argc, char **argv) {
     double seconds = atof(argv[4]);
     size_t loads = argc > 5 ? strtoull(argv[5], NULL, 10) : 1024;
     int zero_offsets = argc > 6 && strcmp(argv[6], "zero") == 0;
+    uint64_t seed = argc > 7 ? strtoull(argv[7], NULL, 10) : 24301;
     if (argc > 6 && !zero_offsets && strcmp(argv[6], "random") != 0) {
         fprintf(stderr, "reference-chase: offsets are random or zero\n");
         return 64;
@@ -75,34 +110,57 @@ int main(int argc, char **argv) {
     char *base = mmap(NULL, groups * group, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (base == MAP_FAILED) { perror("mmap"); return 1; }
     madvise(base, groups * group, MADV_NOHUGEPAGE);
-    memset(base, 0, groups * group);
+    if (madvise(base, groups * group, 23 /* MADV_POPULATE_WRITE */)) memset(base, 0, groups * group);
 
-    // The offset table: entry k is element 0 of its own random permutation of the positions.
-    size_t positions = stride / sizeof(void *), offsets[64];
-    size_t *permutation = malloc(positions * sizeof *permutation);
-    for (size_t k = 0; k < 64; k++) {
-        for (size_t i = 0; i < positions; i++) permutation[i] = i;
-        shuffle(permutation, positions);
-        offsets[k] = zero_offsets ? 0 : permutation[0] * sizeof(void *);
+    // SlotLayout(stride:offsets:.random, thread: 0, threads: 1, seed:): a table of `count`
+    // entries (a power of two, at least 64), the stride's positions shuffled, then the entries.
+    size_t positions = stride / sizeof(void *), count = 64;
+    while (count < (positions < 4096 ? positions : 4096)) count <<= 1;
+    size_t *offsets = calloc(count, sizeof *offsets);
+    if (!zero_offsets && positions > 1) {
+        splitmix64 table_random = { seed ^ 0x6D69786572ull };
+        size_t *order = malloc(positions * sizeof *order), *classes = malloc(count * sizeof *classes);
+        for (size_t i = 0; i < positions; i++) order[i] = i;
+        shuffle(order, positions, &table_random);
+        for (size_t i = 0; i < count; i++) classes[i] = i;
+        shuffle(classes, count, &table_random);
+        for (size_t i = 0; i < count; i++) offsets[i] = order[classes[i] % positions] * sizeof(void *);
+        free(order);
+        free(classes);
+    } else {
+        count = 1;
     }
-    free(permutation);
 
-    size_t *group_order = malloc(groups * sizeof *group_order);
-    size_t *slot_order = malloc(per_group * sizeof *slot_order);
-    for (size_t g = 0; g < groups; g++) group_order[g] = g;
-    shuffle(group_order, groups);
+    // Chain.build(pattern: .chase, seed:): groups in a Sattolo order (none drawn for one group),
+    // then each group's slots in a Sattolo order of their own.
+    splitmix64 chain_random = { seed };
+    uint32_t *group_order = malloc(groups * sizeof *group_order), *group_next = malloc(groups * sizeof *group_next);
+    uint32_t *slot_order = malloc(per_group * sizeof *slot_order), *slot_next = malloc(per_group * sizeof *slot_next);
+    if (groups > 1) sattolo_order(group_order, group_next, groups, &chain_random); else group_order[0] = 0;
     void **first = NULL, **previous = NULL;
-    for (size_t g = 0; g < groups; g++) {
-        for (size_t s = 0; s < per_group; s++) slot_order[s] = s;
-        shuffle(slot_order, per_group);
+    for (size_t gi = 0; gi < groups; gi++) {
+        size_t g = group_order[gi];
+        sattolo_order(slot_order, slot_next, per_group, &chain_random);
         for (size_t s = 0; s < per_group; s++) {
-            size_t x = group_order[g] * per_group + slot_order[s];
-            void **slot = (void **)(base + group_order[g] * group + slot_order[s] * stride + offsets[x % 64]);
+            size_t k = slot_order[s], x = g * per_group + k;
+            void **slot = (void **)(base + g * group + k * stride + offsets[x & (count - 1)]);
             if (previous) *previous = slot; else first = slot;
             previous = slot;
         }
     }
     *previous = first;
+
+    // The layout's fingerprint: FNV-1a over each slot's offset from the base, in walking order.
+    uint64_t layout = 0xcbf29ce484222325ull;
+    void **slot = first;
+    for (size_t i = 0; i < groups * per_group; i++) {
+        uint64_t offset = (uint64_t)((char *)slot - base);
+        for (int b = 0; b < 8; b++) {
+            layout ^= (offset >> (8 * b)) & 0xff;
+            layout *= 0x100000001b3ull;
+        }
+        slot = (void **)*slot;
+    }
 
     void *p = first;
     uint64_t warm = now_ns() + 250000000ull;
@@ -121,6 +179,7 @@ int main(int argc, char **argv) {
         mean += d / (double)n;
         m2 += d * (x - mean);
     }
-    printf("%zu,%zu,%zu,%zu,%.4f,%.4f\n", groups * group, stride, group, n, mean, n > 1 ? sqrt(m2 / (double)(n - 1)) : 0.0);
+    printf("%zu,%zu,%zu,%zu,%.4f,%.4f,%016llx\n", groups * group, stride, group, n, mean, n > 1 ? sqrt(m2 / (double)(n - 1)) : 0.0,
+           (unsigned long long)layout);
     return p == NULL;  // keeps the walk live
 }
