@@ -7,13 +7,17 @@ import Glibc
 
 /// Joins every worker, whatever happens to any of them, and returns their results in order or
 /// throws the first failure: membench's own as it is, a pool's as a refused run
-/// (`MembenchError.from`), anything else as refused with its text.
+/// (`MembenchError.from`), anything else as refused with its text. Workers that stopped only
+/// because another could not start count last, so that the cause is what is reported.
 func joinAll<T>(_ workers: [PinnedThread<T>]) throws(MembenchError) -> [T] {
     var results: [T] = []
     var failure: MembenchError?
+    var abandoned = false
     for worker in workers {
         do {
             results.append(try worker.join())
+        } catch is StartLine.Abandoned {
+            abandoned = true
         } catch let error as MembenchError {
             failure = failure ?? error
         } catch let error as PoolError {
@@ -23,6 +27,7 @@ func joinAll<T>(_ workers: [PinnedThread<T>]) throws(MembenchError) -> [T] {
         }
     }
     if let failure { throw failure }
+    if abandoned { throw .refused("\(StartLine.Abandoned())") }
     return results
 }
 
@@ -30,14 +35,19 @@ func joinAll<T>(_ workers: [PinnedThread<T>]) throws(MembenchError) -> [T] {
 /// together. A line one of whose parties will never arrive (its thread could not start) is
 /// abandoned: every wait at it, then or later, throws instead of spinning forever.
 final class StartLine: Sendable {
+    /// What a wait at an abandoned line throws.
+    struct Abandoned: Error, CustomStringConvertible {
+        var description: String { "another thread of the run could not start" }
+    }
+
     private let waiting: Atomic<Int>
     private let abandoned = Atomic<Bool>(false)
     init(parties: Int) { waiting = Atomic(parties) }
 
-    func arriveAndWait() throws(MembenchError) {
+    func arriveAndWait() throws(Abandoned) {
         waiting.subtract(1, ordering: .acquiringAndReleasing)
         while waiting.load(ordering: .acquiring) > 0 {
-            if abandoned.load(ordering: .acquiring) { throw .refused("another thread of the run could not start") }
+            if abandoned.load(ordering: .acquiring) { throw Abandoned() }
             sched_yield()
         }
     }
@@ -47,15 +57,21 @@ final class StartLine: Sendable {
 
 /// Starts one pinned thread per CPU of `cpus`, running `body(index, cpu)`. When one cannot be
 /// started (pthread_create(3) fails, as under a pids limit), the threads already running are
-/// released and joined (`release`) before the failure is thrown, so that none is left waiting
-/// for a thread that never came.
-func startPinnedThreads<T: Sendable>(on cpus: [Int], role: String, lines: [StartLine], stop: () -> Void = {},
+/// released and joined (`release`) before the failure is thrown; when one starts but cannot be
+/// pinned (its CPU left the cpuset), it abandons `lines` and calls `stop` itself. Either way
+/// none is left waiting for a thread that never came.
+func startPinnedThreads<T: Sendable>(on cpus: [Int], role: String, lines: [StartLine],
+                                     stop: @escaping @Sendable () -> Void = {},
                                      _ body: @escaping @Sendable (_ index: Int, _ cpu: Int) throws -> T)
     throws(MembenchError) -> [PinnedThread<T>] {
     var threads: [PinnedThread<T>] = []
+    let unpinned: @Sendable () -> Void = {
+        for line in lines { line.abandon() }
+        stop()
+    }
     for (index, cpu) in cpus.enumerated() {
         do {
-            threads.append(try PinnedThread(cpus: [cpu]) { try body(index, cpu) })
+            threads.append(try PinnedThread(cpus: [cpu], unpinned: unpinned) { try body(index, cpu) })
         } catch {
             release(threads, lines: lines, stop: stop)
             throw .refused("cannot start \(role) on CPU \(cpu): \(error)")

@@ -75,17 +75,25 @@ public final class PinnedThread<Result: Sendable>: @unchecked Sendable {
         // @unchecked: `outcome` is written once by the new thread before it exits and read
         // only after pthread_join(3), which orders the two.
         let cpus: CPUSet
+        let unpinned: @Sendable () -> Void
         let body: @Sendable () throws -> Result
         var outcome: Swift.Result<Result, any Error>?
 
-        init(cpus: CPUSet, body: @escaping @Sendable () throws -> Result) {
+        init(cpus: CPUSet, unpinned: @escaping @Sendable () -> Void, body: @escaping @Sendable () throws -> Result) {
             self.cpus = cpus
+            self.unpinned = unpinned
             self.body = body
         }
 
         func run() {
             do {
                 try ThreadAffinity.set(cpus)
+            } catch {
+                outcome = .failure(error)
+                unpinned()
+                return
+            }
+            do {
                 outcome = .success(try body())
             } catch {
                 outcome = .failure(error)
@@ -100,9 +108,11 @@ public final class PinnedThread<Result: Sendable>: @unchecked Sendable {
     public var cpus: CPUSet { job.cpus }
 
     /// Starts a thread restricted to `cpus`. The affinity is set before `body` runs; if it
-    /// cannot be set, `join()` throws that error and `body` never runs.
-    public init(cpus: CPUSet, body: @escaping @Sendable () throws -> Result) throws(NUMAError) {
-        job = Job(cpus: cpus, body: body)
+    /// cannot be set, `body` never runs, the new thread calls `unpinned` (so that threads
+    /// waiting for this one can stop waiting) and `join()` throws that error.
+    public init(cpus: CPUSet, unpinned: @escaping @Sendable () -> Void = {},
+                body: @escaping @Sendable () throws -> Result) throws(NUMAError) {
+        job = Job(cpus: cpus, unpinned: unpinned, body: body)
         let job = self.job
         let rc = startThread(&thread, ThreadEntry { job.run() })
         if rc != 0 {

@@ -285,6 +285,7 @@ public enum AllocBenchmark {
             let bytes = (allocator.scratchBytes(batch: batch) + 63) / 64 * 64
             let scratch = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
             defer { scratch.deallocate() }
+            defer { allocator.finish() }
             // One untimed batch first: the pools fault the memory of a batch in on first
             // use, which is set-up, not throughput.
             var failure: PoolError?
@@ -293,10 +294,7 @@ public enum AllocBenchmark {
             } catch {
                 failure = error
             }
-            do { try start.arriveAndWait() } catch {
-                allocator.finish()
-                throw error
-            }
+            try start.arriveAndWait()
             var pairs: UInt64 = 0
             let faultsBefore = threadPageFaults()
             let began = monotonicNanoseconds()
@@ -330,7 +328,6 @@ public enum AllocBenchmark {
             let statistics = index == 0 ? allocator.statistics() : nil
             try? read.arriveAndWait()
             if holds { allocator.giveBack(batch, from: scratch) }
-            allocator.finish()
             if let failure { throw failure }
             return (pairs, Double(now - began) / 1e9, faults, statistics)
         }

@@ -136,7 +136,7 @@ public enum CacheToCache {
         }
         let holderThread: PinnedThread<Void>
         do {
-            holderThread = try PinnedThread(cpus: [holder]) { () throws -> Void in
+            holderThread = try PinnedThread(cpus: [holder], unpinned: { turns.abandon() }) { () throws -> Void in
                 buffer.link(lines: lines)
                 turns.advance(to: 1)
                 for step in 0..<states.count * repeats {
@@ -150,7 +150,7 @@ public enum CacheToCache {
         }
         let readerThread: PinnedThread<[[Double]]>
         do {
-            readerThread = try PinnedThread(cpus: [reader]) { () throws -> [[Double]] in
+            readerThread = try PinnedThread(cpus: [reader], unpinned: { turns.abandon() }) { () throws -> [[Double]] in
                 var times = states.map { _ in [Double]() }
                 try turns.wait(for: 1, cpu: holder)  // linked
                 for step in 0..<states.count * repeats {

@@ -130,7 +130,7 @@ public enum LoadedLatency {
         let ready = StartLine(parties: loadCPUs.count + 1)
         let loadPolicy: MemoryPolicy? = options.loadMembind.map { .bind($0) } ?? chasePlacement.policy
         let chunk = 256 << 10
-        let stopLoads = { sweep.delay.store(-2, ordering: .relaxed) }
+        let stopLoads: @Sendable () -> Void = { sweep.delay.store(-2, ordering: .relaxed) }
         let loaders = try startPinnedThreads(on: loadCPUs, role: "a load thread", lines: [ready], stop: stopLoads) {
             index, _ throws -> [Int: Int] in
             var isReady = false
@@ -165,11 +165,15 @@ public enum LoadedLatency {
         let steps = options.delays.map { Optional($0) } + [nil]
         let chaser: PinnedThread<(steps: [LoadedStep], pages: [Int: Int])>
         do {
-            chaser = try PinnedThread(cpus: [chaseCPU]) { () throws -> (steps: [LoadedStep], pages: [Int: Int]) in
+            let unpinned: @Sendable () -> Void = {
+                ready.abandon()
+                stopLoads()
+            }
+            chaser = try PinnedThread(cpus: [chaseCPU], unpinned: unpinned) { () throws -> (steps: [LoadedStep], pages: [Int: Int]) in
                 var isReady = false
                 defer {
                     if !isReady { try? ready.arriveAndWait() }
-                    sweep.delay.store(-2, ordering: .relaxed)
+                    stopLoads()
                 }
                 if let policy = chasePlacement.policy { try policy.applyToCurrentThread() }
                 // Chained as `run` chains by default: its stride, group, offsets and seed.
