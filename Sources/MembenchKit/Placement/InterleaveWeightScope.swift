@@ -31,7 +31,7 @@ extension InterleaveWeights {
 extension PlacementOptions {
     /// Runs `body` with the interleave weights the options ask for set, and puts back the
     /// weights those nodes had, whether `body` returns or throws, and when the process is
-    /// interrupted (SIGINT, SIGTERM, SIGHUP) meanwhile: it then exits 128 + the signal after
+    /// interrupted (SIGINT, SIGTERM, SIGHUP, SIGUSR2) meanwhile: it then exits 128 + the signal after
     /// restoring them. Without weights it runs `body` alone. Setting weights needs root.
     public func withInterleaveWeights<T>(_ body: () throws -> T) throws -> T {
         guard let interleaveWeights else { return try body() }
@@ -68,7 +68,8 @@ extension PlacementOptions {
 /// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (and the threads it starts) and
 /// waits for them on a thread of its own (sigwait(3)): an interrupt restores the saved weights
 /// and exits 128 + the signal. `stop` ends the watch (with SIGUSR2 to its thread) and unblocks;
-/// a SIGUSR2 from outside, whose default is to end the process as well, counts as an interrupt.
+/// a SIGUSR2 from outside, whose default is to end the process as well, counts as an interrupt
+/// unless the process ignores it.
 final class InterruptWatcher: @unchecked Sendable {
     // @unchecked: the saved weights are written by the starting thread and read by the watcher
     // thread under their lock; `watched` is written before the watcher thread starts and only
@@ -78,16 +79,19 @@ final class InterruptWatcher: @unchecked Sendable {
     private var previous = sigset_t()
     private var watched: [Int32] = []
     private let stopping = Atomic<Bool>(false)
+    /// Whether the process ignored SIGUSR2 before the watch: one from outside is then ignored.
+    private let ignoresUSR2 = InterruptWatcher.isIgnored(SIGUSR2)
 
     /// The signals watched: SIGINT, SIGTERM and SIGHUP, less those the process ignores (as
     /// under nohup), which must go on being ignored.
-    static var signals: [Int32] {
-        [SIGINT, SIGTERM, SIGHUP].filter { signal in
-            var action = sigaction()
-            sigaction(signal, nil, &action)
-            // Handlers are C function pointers, compared by address (SIG_IGN is address 1).
-            return unsafeBitCast(action.__sigaction_handler.sa_handler, to: Int.self) != unsafeBitCast(SIG_IGN, to: Int.self)
-        }
+    static var signals: [Int32] { [SIGINT, SIGTERM, SIGHUP].filter { !isIgnored($0) } }
+
+    /// Whether the process ignores `signal` (SIG_IGN).
+    static func isIgnored(_ signal: Int32) -> Bool {
+        var action = sigaction()
+        sigaction(signal, nil, &action)
+        // Handlers are C function pointers, compared by address (SIG_IGN is address 1).
+        return unsafeBitCast(action.__sigaction_handler.sa_handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
     }
 
     /// Sets the weights under the lock the watcher takes to restore them, so that an
@@ -125,7 +129,10 @@ final class InterruptWatcher: @unchecked Sendable {
         for signal in watched { sigaddset(&waited, signal) }
         var signal: Int32 = 0
         while sigwait(&waited, &signal) == 0 {
-            if signal == SIGUSR2 && stopping.load(ordering: .acquiring) { return }
+            if signal == SIGUSR2 {
+                if stopping.load(ordering: .acquiring) { return }
+                if ignoresUSR2 { continue }
+            }
             let failure: String? = saved.withLock { (saved) -> String? in
                 guard let saved else { return nil }
                 do throws(NUMAError) { try InterleaveWeights.restore(saved) } catch { return error.message }
