@@ -5,30 +5,62 @@ import Synchronization
 import Glibc
 #endif
 
-/// Joins every worker, whatever happens to any of them, and returns their results in order or
-/// throws the first failure: membench's own as it is, a pool's as a refused run
-/// (`MembenchError.from`), anything else as refused with its text. Workers that stopped only
-/// because another could not start count last, so that the cause is what is reported.
-func joinAll<T>(_ workers: [PinnedThread<T>]) throws(MembenchError) -> [T] {
-    var results: [T] = []
-    var failure: MembenchError?
-    var abandoned = false
-    for worker in workers {
-        do {
-            results.append(try worker.join())
-        } catch is StartLine.Abandoned {
-            abandoned = true
-        } catch let error as MembenchError {
-            failure = failure ?? error
-        } catch let error as PoolError {
-            failure = failure ?? MembenchError.from(error)
-        } catch {
-            failure = failure ?? .refused("\(error)")
-        }
+/// How one worker ended, when it did not return a result.
+enum WorkerFailure: Error {
+    /// It stopped at a start line another thread of the run never reached.
+    case abandoned
+    case failed(MembenchError)
+}
+
+/// Joins one worker: membench's error as it is, a pool's as a refused run
+/// (`MembenchError.from`), anything else as refused with its text.
+func outcome<T>(of worker: PinnedThread<T>) -> Result<T, WorkerFailure> {
+    do {
+        return .success(try worker.join())
+    } catch is StartLine.Abandoned {
+        return .failure(.abandoned)
+    } catch let error as MembenchError {
+        return .failure(.failed(error))
+    } catch let error as PoolError {
+        return .failure(.failed(MembenchError.from(error)))
+    } catch {
+        return .failure(.failed(.refused("\(error)")))
     }
-    if let failure { throw failure }
-    if abandoned { throw .refused("\(StartLine.Abandoned())") }
-    return results
+}
+
+/// The failure to report among workers' outcomes, in order: the first real one, since workers
+/// that stopped only because another could not start are its consequence; nil if none failed.
+func cause<each T>(_ outcomes: repeat [Result<each T, WorkerFailure>]) -> MembenchError? {
+    var failures: [WorkerFailure] = []
+    for list in repeat each outcomes {
+        for outcome in list { if case .failure(let failure) = outcome { failures.append(failure) } }
+    }
+    for case .failed(let error) in failures { return error }
+    return failures.isEmpty ? nil : .refused("\(StartLine.Abandoned())")
+}
+
+/// Joins every worker, whatever happens to any of them, and returns their results in order or
+/// throws the cause of their failure (`cause`).
+func joinAll<T>(_ workers: [PinnedThread<T>]) throws(MembenchError) -> [T] {
+    let outcomes = workers.map { outcome(of: $0) }
+    if let error = cause(outcomes) { throw error }
+    return results(outcomes)
+}
+
+/// The results of outcomes that all succeeded.
+private func results<T>(_ outcomes: [Result<T, WorkerFailure>]) -> [T] {
+    var values: [T] = []
+    for case .success(let value) in outcomes { values.append(value) }
+    return values
+}
+
+/// Joins the two sides of a run (a chase and its loads, a holder and its reader) whatever
+/// happens to either, and returns both sides' results or throws the cause, the first side's
+/// first.
+func joinAll<A, B>(_ first: [PinnedThread<A>], _ second: [PinnedThread<B>]) throws(MembenchError) -> ([A], [B]) {
+    let a = first.map { outcome(of: $0) }, b = second.map { outcome(of: $0) }
+    if let error = cause(a, b) { throw error }
+    return (results(a), results(b))
 }
 
 /// The threads of a measurement wait here until every one is ready, so that timing starts

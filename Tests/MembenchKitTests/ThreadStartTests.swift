@@ -100,7 +100,36 @@ struct UnpinnableThreadTests {
         options.warmup = 0
         options.placement.physcpubind = [topology.allowedCPUs.first { $0 != ghost }!, ghost]
         options.threads = 2
-        let error = #expect(throws: MembenchError.self) { try LatencyRunner.run(options, topology: topology) }
-        #expect(error?.message(naming: { $0.rawValue }).contains("sched_setaffinity") == true, "\(String(describing: error))")
+        Self.expectAffinityError { _ = try LatencyRunner.run(options, topology: topology) }
+    }
+
+    @Test("loaded: a load thread that cannot be pinned releases the chase, and the error is the load thread's")
+    func loaded() throws {
+        let (topology, ghost) = Self.topologyWithGhostCPU()
+        var options = LoadedOptions()
+        options.delays = [0]
+        options.size = 4 << 20
+        options.duration = 0.1
+        options.placement.physcpubind = [topology.allowedCPUs.first { $0 != ghost }!]
+        options.loadCPUs = [ghost]
+        Self.expectAffinityError { _ = try LoadedLatency.run(options, topology: topology) }
+    }
+
+    @Test("c2c: a reader that cannot be pinned releases the holder, and the error is the reader's")
+    func cacheToCache() throws {
+        let (topology, ghost) = Self.topologyWithGhostCPU()
+        var options = CacheToCacheOptions()
+        options.lines = 32
+        options.repeats = 3
+        options.placement.physcpubind = [topology.allowedCPUs.first { $0 != ghost }!, ghost]
+        Self.expectAffinityError { _ = try CacheToCache.run(options, topology: topology) }
+    }
+
+    /// The run fails (rather than hangs) with the unpinned thread's own error, not that of the
+    /// threads it stopped.
+    static func expectAffinityError(sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
+        let error = #expect(throws: MembenchError.self, sourceLocation: sourceLocation) { try body() }
+        #expect(error?.message(naming: { $0.rawValue }).contains("sched_setaffinity") == true, "\(String(describing: error))",
+                sourceLocation: sourceLocation)
     }
 }

@@ -89,16 +89,16 @@ public enum CacheToCache {
         private let abandoned = Atomic<Bool>(false)
         /// Spins until the phase reaches `value`; a partner that never answers ends the wait
         /// after 10 s, and one whose thread could not start (`abandon`) ends it at once.
-        func wait(for value: Int, cpu: Int) throws(MembenchError) {
+        func wait(for value: Int, cpu: Int) throws {
             var spins = 0
             var deadline: UInt64 = 0
             while phase.load(ordering: .acquiring) < value {
                 spins += 1
                 if spins & 0xFFFF == 0 {
-                    if abandoned.load(ordering: .acquiring) { throw .refused("c2c: the thread on CPU \(cpu) could not start") }
+                    if abandoned.load(ordering: .acquiring) { throw StartLine.Abandoned() }
                     let now = monotonicNanoseconds()
                     if deadline == 0 { deadline = now + 10_000_000_000 } else if now > deadline {
-                        throw .refused("c2c: CPU \(cpu) did not answer within 10 s")
+                        throw MembenchError.refused("c2c: CPU \(cpu) did not answer within 10 s")
                     }
                 }
             }
@@ -167,10 +167,7 @@ public enum CacheToCache {
             throw .refused("c2c: cannot start a thread on CPU \(reader): \(error)")
         }
         // Both are joined whatever happens to either; the holder's failure comes first.
-        let holderOutcome = Result { () throws(MembenchError) in try joinAll([holderThread]) }
-        let readerOutcome = Result { () throws(MembenchError) in try joinAll([readerThread])[0] }
-        _ = try holderOutcome.get()
-        let times = try readerOutcome.get()
+        let times = try joinAll([holderThread], [readerThread]).1[0]
         return pairs(holder: holder, reader: reader, states: states, times: times, topology: topology)
     }
 

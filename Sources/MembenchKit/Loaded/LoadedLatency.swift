@@ -220,10 +220,9 @@ public enum LoadedLatency {
             throw .refused("cannot start the chase on CPU \(chaseCPU): \(error)")
         }
         // Both sides are joined whatever happens to either; the chase's failure comes first.
-        let chaseOutcome = Result { () throws(MembenchError) in try joinAll([chaser])[0] }
-        let loadOutcome = Result { () throws(MembenchError) in try joinAll(loaders) }
-        let outcome = try chaseOutcome.get()
-        let loadPages = try loadOutcome.get().reduce(into: [Int: Int]()) { $0.merge($1, uniquingKeysWith: +) }
+        let (chased, loaded) = try joinAll([chaser], loaders)
+        let outcome = chased[0]
+        let loadPages = loaded.reduce(into: [Int: Int]()) { $0.merge($1, uniquingKeysWith: +) }
         let chaseNode = topology.node(ofCPU: chaseCPU) ?? -1
         return LoadedResult(options: options, size: size, chaseCPU: chaseCPU, chaseNode: chaseNode,
                             chaseRemoteShare: PlacementReport.remoteShare(of: outcome.pages, from: chaseNode),
