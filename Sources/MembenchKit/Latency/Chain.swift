@@ -18,6 +18,32 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+
+    /// A draw in `0..<bound` by Lemire's nearly divisionless method. Written out, as the
+    /// shuffle below is, so that a seed names one chain whatever the standard library's
+    /// `next(upperBound:)` and `shuffle(using:)` do in other versions (the reference chase in
+    /// benchmarks/ follows these steps).
+    public mutating func next(below bound: UInt64) -> UInt64 {
+        precondition(bound > 0)
+        var product = next().multipliedFullWidth(by: bound)
+        if product.low < bound {
+            let threshold = (0 &- bound) % bound
+            while product.low < threshold { product = next().multipliedFullWidth(by: bound) }
+        }
+        return product.high
+    }
+
+    /// Shuffles `items` in place: from the front, each position swapped with a later one (or
+    /// itself) drawn by `next(below:)`.
+    public mutating func shuffle<T>(_ items: inout [T]) {
+        var amount = items.count, index = 0
+        while amount > 1 {
+            let other = index + Int(next(below: UInt64(amount)))
+            amount -= 1
+            items.swapAt(index, other)
+            index += 1
+        }
+    }
 }
 
 /// Where each slot of a chain sits inside its stride.
@@ -55,9 +81,9 @@ public struct SlotLayout: Sendable, Equatable {
         while count < threads || count < min(positions, 1 << 12) { count <<= 1 }
         var generator = SplitMix64(seed: seed ^ 0x6D69_7865_72)  // its own stream, not the chain's
         var order = Array(0..<positions)
-        order.shuffle(using: &generator)
+        generator.shuffle(&order)
         var classes = Array(0..<count)
-        classes.shuffle(using: &generator)
+        generator.shuffle(&classes)
         table = classes.map { order[($0 + thread) % positions] * MemoryLayout<UInt>.size }
     }
 
@@ -77,12 +103,12 @@ public struct Chain: Sendable {
 
     /// The visiting order of `n` items as one random cycle (Sattolo's shuffle): the successor of
     /// item i is `next[i]`, and the walk from 0 through `next` meets every item once.
-    public static func sattoloOrder<G: RandomNumberGenerator>(_ n: Int, using generator: inout G) -> [UInt32] {
+    public static func sattoloOrder(_ n: Int, using generator: inout SplitMix64) -> [UInt32] {
         precondition(n > 0 && n <= Int(UInt32.max))
         var next = (0..<UInt32(n)).map { $0 }
         var i = n - 1
         while i > 0 {
-            let j = Int(generator.next(upperBound: UInt64(i)))  // j < i: Sattolo, not Fisher–Yates
+            let j = Int(generator.next(below: UInt64(i)))  // j < i: Sattolo, not Fisher–Yates
             next.swapAt(i, j)
             i -= 1
         }

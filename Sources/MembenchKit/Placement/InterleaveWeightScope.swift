@@ -65,8 +65,9 @@ extension PlacementOptions {
     }
 }
 
-/// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (and the threads it starts) and
-/// waits for them on a thread of its own (sigwait(3)): an interrupt restores the saved weights
+/// Blocks SIGINT, SIGTERM and SIGHUP (less those the process ignores) and SIGUSR2 in the
+/// calling thread (and the threads it starts) and waits for them on a thread of its own
+/// (sigwait(3)): an interrupt restores the saved weights
 /// and exits 128 + the signal. `stop` ends the watch (with SIGUSR2 to its thread) and unblocks;
 /// a SIGUSR2 from outside, whose default is to end the process as well, counts as an interrupt
 /// unless the process ignores it.

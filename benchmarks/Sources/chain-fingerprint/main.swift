@@ -1,4 +1,5 @@
-// The fingerprint of the chain `membench run --pool direct` writes, from MembenchKit itself:
+// The fingerprint of the chain one thread of `membench run --pool direct` writes, from
+// MembenchKit itself:
 //
 //   chain-fingerprint SIZE_BYTES STRIDE_BYTES GROUP_BYTES [random|zero [SEED]]
 //
@@ -17,7 +18,7 @@ func refuse(_ message: String) -> Never {
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 4, let size = Int(arguments[1]), let stride = Int(arguments[2]), let group = Int(arguments[3]),
-      stride >= 8, group >= stride, size >= group else {
+      stride >= 8, stride % 8 == 0, stride <= 1 << 20, group >= stride, group % stride == 0, size >= group else {
     refuse("usage: chain-fingerprint SIZE STRIDE GROUP [random|zero [SEED]]")
 }
 guard let offsets = SlotLayout.Offsets(rawValue: arguments.count > 4 ? arguments[4] : "random") else {

@@ -2,14 +2,15 @@
 //
 //   reference-chase SIZE_BYTES STRIDE_BYTES GROUP_BYTES SECONDS [LOADS_PER_SAMPLE [random|zero [SEED]]]
 //
-// It maps SIZE bytes of 4 KiB pages (MADV_NOHUGEPAGE, faulted in with MADV_POPULATE_WRITE as
-// membench does), writes the very chain `membench run --pool direct` writes for the same
-// stride, group and seed (default 24301, membench's), walks it untimed for 0.25 s, then times
+// It maps SIZE bytes (rounded down to whole groups) of 4 KiB pages (MADV_NOHUGEPAGE, faulted in
+// with MADV_POPULATE_WRITE as membench does), writes the very chain that one thread of
+// `membench run --pool direct` writes for the same stride, TLB locality (GROUP), slot offsets
+// and seed (default 24301, membench's), walks it untimed for 0.25 s, then times
 // batches of dependent loads for SECONDS and prints one CSV line:
 // size,stride,group,samples,mean_ns,stddev_ns,layout.
 //
-// The chain is MembenchKit's, step for step: SplitMix64, Swift's shuffle and Lemire's bounded
-// draw (`next(upperBound:)`), the slot offset table of `SlotLayout` (each slot at a multiple of
+// The chain is MembenchKit's, step for step: SplitMix64 with its `next(below:)` (Lemire's bounded
+// draw) and `shuffle`, the slot offset table of `SlotLayout` (each slot at a multiple of
 // 8 bytes inside its stride, from a table of the stride's positions in random order, as
 // multichase's mixer, balanced) and the Sattolo cycles of `Chain.build` (groups in random order,
 // slots within a group in random order). At sizes near the last-level cache, which runs stay in
@@ -35,7 +36,7 @@ static uint64_t next_random(splitmix64 *g) {
     return z ^ (z >> 31);
 }
 
-// A draw in [0, bound): Lemire's nearly divisionless method, as Swift's next(upperBound:).
+// SplitMix64.next(below:): a draw in [0, bound), Lemire's nearly divisionless method.
 static uint64_t next_below(splitmix64 *g, uint64_t bound) {
     unsigned __int128 m = (unsigned __int128)next_random(g) * bound;
     if ((uint64_t)m < bound) {
@@ -45,7 +46,7 @@ static uint64_t next_below(splitmix64 *g, uint64_t bound) {
     return (uint64_t)(m >> 64);
 }
 
-// Swift's MutableCollection.shuffle(using:).
+// SplitMix64.shuffle: from the front, each position swapped with a later one (or itself).
 static void shuffle(size_t *items, size_t n, splitmix64 *g) {
     for (size_t i = 0, amount = n; amount > 1; i++) {
         size_t j = i + next_below(g, amount);
@@ -72,6 +73,21 @@ static void sattolo_order(uint32_t *order, uint32_t *next, size_t n, splitmix64 
     }
 }
 
+// A whole decimal number, all of `text`.
+static int whole64(const char *text, uint64_t *value) {
+    char *end;
+    if (*text < '0' || *text > '9') return 0;
+    *value = strtoull(text, &end, 10);
+    return *end == 0;
+}
+
+static int whole(const char *text, size_t *value) {
+    uint64_t v;
+    if (!whole64(text, &v)) return 0;
+    *value = (size_t)v;
+    return 1;
+}
+
 static uint64_t now_ns(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -92,17 +108,20 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: reference-chase SIZE STRIDE GROUP SECONDS [LOADS_PER_SAMPLE [random|zero [SEED]]]\n");
         return 64;
     }
-    size_t size = strtoull(argv[1], NULL, 10), stride = strtoull(argv[2], NULL, 10);
-    size_t group = strtoull(argv[3], NULL, 10);
-    double seconds = atof(argv[4]);
-    size_t loads = argc > 5 ? strtoull(argv[5], NULL, 10) : 1024;
+    size_t size, stride, group, loads = 1024;
+    uint64_t seed = 24301;
+    char *end;
+    double seconds = strtod(argv[4], &end);
+    int ok = whole(argv[1], &size) && whole(argv[2], &stride) && whole(argv[3], &group) && *end == 0
+             && (argc <= 5 || whole(argv[5], &loads)) && (argc <= 7 || whole64(argv[7], &seed));
     int zero_offsets = argc > 6 && strcmp(argv[6], "zero") == 0;
-    uint64_t seed = argc > 7 ? strtoull(argv[7], NULL, 10) : 24301;
     if (argc > 6 && !zero_offsets && strcmp(argv[6], "random") != 0) {
         fprintf(stderr, "reference-chase: offsets are random or zero\n");
         return 64;
     }
-    if (stride < sizeof(void *) || group < stride || size < group || loads % 8 || seconds <= 0) {
+    // What membench accepts: a stride of whole words up to 1 MiB, groups of whole strides.
+    if (!ok || stride < sizeof(void *) || stride % sizeof(void *) || stride > (1u << 20) || group < stride
+        || group % stride || size < group || loads < 8 || loads % 8 || !(seconds > 0 && seconds < 1e6)) {
         fprintf(stderr, "reference-chase: bad arguments\n");
         return 64;
     }
