@@ -97,13 +97,9 @@ func startPinnedThreads<T: Sendable>(on cpus: [Int], role: String, lines: [Start
                                      _ body: @escaping @Sendable (_ index: Int, _ cpu: Int) throws -> T)
     throws(MembenchError) -> [PinnedThread<T>] {
     var threads: [PinnedThread<T>] = []
-    let unpinned: @Sendable () -> Void = {
-        for line in lines { line.abandon() }
-        stop()
-    }
     for (index, cpu) in cpus.enumerated() {
         do {
-            threads.append(try PinnedThread(cpus: [cpu], unpinned: unpinned) { try body(index, cpu) })
+            threads.append(try PinnedThread(cpus: [cpu], unpinned: { abandon(lines, stop: stop) }) { try body(index, cpu) })
         } catch {
             release(threads, lines: lines, stop: stop)
             throw .refused("cannot start \(role) on CPU \(cpu): \(error)")
@@ -112,11 +108,16 @@ func startPinnedThreads<T: Sendable>(on cpus: [Int], role: String, lines: [Start
     return threads
 }
 
-/// Abandons `lines`, calls `stop` to end any other wait of the threads, and joins them,
-/// discarding their outcomes: what a run does when one of its threads could not start.
-func release<T>(_ threads: [PinnedThread<T>], lines: [StartLine], stop: () -> Void = {}) {
+/// Abandons `lines` and calls `stop` to end any other wait of a run's threads: what a run does
+/// when one of its threads could not start, or could not be pinned.
+func abandon(_ lines: [StartLine], stop: () -> Void = {}) {
     for line in lines { line.abandon() }
     stop()
+}
+
+/// Abandons the run (`abandon`) and joins `threads`, discarding their outcomes.
+func release<T>(_ threads: [PinnedThread<T>], lines: [StartLine], stop: () -> Void = {}) {
+    abandon(lines, stop: stop)
     for thread in threads { _ = try? thread.join() }
 }
 

@@ -165,11 +165,8 @@ public enum LoadedLatency {
         let steps = options.delays.map { Optional($0) } + [nil]
         let chaser: PinnedThread<(steps: [LoadedStep], pages: [Int: Int])>
         do {
-            let unpinned: @Sendable () -> Void = {
-                ready.abandon()
-                stopLoads()
-            }
-            chaser = try PinnedThread(cpus: [chaseCPU], unpinned: unpinned) { () throws -> (steps: [LoadedStep], pages: [Int: Int]) in
+            chaser = try PinnedThread(cpus: [chaseCPU], unpinned: { abandon([ready], stop: stopLoads) }) {
+                () throws -> (steps: [LoadedStep], pages: [Int: Int]) in
                 var isReady = false
                 defer {
                     if !isReady { try? ready.arriveAndWait() }

@@ -67,10 +67,9 @@ extension PlacementOptions {
 
 /// Blocks SIGINT, SIGTERM and SIGHUP (less those the process ignores) and SIGUSR2 in the
 /// calling thread (and the threads it starts) and waits for them on a thread of its own
-/// (sigwait(3)): an interrupt restores the saved weights
-/// and exits 128 + the signal. `stop` ends the watch (with SIGUSR2 to its thread) and unblocks;
-/// a SIGUSR2 from outside, whose default is to end the process as well, counts as an interrupt
-/// unless the process ignores it.
+/// (sigwait(3)): an interrupt restores the saved weights and exits 128 + the signal. `stop`
+/// ends the watch (with SIGUSR2 to its thread) and unblocks; a SIGUSR2 from outside, whose
+/// default is to end the process as well, counts as an interrupt unless the process ignores it.
 final class InterruptWatcher: @unchecked Sendable {
     // @unchecked: the saved weights are written by the starting thread and read by the watcher
     // thread under their lock; `watched` is written before the watcher thread starts and only
