@@ -46,7 +46,7 @@ let package = Package(
         .target(
             name: "MembenchKit",
             dependencies: [
-                "NUMA", "NUMAPool", "CMemoryKernels",
+                "NUMA", "NUMAPool", "CNuma", "CMemoryKernels",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "CSV", package: "CSV.swift"),
             ]

@@ -45,6 +45,8 @@ int CNuma_node_configured(int node) {
 
 int CNuma_getcpu(unsigned int *cpu, unsigned int *node) { return getcpu(cpu, node); }
 
+int CNuma_getrusage_thread(struct rusage *usage) { return getrusage(RUSAGE_THREAD, usage); }
+
 int CNuma_getaffinity(uint64_t *words, size_t nwords) {
     memset(words, 0, nwords * sizeof(uint64_t));
     return sched_getaffinity(0, nwords * sizeof(uint64_t), (cpu_set_t *)words);
@@ -178,12 +180,4 @@ int CNuma_hwloc_memattr_initiators(CNuma_hwloc *handle, int attribute, int node,
     return result;
 }
 
-int CNuma_hwloc_memattr_value(CNuma_hwloc *handle, int attribute, int node, uint64_t *value) {
-    hwloc_obj_t target = numa_node(handle, node);
-    if (target == NULL) return -1;
-    hwloc_uint64_t found = 0;
-    if (hwloc_memattr_get_value(handle->topology, (hwloc_memattr_id_t)attribute, target, NULL, 0, &found) != 0) return -1;
-    *value = found;
-    return 0;
-}
 #endif

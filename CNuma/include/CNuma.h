@@ -6,12 +6,14 @@
 // per-thread caches (Swift has no thread-local variables). libnuma's own functions (mbind,
 // set_mempolicy, get_mempolicy, move_pages, numa_*) are called from Swift directly through the
 // CLibNuma system module. Every symbol here is prefixed CNuma_.
-// Functions that fail return -1 and leave the reason in errno, which nothing here overwrites.
+// Each function says what it returns. Where a failure is -1, errno holds the reason; nothing
+// here overwrites errno otherwise.
 #ifndef CNUMA_H
 #define CNUMA_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 
 #include "CNumaThreads.h"
 
@@ -31,6 +33,10 @@ int CNuma_getaffinity(uint64_t *words, size_t nwords);
 /// sched_setaffinity(2) of the calling thread from `words` (64 CPUs per word).
 /// Returns 0 or -1 with errno.
 int CNuma_setaffinity(const uint64_t *words, size_t nwords);
+
+/// getrusage(2) with RUSAGE_THREAD (Linux, declared only under _GNU_SOURCE): the calling
+/// thread's own usage. Returns 0 or -1 with errno.
+int CNuma_getrusage_thread(struct rusage *usage);
 
 /// Whether libnuma lists `node` as configured (a bit of its global `numa_nodes_ptr`, which
 /// strict concurrency keeps Swift from reading directly).
@@ -65,8 +71,8 @@ int CNuma_hwloc_numa_count(CNuma_hwloc *topology);
 int CNuma_hwloc_package_count(CNuma_hwloc *topology);
 
 /// hwloc_memattr_get_initiators(3): the initiators hwloc knows for memory attribute
-/// `attribute` (HWLOC_MEMATTR_ID_*: 2 bandwidth, 3 latency, 4 and 5 read and write bandwidth,
-/// 6 and 7 read and write latency) of the NUMA node with OS index `node`. Up to `max` of them,
+/// `attribute` (an HWLOC_MEMATTR_ID_* that has initiators: bandwidth and latency, and their
+/// read and write forms) of the NUMA node with OS index `node`. Up to `max` of them,
 /// each as a CPU list ("0-3") in `lists`, `list_size` bytes apiece, and its value in `values`;
 /// an initiator whose list does not fit in `list_size` bytes is left out. Returns how many were
 /// copied (0 when hwloc has none), or -1 with errno.
@@ -75,10 +81,6 @@ int CNuma_hwloc_memattr_initiators(CNuma_hwloc *topology, int attribute, int nod
 
 /// The largest OS index of a NUMA node hwloc sees, or -1 when it sees none.
 int CNuma_hwloc_numa_max_index(CNuma_hwloc *topology);
-
-/// hwloc_memattr_get_value(3) without an initiator, for the capacity (0) and locality (1)
-/// attributes of the NUMA node with OS index `node`. Returns 0 with the value, or -1.
-int CNuma_hwloc_memattr_value(CNuma_hwloc *topology, int attribute, int node, uint64_t *value);
 
 #ifdef __cplusplus
 }

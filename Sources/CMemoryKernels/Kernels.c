@@ -156,19 +156,19 @@ void CMemoryKernels_dirty_lines(void *a, size_t bytes) {
     }
 }
 
-uint64_t CMemoryKernels_load_lines(int kind, void *a, const void *b, size_t bytes, uint64_t delay) {
+uint64_t CMemoryKernels_load_lines(CMemoryKernels_load_kind kind, void *a, const void *b, size_t bytes, uint64_t delay) {
     uint64_t sum = 0;
     for (size_t i = 0; i < bytes; i += 64) {
         uint64_t *line = (uint64_t *)((char *)a + i);
         const uint64_t *source = (const uint64_t *)((const char *)b + i);
         switch (kind) {
-        case 0:
+        case CMemoryKernels_load_read:
             sum += line[0] + line[1] + line[2] + line[3] + line[4] + line[5] + line[6] + line[7];
             break;
-        case 1:
+        case CMemoryKernels_load_write:
             for (int w = 0; w < 8; w++) line[w] = i;
             break;
-        default:
+        case CMemoryKernels_load_copy:
             for (int w = 0; w < 8; w++) line[w] = source[w];
             break;
         }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NUMA
 import NUMAPool
 
@@ -78,7 +81,7 @@ public enum MembenchError: Error, Sendable, Equatable, CustomStringConvertible {
     /// input; one not allowed or without memory is refused.
     static func from(_ error: NUMAError, setting: Setting) -> MembenchError {
         switch error.errno {
-        case 19 /* ENODEV */, 22 /* EINVAL */: .invalid(setting, error.message)
+        case ENODEV, EINVAL: .invalid(setting, error.message)
         default: .unavailable(setting, error.message)
         }
     }

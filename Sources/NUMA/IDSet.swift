@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 /// The shared storage of `NodeSet` and `CPUSet`: a bitmask of small non-negative ids in
 /// 64-bit words, with no upper limit but `IDSetLimit.maximumID`, and numactl's list syntax.
 @usableFromInline
@@ -84,7 +87,7 @@ struct Bitmask: Hashable, Sendable {
     /// Throws a message naming the bad part.
     static func parse(_ text: String, kind: String, maximumID: Int) throws(NUMAError) -> Bitmask {
         func refuse(_ why: String) -> NUMAError {
-            NUMAError(operation: "parse \(kind) list", errno: 22, message: "invalid \(kind) list '\(text)': \(why)")
+            NUMAError(operation: "parse \(kind) list", errno: EINVAL, message: "invalid \(kind) list '\(text)': \(why)")
         }
         let trimmed = text.trimmingSpaces
         guard !trimmed.isEmpty else { throw refuse("it is empty") }

@@ -137,7 +137,7 @@ public struct MemoryRegion: ~Copyable, @unchecked Sendable {
     /// from the calling thread, as `faultIn(offset:length:)` does.
     public static func faultIn(address: UnsafeMutableRawPointer, length: Int) {
         guard length > 0 else { return }
-        if madvise(address, length, 23 /* MADV_POPULATE_WRITE */) == 0 { return }
+        if madvise(address, length, MADV_POPULATE_WRITE) == 0 { return }
         let step = PagePlacement.basePageSize
         var page = 0
         while page < length {

@@ -1,3 +1,4 @@
+import CLibHwloc
 import CNuma
 #if canImport(Glibc)
 import Glibc
@@ -92,9 +93,10 @@ public struct MemoryAttribute: Hashable, Sendable, Codable {
 
     /// hwloc's ids (HWLOC_MEMATTR_ID_*) of the attributes that have initiators.
     static let attributes: [(id: Int32, name: String)] = [
-        (2, "Bandwidth"), (4, "ReadBandwidth"), (5, "WriteBandwidth"),
-        (3, "Latency"), (6, "ReadLatency"), (7, "WriteLatency"),
-    ]
+        (HWLOC_MEMATTR_ID_BANDWIDTH, "Bandwidth"), (HWLOC_MEMATTR_ID_READ_BANDWIDTH, "ReadBandwidth"),
+        (HWLOC_MEMATTR_ID_WRITE_BANDWIDTH, "WriteBandwidth"), (HWLOC_MEMATTR_ID_LATENCY, "Latency"),
+        (HWLOC_MEMATTR_ID_READ_LATENCY, "ReadLatency"), (HWLOC_MEMATTR_ID_WRITE_LATENCY, "WriteLatency"),
+    ].map { (Int32($0.0.rawValue), $0.1) }
 }
 
 extension HwlocSummary {

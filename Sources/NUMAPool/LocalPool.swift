@@ -41,6 +41,11 @@ public final class LocalPool: BlockPool {
     /// This pool's entry in every thread's slot table.
     @usableFromInline let slot: Int
 
+    /// The blocks a thread's cache takes from its arena at once when it runs empty, for a cache
+    /// of `cacheCapacity` blocks: half of it, at most 64. An arena must hold that many blocks
+    /// beyond what its threads keep.
+    public static func refillBatch(cacheCapacity: Int) -> Int { max(1, min(cacheCapacity / 2, 64)) }
+
     /// Creates arenas of `capacityPerNode` bytes on `nodes` (by default every node with memory
     /// that this process may use), backed by `pages`. Nothing is faulted in until blocks are
     /// handed out. `blockSize` is rounded up to a multiple of 16; each thread's cache holds up

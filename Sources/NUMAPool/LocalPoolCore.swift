@@ -60,7 +60,7 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
         self.blockSize = blockSize
         self.cacheCapacity = cacheCapacity
         self.strict = strict
-        refillBatch = max(1, min(cacheCapacity / 2, 64))
+        refillBatch = LocalPool.refillBatch(cacheCapacity: cacheCapacity)
         blockGuard = BlockGuard(blockSize: blockSize)
         var arenas: [Arena] = []
         for node in nodes {

@@ -22,11 +22,18 @@ uint64_t CMemoryKernels_write_nontemporal(void *a, size_t bytes, uint64_t value)
 /// 1 where CMemoryKernels_write_nontemporal streams, 0 where it is not available.
 int CMemoryKernels_has_nontemporal(void);
 
+/// What a load generator does to each line.
+typedef enum CMemoryKernels_load_kind {
+    CMemoryKernels_load_read = 0,
+    CMemoryKernels_load_write = 1,
+    CMemoryKernels_load_copy = 2,
+} CMemoryKernels_load_kind;
+
 /// A load generator's chunk: over `bytes` of `a` (and of `b` for a copy), one 64-byte line at a
-/// time, reads (kind 0), writes (kind 1) or copies b to a (kind 2) a line, then waits `delay`
-/// turns of an empty loop (about a cycle each) before the next line. Returns a value that
-/// depends on the memory.
-uint64_t CMemoryKernels_load_lines(int kind, void *a, const void *b, size_t bytes, uint64_t delay);
+/// time, reads, writes or copies b to a a line, as `kind` says, then waits `delay` turns of an
+/// empty loop (about a cycle each) before the next line. Returns a value that depends on the
+/// memory.
+uint64_t CMemoryKernels_load_lines(CMemoryKernels_load_kind kind, void *a, const void *b, size_t bytes, uint64_t delay);
 
 /// Follows `count` pointers from `p` and returns where it stopped (the cache-to-cache chase).
 const void *CMemoryKernels_chase(const void *p, size_t count);

@@ -1,3 +1,4 @@
+import CNuma
 import Foundation
 import NUMA
 import NUMAPool
@@ -107,8 +108,8 @@ public enum AllocBenchmark {
                 throw .invalid(setting, "\(value) is given twice")
             }
         }
-        guard options.blockSize >= 1 && options.blockSize <= 1 << 30 else {
-            throw .invalid(.blockSize, "must be between 1 byte and 1GiB, got \(options.blockSize)")
+        guard options.blockSize >= 1 && options.blockSize <= BlockSize.maximum else {
+            throw .invalid(.blockSize, "must be between 1 byte and \(ByteSize.format(BlockSize.maximum)), got \(options.blockSize)")
         }
         guard options.batch >= 1 && options.batch <= 1 << 20 else {
             throw .invalid(.batch, "must be between 1 and 1048576, got \(options.batch)")
@@ -122,7 +123,7 @@ public enum AllocBenchmark {
         let pools = options.strategies.contains { $0 != .malloc }
         if pools {
             // Every thread holds a batch at once, in the pool of its node.
-            let block = (options.blockSize + 15) / 16 * 16
+            let block = BlockSize.rounded(options.blockSize)
             guard options.capacity >= block else {
                 throw .invalid(.blockSize, "\(ByteSize.format(options.blockSize)) does not fit the pools' capacity of \(ByteSize.format(options.capacity)) per node")
             }
@@ -355,10 +356,8 @@ public enum AllocBenchmark {
 
     /// Minor and major page faults of the calling thread so far (`getrusage(RUSAGE_THREAD)`).
     static func threadPageFaults() -> Int {
-        // RUSAGE_THREAD (Linux's 1) is declared only under _GNU_SOURCE, which Swift's Glibc module lacks.
-        let rusageThread = __rusage_who_t(1)
         var usage = rusage()
-        guard getrusage(rusageThread, &usage) == 0 else { return 0 }
+        guard CNuma_getrusage_thread(&usage) == 0 else { return 0 }
         return usage.ru_minflt + usage.ru_majflt
     }
 

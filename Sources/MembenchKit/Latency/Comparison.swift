@@ -4,12 +4,6 @@ import NUMA
 /// the order given, round 1 in reverse, and so on, so that drift on a shared host falls on
 /// every strategy alike.
 public enum Comparison {
-    public static func run(_ strategies: [PoolStrategy], options: RunOptions, rounds: Int = 1, topology: Topology = .current,
-                           progress: (@Sendable (PoolStrategy, Int, Double) -> Void)? = nil) throws(MembenchError) -> [RunResult] {
-        try run(strategies, run: options.resolve(topology: topology), rounds: rounds, topology: topology, progress: progress)
-    }
-
-    /// The same, for options resolved once.
     public static func run(_ strategies: [PoolStrategy], run resolved: ResolvedRun, rounds: Int = 1, topology: Topology = .current,
                            progress: (@Sendable (PoolStrategy, Int, Double) -> Void)? = nil) throws(MembenchError) -> [RunResult] {
         guard rounds >= 1 && rounds <= 1000 else { throw .invalid(.rounds, "must be between 1 and 1000, got \(rounds)") }

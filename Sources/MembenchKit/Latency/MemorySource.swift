@@ -33,19 +33,19 @@ final class MemorySource: Sendable {
     static func make(for run: ResolvedRun, topology: Topology) throws(MembenchError) -> MemorySource {
         let options = run.options
         let blocks = max(1, run.size / run.groupBytes)
-        // The pools hand out blocks in multiples of 16 bytes: a group of 8 takes a block of 16.
-        let blockBytes = (run.groupBytes + 15) / 16 * 16
+        let blockBytes = BlockSize.rounded(run.groupBytes)
+        let cacheCapacity = 128
         switch options.strategy {
         case .direct:
             return MemorySource(.direct)
         case .local:
             // Each arena reserves room for every thread it may serve, plus a refill batch.
-            let perNode = blocks * run.cpus.count * blockBytes + 64 * blockBytes
+            let perNode = (blocks * run.cpus.count + LocalPool.refillBatch(cacheCapacity: cacheCapacity)) * blockBytes
             let smallest = run.poolNodes.compactMap { topology.node($0)?.memoryTotal }.min() ?? 0
             let capacity = Int(min(UInt64(perNode), smallest))
             return MemorySource(.local(try PoolFactory.local(blockSize: run.groupBytes, capacityPerNode: capacity,
                                                              nodes: run.poolNodes, binding: options.binding,
-                                                             pages: options.pageMode, cacheCapacity: 128, topology: topology)))
+                                                             pages: options.pageMode, cacheCapacity: cacheCapacity, topology: topology)))
         case .global:
             let capacity = blocks * run.cpus.count * blockBytes
             return MemorySource(.global(try PoolFactory.global(blockSize: run.groupBytes, capacity: capacity,
@@ -95,14 +95,5 @@ final class MemorySource: Sendable {
     var globalPlacement: (fill: String, pages: [Int: Int])? {
         guard case .global(let pool) = kind else { return nil }
         return (pool.placement.description, pool.placementHistogram)
-    }
-
-    /// The pool's counters, for records; nil for `direct`.
-    var statistics: PoolStatistics? {
-        switch kind {
-        case .direct: nil
-        case .local(let pool): pool.statistics()
-        case .global(let pool): pool.statistics()
-        }
     }
 }

@@ -9,11 +9,11 @@ import Glibc
 public enum LoadKind: String, CaseIterable, Sendable, Codable {
     case read, write, copy
 
-    var code: Int32 {
+    var code: CMemoryKernels_load_kind {
         switch self {
-        case .read: 0
-        case .write: 1
-        case .copy: 2
+        case .read: CMemoryKernels_load_read
+        case .write: CMemoryKernels_load_write
+        case .copy: CMemoryKernels_load_copy
         }
     }
 }
