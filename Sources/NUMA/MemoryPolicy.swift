@@ -21,6 +21,8 @@ public enum MemoryPolicy: Hashable, Sendable, CustomStringConvertible {
     /// `MPOL_WEIGHTED_INTERLEAVE` of linux/mempolicy.h, which our libnuma's headers predate.
     static let weightedInterleaveMode: Int32 = 6
 
+    /// The policy as text: `local`, `bind:0-1`, `preferred:1`, `interleave:0,2` or
+    /// `weighted-interleave:0-2`.
     public var description: String {
         switch self {
         case .local: "local"
@@ -91,7 +93,7 @@ public enum MemoryPolicy: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// Restores the default policy of the calling thread (`MPOL_DEFAULT`).
+    /// Restores the default policy of the calling thread: set_mempolicy(2) with `MPOL_DEFAULT`.
     public static func resetCurrentThread() throws(NUMAError) {
         try systemCall("set_mempolicy") { set_mempolicy(MPOL_DEFAULT, nil, 0) }
     }

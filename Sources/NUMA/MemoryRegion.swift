@@ -162,10 +162,12 @@ public struct MemoryRegion: ~Copyable, @unchecked Sendable {
         return address >= base && address < base + size
     }
 
+    /// Calls `body` with the region's bytes, writable; the buffer must not escape `body`.
     public func withUnsafeMutableBytes<R, E: Error>(_ body: (UnsafeMutableRawBufferPointer) throws(E) -> R) throws(E) -> R {
         try body(UnsafeMutableRawBufferPointer(start: baseAddress, count: size))
     }
 
+    /// Calls `body` with the region's bytes, read-only; the buffer must not escape `body`.
     public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
         try body(UnsafeRawBufferPointer(start: baseAddress, count: size))
     }

@@ -13,6 +13,7 @@ public struct MemoryTier: Hashable, Sendable, Codable {
     /// The nodes in the tier (its `nodelist`).
     public let nodes: NodeSet
 
+    /// A tier with the kernel's id `id` that holds `nodes`.
     public init(id: Int, nodes: NodeSet) {
         self.id = id
         self.nodes = nodes
@@ -39,13 +40,16 @@ public struct FirmwareAccess: Hashable, Sendable, Codable {
     public let accessClass: Int
     /// The initiator nodes (the `initiators/nodeN` links).
     public let initiators: NodeSet
-    /// Read and write latency in nanoseconds.
+    /// Read latency in nanoseconds (`read_latency`).
     public let readLatency: Int?
+    /// Write latency in nanoseconds (`write_latency`).
     public let writeLatency: Int?
-    /// Read and write bandwidth in MB/s.
+    /// Read bandwidth in MB/s (`read_bandwidth`).
     public let readBandwidth: Int?
+    /// Write bandwidth in MB/s (`write_bandwidth`).
     public let writeBandwidth: Int?
 
+    /// Access figures as given; nil for a figure the kernel does not show.
     public init(accessClass: Int, initiators: NodeSet, readLatency: Int?, writeLatency: Int?,
                 readBandwidth: Int?, writeBandwidth: Int?) {
         self.accessClass = accessClass
@@ -85,6 +89,7 @@ public struct MemoryAttribute: Hashable, Sendable, Codable {
     /// Bandwidth in MB/s, latency in nanoseconds (hwloc's units).
     public let value: UInt64
 
+    /// The attribute `name` of a node, seen from the CPUs `initiator`, worth `value`.
     public init(name: String, initiator: CPUSet, value: UInt64) {
         self.name = name
         self.initiator = initiator
@@ -159,7 +164,9 @@ public enum InterleaveWeights {
     /// Weights saved by `set`, for `restore`: those of the nodes written, and whether the
     /// kernel chose the weights itself before (its `auto` mode, Linux 6.16; nil before it).
     public struct Saved: Sendable, Equatable {
+        /// The weight each written node had before, by node.
         public let weights: [Int: Int]
+        /// Whether the kernel's `auto` mode was on before; nil on a kernel without it.
         public let automatic: Bool?
     }
 

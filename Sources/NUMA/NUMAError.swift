@@ -13,12 +13,15 @@ public struct NUMAError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A readable reason.
     public let message: String
 
+    /// An error of `operation` with `errno`; without a `message`, the message is strerror(3)'s
+    /// text for `errno`.
     public init(operation: String, errno: Int32, message: String? = nil) {
         self.operation = operation
         self.errno = errno
         self.message = message ?? String(cString: strerror(errno))
     }
 
+    /// The operation and the message, as in `mbind: node 3 does not exist (nodes: 0-1)`.
     public var description: String { "\(operation): \(message)" }
 }
 

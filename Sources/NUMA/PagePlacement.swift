@@ -11,7 +11,8 @@ public struct PagePlacement: Sendable, Hashable {
     /// The node of each page, or a negative errno (`-ENOENT` for a page never touched).
     public let nodes: [Int32]
 
-    /// Probes every `pageSize` bytes of `[address, address + length)`.
+    /// Probes every `pageSize` bytes of `[address, address + length)` with move_pages(2), in
+    /// batches of 65536 pages.
     public init(address: UnsafeRawPointer, length: Int, pageSize: Int = PagePlacement.basePageSize) throws(NUMAError) {
         self.pageSize = pageSize
         let first = Int(bitPattern: address) & ~(pageSize - 1)

@@ -7,14 +7,15 @@ import Glibc
 public enum ThreadAffinity {
     static let words = 128  // 8192 CPUs
 
-    /// The affinity of the calling thread.
+    /// The affinity of the calling thread: sched_getaffinity(2).
     public static func current() throws(NUMAError) -> CPUSet {
         var mask = [UInt64](repeating: 0, count: words)
         try systemCall("sched_getaffinity") { CNuma_getaffinity(&mask, words) }
         return CPUSet(words: mask)
     }
 
-    /// Restricts the calling thread to `cpus`. Every CPU must be allowed for this process.
+    /// Restricts the calling thread to `cpus`: sched_setaffinity(2). Every CPU must be allowed
+    /// for this process.
     public static func set(_ cpus: CPUSet, topology: Topology = .current) throws(NUMAError) {
         guard !cpus.isEmpty else {
             throw NUMAError(operation: "sched_setaffinity", errno: EINVAL, message: "the CPU set is empty")
@@ -126,7 +127,7 @@ public final class PinnedThread<Result: Sendable>: @unchecked Sendable {
         try self.init(cpus: ThreadAffinity.cpus(ofNodes: [node]), body: body)
     }
 
-    /// Waits for the thread and returns its result, or rethrows its error.
+    /// Waits for the thread (pthread_join(3)) and returns its result, or rethrows its error.
     public func join() throws -> Result {
         if !joined {
             pthread_join(thread, nil)

@@ -30,7 +30,9 @@ public struct Node: Hashable, Sendable, Codable {
     /// hwloc's memory attributes of this node, per initiator; empty where hwloc has none.
     public let memoryAttributes: [MemoryAttribute]
 
+    /// Whether the node has memory (`memoryTotal` is not 0).
     public var hasMemory: Bool { memoryTotal > 0 }
+    /// Whether the node has CPUs; a memory-only node has none.
     public var hasCPUs: Bool { !cpus.isEmpty }
 }
 
@@ -107,13 +109,18 @@ public struct Topology: Hashable, Sendable, Codable {
         return fresh
     }
 
+    /// The number of nodes.
     public var nodeCount: Int { nodes.count }
+    /// The ids of every node.
     public var nodeIDs: NodeSet { NodeSet(nodes.map(\.id)) }
+    /// The nodes that have memory, allowed to this process or not.
     public var nodesWithMemory: NodeSet { NodeSet(nodes.filter(\.hasMemory).map(\.id)) }
     /// The nodes with memory that this process may bind to.
     public var bindableNodes: NodeSet { nodesWithMemory.intersection(allowedNodes) }
+    /// The nodes that have CPUs, allowed to this process or not.
     public var nodesWithCPUs: NodeSet { NodeSet(nodes.filter(\.hasCPUs).map(\.id)) }
 
+    /// The node with id `id`, or nil when there is none.
     public func node(_ id: Int) -> Node? { nodes.first { $0.id == id } }
 
     /// The node of a CPU, or nil for an unknown CPU.

@@ -50,6 +50,7 @@ public enum PoolError: Error, Sendable, Equatable, CustomStringConvertible {
     /// live at once).
     case tooManyPools(limit: Int)
 
+    /// A sentence that says what failed, naming the node, the capacity or the limit.
     public var description: String {
         switch self {
         case .exhausted(let node, let capacity): "the arena of node \(node) is full (\(capacity) bytes, strict binding)"

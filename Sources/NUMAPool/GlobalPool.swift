@@ -25,6 +25,7 @@ public final class GlobalPool: BlockPool {
         /// Spread page by page over these nodes (`MPOL_INTERLEAVE`).
         case interleave(NodeSet)
 
+        /// The placement as text: `spread:0-1`, `first-touch` or `interleave:0-1`.
         public var description: String {
             switch self {
             case .spread(let nodes): "spread:\(nodes)"
@@ -37,9 +38,13 @@ public final class GlobalPool: BlockPool {
     /// The largest chunk of a `.spread` placement: 2 MiB, or the page size if it is larger.
     public static func spreadChunk(pages: PageMode) -> Int { max(2 << 20, pages.placementGranule) }
 
+    /// The pool's name: the one given, or `GlobalPool (N-byte blocks)`.
     public let name: String
+    /// The size of every block, in bytes: the size asked for, rounded up to 16.
     public let blockSize: Int
+    /// Bytes of blocks: the region, rounded up to whole pages, then down to whole blocks.
     public let capacity: Int
+    /// How the region's pages were placed.
     public let placement: Placement
     private let region: MemoryRegion
     private let base: UInt
@@ -135,6 +140,8 @@ public final class GlobalPool: BlockPool {
         }
     }
 
+    /// Hands out a block under the lock: the last one given back, or else the next block never
+    /// handed out. Throws `PoolError.globalExhausted` when every block is out.
     public func allocate() throws(PoolError) -> UnsafeMutableRawPointer {
         let address: UInt? = state.withLock { state in
             let address: UInt
@@ -160,6 +167,8 @@ public final class GlobalPool: BlockPool {
         return block
     }
 
+    /// Takes a block back under the lock. A pointer that is not a live block of this pool stops
+    /// the program with a message naming the pool and the address.
     public func deallocate(_ block: UnsafeMutableRawPointer) {
         state.withLock { state in
             _ = blockGuard.check(block, base: base, blockCount: capacity / blockSize, carved: state.carved, pool: name)
@@ -173,10 +182,13 @@ public final class GlobalPool: BlockPool {
     /// One partition: the strategy knows nothing of nodes.
     public var partitionCount: Int { 1 }
 
+    /// Always 0, the one partition.
     public func currentPartition() -> Int { 0 }
 
+    /// 0 for a block in the pool's region, nil for any other address.
     public func partition(of block: UnsafeRawPointer) -> Int? { holds(block) ? 0 : nil }
 
+    /// The region's blocks, whatever `index` is.
     public func addressRange(ofPartition index: Int) -> Range<UInt> { base..<(base + UInt(capacity)) }
 
     /// Whether `block` lies in the pool's region.
@@ -189,6 +201,9 @@ public final class GlobalPool: BlockPool {
         return (try? PagePlacement(address: block, length: 1))?.nodes.first.flatMap { $0 >= 0 ? Int($0) : nil }
     }
 
+    /// The pool's counters, read under its lock, with the region's bytes per node as placed
+    /// when the pool was made. Remote returns and fallbacks are always 0: the pool knows no home
+    /// node.
     public func statistics() -> PoolStatistics {
         var stats = PoolStatistics()
         state.withLock { state in

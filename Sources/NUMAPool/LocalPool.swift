@@ -77,7 +77,9 @@ public final class LocalPool: BlockPool {
         _ = ThreadSlots.release(slot)
     }
 
+    /// The pool's name: the one given, or `LocalPool #N (M-byte blocks)`.
     public var name: String { core.name }
+    /// The size of every block, in bytes: the size asked for, rounded up to 16.
     public var blockSize: Int { core.blockSize }
     /// The nodes that have an arena, in ascending order.
     public var nodes: [Int] { core.arenas.map(\.node) }
@@ -131,17 +133,29 @@ public final class LocalPool: BlockPool {
     /// One partition per arena, in the order of `nodes`.
     public var partitionCount: Int { core.arenas.count }
 
+    /// The index of the arena that serves the calling thread: its node's (getcpu(3)), or the
+    /// first in that node's fallback order.
     public func currentPartition() -> Int { core.currentArena() }
 
+    /// The index of the arena whose range holds `block`, or nil for an address of no arena.
     public func partition(of block: UnsafeRawPointer) -> Int? { core.arenaIndex(of: block) }
 
+    /// The addresses of arena `index`'s blocks.
     public func addressRange(ofPartition index: Int) -> Range<UInt> { core.arenas[index].range }
 
+    /// The node of the arena that holds `block`, found from its address, or nil if no arena
+    /// holds it.
     public func homeNode(of block: UnsafeRawPointer) -> Int? {
         core.arenaIndex(of: block).map { core.arenas[$0].node }
     }
 
+    /// A snapshot of the counters of every thread, merged, and of every arena (the per-node
+    /// split), consistent while threads run: never more puts or misses than gets.
     public func statistics() -> PoolStatistics { core.statistics() }
 
+    /// Gives the calling thread's cache and pending remote returns back to the arenas, then
+    /// returns the memory of every arena that has no block out to the kernel (`MADV_DONTNEED`).
+    /// When an arena was trimmed, the other threads' caches are deactivated, so that each looks
+    /// at its arena again before it accepts a block.
     public func trim() { core.trim() }
 }

@@ -45,6 +45,11 @@ public final class ObjectPool<Object>: @unchecked Sendable {
     /// The most objects a thread's cache may hold.
     public static var maximumCacheCapacity: Int { 1 << 16 }
 
+    /// Creates a pool whose objects live in the blocks of `backing`, and claims the pool's entry
+    /// in the threads' slot tables. Throws `PoolError.invalidArgument` when an `Object` does not
+    /// fit a block (or needs an alignment over 16) or an argument is out of range, and
+    /// `PoolError.tooManyPools` when every slot is taken.
+    ///
     /// - Parameters:
     ///   - backing: where objects live; its block size must hold one `Object`.
     ///   - maxIdle: idle objects kept for reuse per partition of `backing`, behind the threads'

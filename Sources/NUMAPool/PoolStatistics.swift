@@ -35,6 +35,7 @@ public struct PoolStatistics: Sendable, Equatable {
     /// When the snapshot was taken.
     public var taken: ContinuousClock.Instant = .now
 
+    /// A snapshot with every counter at zero, taken now.
     public init() {}
 
     /// hits / gets.
@@ -72,14 +73,20 @@ public struct NodeStatistics: Sendable, Equatable {
     /// Bytes handed out by the arena now, thread caches included.
     public var bytesOutstanding: Int = 0
 
+    /// A share with every figure at zero.
     public init() {}
 }
 
 /// Counter rates between two snapshots.
 public struct PoolRates: Sendable, Equatable {
+    /// The time between the two snapshots, in seconds.
     public var seconds: Double
+    /// Gets per second.
     public var getsPerSecond: Double
+    /// Puts per second.
     public var putsPerSecond: Double
+    /// Misses (gets served by fresh memory) per second.
     public var missesPerSecond: Double
+    /// Remote returns per second.
     public var remoteReturnsPerSecond: Double
 }
