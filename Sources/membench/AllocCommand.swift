@@ -67,10 +67,10 @@ struct AllocCommand: ParsableCommand {
         options.binding = binding
         options.globalFill = globalFill
         options.placement = try placement.resolve()
-        try AllocBenchmark.resolve(options)  // bad input is refused before any weight is set
+        let resolved = try options.resolve()  // once, and before any weight is set
         let csv = try output.destination()
         try options.placement.withInterleaveWeights {
-            let results = try AllocBenchmark.run(options)
+            let results = try AllocBenchmark.run(resolved)
             try output.emit(table: AllocBenchmark.table(results),
                             records: AllocBenchmark.records(results, options: options, environment: .current()), to: csv)
         }

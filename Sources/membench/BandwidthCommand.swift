@@ -29,26 +29,24 @@ struct BandwidthCommand: ParsableCommand {
         options.duration = stream.duration.value
         options.pageMode = stream.pageSize
         options.placement = try placement.resolve()
-        // Bad input is refused before any warning is printed and before any weight is set.
+        // Bad input is refused, once, before any warning is printed and before any weight is set.
         if matrix {
-            try BandwidthMatrix.resolve(options)
+            let resolved = try options.resolveMatrix()
+            let csv = try output.destination()
+            try options.placement.withInterleaveWeights {
+                warnAboutBalancing()
+                let result = try BandwidthMatrix.run(resolved)
+                try output.emit(table: result.render(), records: result.records(options: options), to: csv)
+            }
         } else {
-            _ = try BandwidthRunner.resolve(options)
+            let resolved = try options.resolve()
+            let csv = try output.destination()
+            try options.placement.withInterleaveWeights {
+                warnAboutBalancing()
+                let results = try BandwidthRunner.run(resolved)
+                try output.emit(table: BandwidthReport.describe(results, options: options) + BandwidthReport.table(results),
+                                records: BandwidthReport.records(results, options: options), to: csv)
+            }
         }
-        let csv = try output.destination()
-        try options.placement.withInterleaveWeights { try measure(options, csv: csv) }
-    }
-
-    private func measure(_ options: BandwidthOptions, csv: CSVDestination?) throws {
-        if matrix {
-            warnAboutBalancing()
-            let result = try BandwidthMatrix.run(options)
-            try output.emit(table: result.render(), records: result.records(options: options), to: csv)
-            return
-        }
-        warnAboutBalancing()
-        let results = try BandwidthRunner.run(options)
-        try output.emit(table: BandwidthReport.describe(results, options: options) + BandwidthReport.table(results),
-                        records: BandwidthReport.records(results, options: options), to: csv)
     }
 }

@@ -22,10 +22,10 @@ struct CacheToCacheCommand: ParsableCommand {
         options.lines = lines
         options.repeats = repeats
         options.placement = try placement.resolve()
-        let cpus = try CacheToCache.resolve(options)  // refuse bad input before any output
+        let resolved = try options.resolve()  // once, and before any output
         let csv = try output.destination()
-        let progress = ProgressLine(expectedSeconds: Double(cpus.count * cpus.count) * 0.05)
-        let pairs = try CacheToCache.run(options) { progress.show("c2c", $0) }
+        let progress = ProgressLine(expectedSeconds: Double(resolved.cpus.count * resolved.cpus.count) * 0.05)
+        let pairs = try CacheToCache.run(resolved) { progress.show("c2c", $0) }
         progress.clear()
         try output.emit(table: CacheToCacheReport.render(pairs, options: options),
                         records: CacheToCacheReport.records(pairs, options: options, environment: .current()), to: csv)

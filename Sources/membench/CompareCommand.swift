@@ -18,21 +18,17 @@ struct CompareCommand: ParsableCommand {
     @OptionGroup(title: "Workload") var workload: WorkloadGroup
     @OptionGroup(title: "Output") var output: OutputGroup
 
-    func validate() throws {
-        guard rounds >= 1 && rounds <= 1000 else { throw ValidationError("--rounds: must be between 1 and 1000, got \(rounds)") }
-    }
-
     func run() throws {
         var options = RunOptions()
         workload.apply(to: &options)
         options.placement = try placement.resolve()
-        let resolved = try options.resolve()  // once, and before any warning is printed
+        let strategies: [PoolStrategy] = direct ? [.local, .global, .direct] : [.local, .global]
+        let resolved = try options.resolveComparison(strategies: strategies, rounds: rounds)  // once, before any warning
         let csv = try output.destination()
         try options.placement.withInterleaveWeights {
             warnAboutBalancing()
-            let strategies: [PoolStrategy] = direct ? [.local, .global, .direct] : [.local, .global]
-            let progress = ProgressLine(expectedSeconds: Double(strategies.count * rounds) * (options.duration + options.warmup))
-            let results = try Comparison.run(strategies, run: resolved, rounds: rounds) { strategy, round, fraction in
+            let progress = ProgressLine(expectedSeconds: Double(strategies.count * rounds) * ((options.length.seconds ?? 0) + options.warmup))
+            let results = try Comparison.run(resolved) { strategy, round, fraction in
                 progress.show(rounds > 1 ? "\(strategy.rawValue), round \(round + 1) of \(rounds)" : strategy.rawValue, fraction)
             }
             progress.clear()

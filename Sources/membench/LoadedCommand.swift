@@ -36,12 +36,6 @@ struct LoadedCommand: ParsableCommand {
     @OptionGroup(title: "Placement of the chase") var placement: PlacementGroup
     @OptionGroup(title: "Output") var output: OutputGroup
 
-    func validate() throws {
-        if let loadThreads, loadThreads < 1 { throw ValidationError("--load-threads: must be at least 1, got \(loadThreads)") }
-        if let size, size.bytes <= 0 { throw ValidationError("--size: must be positive") }
-        if !(duration.value > 0) { throw ValidationError("--duration: must be more than 0 seconds, got \(duration.value)") }
-    }
-
     func run() throws {
         var options = LoadedOptions()
         if !delays.isEmpty { options.delays = delays.flatMap(\.values) }
@@ -56,13 +50,13 @@ struct LoadedCommand: ParsableCommand {
         if let loadMembind {
             do { options.loadMembind = try NodeSet(parsing: loadMembind) } catch { throw ValidationError("--load-membind: \(error.message)") }
         }
-        _ = try LoadedLatency.resolve(options)  // refuse bad input before any warning is printed
+        let resolved = try options.resolve()  // once, and before any warning is printed
         let csv = try output.destination()
         try options.placement.withInterleaveWeights {
             warnAboutBalancing()
             let steps = Double(options.delays.count + 1)
             let progress = ProgressLine(expectedSeconds: steps * (options.duration + 0.1))
-            let result = try LoadedLatency.run(options) { progress.show("loaded", $0) }
+            let result = try LoadedLatency.run(resolved) { progress.show("loaded", $0) }
             progress.clear()
             try output.emit(table: LoadedReport.describe(result) + LoadedReport.table(result),
                             records: LoadedReport.records(result), to: csv)

@@ -11,22 +11,15 @@ struct MatrixCommand: ParsableCommand {
     @OptionGroup(title: "Workload") var workload: WorkloadGroup
     @OptionGroup(title: "Output") var output: OutputGroup
 
-    func validate() throws {
-        if workload.threads != 1 {
-            throw ValidationError("--threads: matrix runs one thread per cell, on a CPU of each node; leave it out")
-        }
-    }
-
     func run() throws {
         var options = RunOptions()
         workload.apply(to: &options)
-        _ = try options.resolve()  // refuse bad input before any warning is printed
+        let resolved = try options.resolveMatrix()  // once, and before any warning is printed
         let csv = try output.destination()
         warnAboutBalancing()
-        let topology = Topology.current
-        let cells = Double(topology.nodes.count * max(1, topology.bindableNodes.count))
-        let progress = ProgressLine(expectedSeconds: cells * (options.duration + options.warmup))
-        let matrix = try LatencyMatrix.run(options) { progress.show("matrix", $0) }
+        let cells = Double(resolved.cpuNodes.count * resolved.memoryNodes.count)
+        let progress = ProgressLine(expectedSeconds: cells * ((options.length.seconds ?? 0) + options.warmup))
+        let matrix = try LatencyMatrix.run(resolved) { progress.show("matrix", $0) }
         progress.clear()
         try output.emit(table: matrix.render(), records: matrix.records(), to: csv)
     }

@@ -106,10 +106,6 @@ struct StreamGroup: ParsableArguments {
     @Option(name: .customLong("page-size"), parsing: .unconditional, help: "Page backing: 4k, thp, 2m or 1g.")
     var pageSize: PageMode = .base
 
-    func validate() throws {
-        if let size, size.bytes <= 0 { throw ValidationError("--size: must be positive") }
-        if !(duration.value > 0) { throw ValidationError("--duration: must be more than 0 seconds, got \(duration.value)") }
-    }
 }
 
 struct WorkloadGroup: ParsableArguments {
@@ -158,12 +154,10 @@ struct WorkloadGroup: ParsableArguments {
     var globalFill: GlobalFill = .spread
 
     @Option(parsing: .unconditional, help: "Seed of the chain's shuffle.")
-    var seed: UInt64 = 0x5EED
+    var seed: UInt64 = RunOptions.defaultSeed
 
     func validate() throws {
-        if let size, size.bytes <= 0 { throw ValidationError("--size: must be positive") }
-        if let samples, samples < 1 { throw ValidationError("--samples: must be at least 1, got \(samples)") }
-        if let duration, !(duration.value > 0) { throw ValidationError("--duration: must be more than 0 seconds, got \(duration.value)") }
+        // The one check of the flags themselves; the kit checks every value (RunOptions.resolve).
         if duration != nil && samples != nil {
             throw ValidationError("--duration: conflicts with --samples; give a duration or a number of samples")
         }
@@ -177,8 +171,7 @@ struct WorkloadGroup: ParsableArguments {
         options.pageMode = pageSize
         options.pattern = pattern
         options.slotOffsets = slotOffsets
-        options.duration = duration?.value ?? options.duration
-        options.samples = samples
+        if let samples { options.length = .samples(samples) } else if let duration { options.length = .duration(duration.value) }
         options.warmup = warmup.value
         options.window = window.value
         options.loadsPerSample = loadsPerSample

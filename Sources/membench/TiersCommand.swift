@@ -41,7 +41,7 @@ struct TiersCommand: ParsableCommand {
         options.size = stream.size?.bytes
         options.duration = stream.duration.value
         options.pageMode = stream.pageSize
-        let (_, memoryNodes) = try TierWeights.resolve(options)  // refuse bad input before any warning is printed
+        let resolved = try options.resolve()  // once, and before any warning is printed
         if apply {
             guard InterleaveWeights.isSupported else {
                 throw MembenchError.unavailable(.apply, InterleaveWeights.unsupported(operation: "").message)
@@ -52,8 +52,8 @@ struct TiersCommand: ParsableCommand {
         }
         let csv = try output.destination()
         warnAboutBalancing()
-        let progress = ProgressLine(expectedSeconds: Double(memoryNodes.count) * (options.duration + 0.5))
-        let proposal = try TierWeights.run(options) { progress.show("tiers", $0) }
+        let progress = ProgressLine(expectedSeconds: Double(resolved.cells.count) * (options.duration + 0.5))
+        let proposal = try TierWeights.run(resolved) { progress.show("tiers", $0) }
         progress.clear()
         // The table and records first: a failure to apply loses no measurement.
         try output.emit(table: TierWeights.table(proposal), records: TierWeights.records(proposal, options: options), to: csv)

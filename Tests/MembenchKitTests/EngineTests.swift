@@ -267,7 +267,7 @@ struct LatencyRunTests {
         var options = RunOptions()
         options.strategy = strategy
         options.size = 8 << 20
-        options.duration = 0.2
+        options.length = .duration(0.2)
         options.warmup = 0.02
         return options
     }
@@ -279,7 +279,7 @@ struct LatencyRunTests {
         let cpu = try #require(Topology.current.allowedCPUs(on: [node]).first)
         var options = Self.options(strategy)
         options.placement = PlacementOptions(membind: [node], physcpubind: [cpu])
-        let result = try LatencyRunner.run(options)
+        let result = try LatencyRunner.run(options.resolve())
         #expect(result.threads.count == 1)
         #expect(result.total.latency.samples > 10)
         #expect(result.total.latency.mean > 0)
@@ -293,9 +293,9 @@ struct LatencyRunTests {
     @Test("a fixed sample count is honoured, with several threads")
     func samples() throws {
         var options = Self.options(.direct)
-        options.samples = 50
+        options.length = .samples(50)
         options.threads = Topology.current.allowedCPUs.count
-        let result = try LatencyRunner.run(options)
+        let result = try LatencyRunner.run(options.resolve())
         #expect(result.threads.count == options.threads)
         #expect(result.threads.allSatisfy { $0.latency.samples == 50 })
         #expect(result.total.latency.samples == 50 * options.threads)
@@ -388,7 +388,8 @@ struct ValidationTests {
             (.cpuNodes, { $0.placement.cpunodebind = [0]; $0.placement.physcpubind = [0] }),
             (.cpus, { $0.placement.physcpubind = [100_000 % 8000] }),
             (.loadsPerSample, { $0.loadsPerSample = 10 }),
-            (.duration, { $0.duration = -1 }),
+            (.duration, { $0.length = .duration(-1) }),
+            (.samples, { $0.length = .samples(0) }),
         ]
         for (setting, change) in cases {
             let error = Self.check(change)

@@ -96,11 +96,11 @@ struct UnpinnableThreadTests {
         var options = RunOptions()
         options.strategy = .direct
         options.size = 4 << 20
-        options.duration = 0.1
+        options.length = .duration(0.1)
         options.warmup = 0
         options.placement.physcpubind = [topology.allowedCPUs.first { $0 != ghost }!, ghost]
         options.threads = 2
-        Self.expectAffinityError { _ = try LatencyRunner.run(options, topology: topology) }
+        Self.expectAffinityError { _ = try LatencyRunner.run(options.resolve(topology: topology), topology: topology) }
     }
 
     @Test("loaded: a load thread that cannot be pinned releases the chase, and the error is the load thread's")
@@ -112,7 +112,7 @@ struct UnpinnableThreadTests {
         options.duration = 0.1
         options.placement.physcpubind = [topology.allowedCPUs.first { $0 != ghost }!]
         options.loadCPUs = [ghost]
-        Self.expectAffinityError { _ = try LoadedLatency.run(options, topology: topology) }
+        Self.expectAffinityError { _ = try LoadedLatency.run(options.resolve(topology: topology), topology: topology) }
     }
 
     @Test("c2c: a reader that cannot be pinned releases the holder, and the error is the reader's")
@@ -122,7 +122,7 @@ struct UnpinnableThreadTests {
         options.lines = 32
         options.repeats = 3
         options.placement.physcpubind = [topology.allowedCPUs.first { $0 != ghost }!, ghost]
-        Self.expectAffinityError { _ = try CacheToCache.run(options, topology: topology) }
+        Self.expectAffinityError { _ = try CacheToCache.run(options.resolve(topology: topology), topology: topology) }
     }
 
     /// The run fails (rather than hangs) with the unpinned thread's own error, not that of the

@@ -89,8 +89,8 @@ public struct AllocSummary: Sendable {
 
 /// Measures get+put throughput of the pools against malloc/free.
 public enum AllocBenchmark {
-    public static func run(_ options: AllocOptions, topology: Topology = .current) throws(MembenchError) -> [AllocResult] {
-        let placements = try resolve(options, topology: topology)
+    public static func run(_ resolved: ResolvedAlloc, topology: Topology = .current) throws(MembenchError) -> [AllocResult] {
+        let options = resolved.options, placements = resolved.placements
         // Every round measures each allocator at each thread count once, so that the rows a ratio
         // compares (an allocator against malloc, 2 threads against 1) are measured seconds
         // apart, never a whole run apart. Odd rounds go in reverse order, so that a steady
@@ -98,10 +98,19 @@ public enum AllocBenchmark {
         let order = options.strategies.flatMap { strategy in placements.map { (strategy, $0) } }
         return try measure(options, order: order, topology: topology)
     }
+}
 
+/// Alloc options checked against the machine, with each thread count's placement.
+public struct ResolvedAlloc: Sendable {
+    public let options: AllocOptions
+    /// One placement per thread count, in the order of `options.threadCounts`.
+    public let placements: [ResolvedPlacement]
+}
+
+extension AllocOptions {
     /// Checks the options and resolves each thread count's placement; nothing runs.
-    @discardableResult
-    public static func resolve(_ options: AllocOptions, topology: Topology = .current) throws(MembenchError) -> [ResolvedPlacement] {
+    public func resolve(topology: Topology = .current) throws(MembenchError) -> ResolvedAlloc {
+        let options = self
         for (setting, values) in [(Setting.allocators, options.strategies.map(\.rawValue)), (.threads, options.threadCounts.map(String.init))] {
             var seen = Set<String>()
             for value in values where !seen.insert(value).inserted {
@@ -114,12 +123,8 @@ public enum AllocBenchmark {
         guard options.batch >= 1 && options.batch <= 1 << 20 else {
             throw .invalid(.batch, "must be between 1 and 1048576, got \(options.batch)")
         }
-        guard options.duration > 0 && options.duration <= 3600 else {
-            throw .invalid(.duration, "must be more than 0 seconds and at most 3600, got \(options.duration)")
-        }
-        guard options.rounds >= 1 && options.rounds <= 1000 else {
-            throw .invalid(.rounds, "must be between 1 and 1000, got \(options.rounds)")
-        }
+        try Check.duration(options.duration)
+        try Check.rounds(options.rounds)
         let pools = options.strategies.contains { $0 != .malloc }
         if pools {
             // Every thread holds a batch at once, in the pool of its node.
@@ -139,18 +144,18 @@ public enum AllocBenchmark {
             }
             placements.append(placement)
         }
-        return placements
+        return ResolvedAlloc(options: options, placements: placements)
     }
+}
 
+extension AllocBenchmark {
     static func measure(_ options: AllocOptions, order: [(AllocStrategy, ResolvedPlacement)],
                         topology: Topology) throws(MembenchError) -> [AllocResult] {
         var results: [AllocResult] = []
-        for round in 0..<options.rounds {
-            for (strategy, placement) in round % 2 == 0 ? order : order.reversed() {
-                var result = try measure(strategy, placement: placement, options: options, topology: topology)
-                result.round = round
-                results.append(result)
-            }
+        for ((strategy, placement), round) in Rounds.alternating(order, rounds: options.rounds) {
+            var result = try measure(strategy, placement: placement, options: options, topology: topology)
+            result.round = round
+            results.append(result)
         }
         return results
     }
@@ -408,18 +413,16 @@ public enum AllocBenchmark {
         return keys.compactMap { key in
             guard let rounds = groups[key], let middle = rounds.sorted(by: { $0.nanosecondsPerPair < $1.nanosecondsPerPair })
                 .dropFirst((rounds.count - 1) / 2).first else { return nil }
-            let scalings = rounds.compactMap { result in
-                row(key.strategy, threads: 1, round: result.round).map { result.pairsPerSecond / max(1, $0.pairsPerSecond) }
-            }
-            let overMalloc = rounds.compactMap { result in
-                row(.malloc, threads: key.threads, round: result.round).map { $0.nanosecondsPerPair / max(1e-9, result.nanosecondsPerPair) }
-            }
+            let scaling = Rounds.medianRatio(rounds, round: \.round, partner: { row(key.strategy, threads: 1, round: $0) },
+                                             ratio: { $0.pairsPerSecond / max(1, $1.pairsPerSecond) })
+            let overMalloc = Rounds.medianRatio(rounds, round: \.round, partner: { row(.malloc, threads: key.threads, round: $0) },
+                                                ratio: { $1.nanosecondsPerPair / max(1e-9, $0.nanosecondsPerPair) })
             let times = rounds.map(\.nanosecondsPerPair)
             return AllocSummary(strategy: key.strategy, allocatorName: middle.allocatorName, threads: key.threads,
                                 rounds: rounds, nanosecondsPerPair: times.median ?? 0,
                                 pairsPerSecond: rounds.map(\.pairsPerSecond).median ?? 0,
                                 fastest: times.min() ?? 0, slowest: times.max() ?? 0, statistics: middle.statistics,
-                                scaling: scalings.median, overMalloc: overMalloc.median)
+                                scaling: scaling, overMalloc: overMalloc)
         }
     }
 

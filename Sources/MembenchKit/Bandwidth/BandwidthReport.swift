@@ -1,5 +1,39 @@
 import NUMA
 
+/// The bandwidth matrix's cells, every one checked before the first runs.
+public struct ResolvedBandwidthMatrix: Sendable {
+    public let options: BandwidthOptions
+    public let cpuNodes: [Int]
+    public let memoryNodes: [Int]
+    /// cells[row][column]: the CPU node's CPUs (or `threads` of them), memory bound to the
+    /// memory node.
+    public let cells: [[ResolvedBandwidth]]
+}
+
+extension BandwidthOptions {
+    /// Checks the options for every cell of the matrix; nothing runs.
+    public func resolveMatrix(topology: Topology = .current) throws(MembenchError) -> ResolvedBandwidthMatrix {
+        if placement.memoryPolicy != nil || placement.cpunodebind != nil || placement.physcpubind != nil {
+            throw .invalid(.matrix, "sets CPUs and memory itself; leave out the placement flags")
+        }
+        let cpuNodes = topology.allowedCPUNodes
+        let memoryNodes = topology.bindableNodes.ids
+        guard !cpuNodes.isEmpty, !memoryNodes.isEmpty else { throw .refused("no node has both allowed CPUs and memory") }
+        var cells: [[ResolvedBandwidth]] = []
+        for cpuNode in cpuNodes {
+            var row: [ResolvedBandwidth] = []
+            for memoryNode in memoryNodes {
+                var cell = self
+                cell.placement = PlacementOptions(membind: [memoryNode], cpunodebind: [cpuNode])
+                cell.threads = threads.map { min($0, topology.allowedCPUs(on: [cpuNode]).count) }
+                row.append(try cell.resolve(topology: topology))
+            }
+            cells.append(row)
+        }
+        return ResolvedBandwidthMatrix(options: self, cpuNodes: cpuNodes, memoryNodes: memoryNodes, cells: cells)
+    }
+}
+
 /// Every CPU node against every memory node: the threads of a CPU node's allowed CPUs
 /// streaming memory bound to a memory node, as Intel MLC's bandwidth matrix.
 public struct BandwidthMatrix: Sendable {
@@ -8,43 +42,17 @@ public struct BandwidthMatrix: Sendable {
     /// cells[row][column]: one result per kernel, CPU node row, memory node column.
     public var cells: [[[BandwidthResult]]]
 
-    /// Checks the options for every cell; nothing runs.
-    public static func resolve(_ options: BandwidthOptions, topology: Topology = .current) throws(MembenchError) {
-        _ = try cells(options, topology: topology)
-    }
-
-    /// The CPU nodes, the memory nodes and the options of each cell, every cell checked.
-    static func cells(_ options: BandwidthOptions, topology: Topology) throws(MembenchError)
-        -> (cpuNodes: [Int], memoryNodes: [Int], cell: (Int, Int) -> BandwidthOptions) {
-        if options.placement.memoryPolicy != nil || options.placement.cpunodebind != nil || options.placement.physcpubind != nil {
-            throw .invalid(.matrix, "sets CPUs and memory itself; leave out the placement flags")
-        }
-        let cpuNodes = topology.allowedCPUNodes
-        let memoryNodes = topology.bindableNodes.ids
-        guard !cpuNodes.isEmpty, !memoryNodes.isEmpty else { throw .refused("no node has both allowed CPUs and memory") }
-        /// The options of one cell: the CPU node's CPUs (or `--threads` of them), memory bound.
-        func cell(_ cpuNode: Int, _ memoryNode: Int) -> BandwidthOptions {
-            var cell = options
-            cell.placement = PlacementOptions(membind: [memoryNode], cpunodebind: [cpuNode])
-            cell.threads = options.threads.map { min($0, topology.allowedCPUs(on: [cpuNode]).count) }
-            return cell
-        }
-        for cpuNode in cpuNodes { _ = try BandwidthRunner.resolve(cell(cpuNode, memoryNodes[0]), topology: topology) }
-        return (cpuNodes, memoryNodes, cell)
-    }
-
-    public static func run(_ options: BandwidthOptions, topology: Topology = .current,
+    public static func run(_ resolved: ResolvedBandwidthMatrix, topology: Topology = .current,
                            progress: (@Sendable (Double) -> Void)? = nil) throws(MembenchError) -> BandwidthMatrix {
-        // Bad input is refused before the first cell runs.
-        let (cpuNodes, memoryNodes, cell) = try cells(options, topology: topology)
+        let cpuNodes = resolved.cpuNodes, memoryNodes = resolved.memoryNodes
         var rows: [[[BandwidthResult]]] = []
-        for (r, cpuNode) in cpuNodes.enumerated() {
-            var row: [[BandwidthResult]] = []
-            for (c, memoryNode) in memoryNodes.enumerated() {
-                row.append(try BandwidthRunner.run(cell(cpuNode, memoryNode), topology: topology))
+        for (r, row) in resolved.cells.enumerated() {
+            var results: [[BandwidthResult]] = []
+            for (c, cell) in row.enumerated() {
+                results.append(try BandwidthRunner.run(cell, topology: topology))
                 progress?(Double(r * memoryNodes.count + c + 1) / Double(cpuNodes.count * memoryNodes.count))
             }
-            rows.append(row)
+            rows.append(results)
         }
         return BandwidthMatrix(cpuNodes: cpuNodes, memoryNodes: memoryNodes, cells: rows)
     }

@@ -34,6 +34,23 @@ public enum BandwidthKernel: String, CaseIterable, Sendable, Codable {
         }
     }
 
+    /// Where each array starts in a thread's buffer of `size` bytes, and the bytes of each.
+    ///
+    /// Arrays hold whole 256-byte blocks (the kernels' unrolled step). Array `i` starts
+    /// `i * (length + stagger)` bytes in, the stagger being 4 KiB over the array count (in whole
+    /// lines): were the arrays a multiple of 4 KiB apart, each load would share its address's
+    /// low 12 bits with a store still in flight to the other array, and the core's
+    /// memory-disambiguation check (4K aliasing) would hold the loads back. A copy laid out
+    /// that way read 0.72x likwid-bench's `copy_sse` here; staggered, it matches it.
+    public func layout(size: Int) -> (offsets: [Int], length: Int) {
+        let stagger = arrays > 1 ? 4096 / arrays / 64 * 64 : 0
+        let length = (size - (arrays - 1) * stagger) / arrays / 256 * 256
+        return ((0..<arrays).map { $0 * (length + stagger) }, length)
+    }
+
+    /// The smallest buffer every kernel can lay its arrays out in.
+    public static let minimumSize = 4096
+
     /// One pass over `length` bytes of each array; returns a value that depends on the data.
     func pass(_ arrays: [UnsafeMutableRawPointer], length: Int) -> UInt64 {
         switch self {
@@ -60,6 +77,34 @@ public struct BandwidthOptions: Sendable {
     public var placement = PlacementOptions()
 
     public init() {}
+}
+
+/// Bandwidth options checked against the machine: the threads' CPUs and policy, and the size.
+public struct ResolvedBandwidth: Sendable {
+    public let options: BandwidthOptions
+    public let placement: ResolvedPlacement
+    /// Bytes per thread.
+    public let size: Int
+}
+
+extension BandwidthOptions {
+    /// Checks the options and picks CPUs and memory; nothing is allocated.
+    public func resolve(topology: Topology = .current) throws(MembenchError) -> ResolvedBandwidth {
+        guard !kernels.isEmpty else { throw .invalid(.kernels, "name at least one kernel") }
+        if Set(kernels).count != kernels.count {
+            throw .invalid(.kernels, "names a kernel twice")
+        }
+        if kernels.contains(.ntWrite) && CMemoryKernels_has_nontemporal() == 0 {
+            throw .unavailable(.kernels, "nt-write needs non-temporal stores, which this build's target does not have")
+        }
+        try Check.duration(duration)
+        let size = self.size ?? RunOptions.defaultSize(topology: topology)
+        try Check.size(size, atLeast: BandwidthKernel.minimumSize)
+        let placement = try self.placement.resolve(threads: threads, topology: topology)
+        try checkMemory(size: size, threads: placement.cpus.count, pageMode: pageMode, nodes: placement.memoryNodes,
+                        topology: topology)
+        return ResolvedBandwidth(options: self, placement: placement, size: size)
+    }
 }
 
 /// One thread's passes over its buffer with one kernel.
@@ -102,33 +147,9 @@ public struct BandwidthResult: Sendable {
 /// over arrays of N bytes 3N. Ordinary stores also make the caches read each line first, which
 /// the count leaves out; `nt-write` shows the difference.
 public enum BandwidthRunner {
-    /// Checks the options and picks CPUs and memory; nothing is allocated.
-    public static func resolve(_ options: BandwidthOptions, topology: Topology = .current) throws(MembenchError)
-        -> (placement: ResolvedPlacement, size: Int) {
-        guard !options.kernels.isEmpty else { throw .invalid(.kernels, "name at least one kernel") }
-        if Set(options.kernels).count != options.kernels.count {
-            throw .invalid(.kernels, "names a kernel twice")
-        }
-        if options.kernels.contains(.ntWrite) && CMemoryKernels_has_nontemporal() == 0 {
-            throw .unavailable(.kernels, "nt-write needs non-temporal stores, which this build's target does not have")
-        }
-        guard options.duration > 0 && options.duration <= 3600 else {
-            throw .invalid(.duration, "must be more than 0 seconds and at most 3600, got \(options.duration)")
-        }
-        let size = options.size ?? RunOptions.defaultSize(topology: topology)
-        // Every array whole 64-byte lines: 3 arrays (triad) of at least one 64-byte block of 4 lines.
-        guard size >= 3 * 256 else {
-            throw .invalid(.size, "must be at least 768B per thread (three arrays of 256 bytes), got \(size)")
-        }
-        let placement = try options.placement.resolve(threads: options.threads, topology: topology)
-        try checkMemory(size: size, threads: placement.cpus.count, pageMode: options.pageMode, nodes: placement.memoryNodes,
-                        topology: topology)
-        return (placement, size)
-    }
-
     /// Runs every kernel in turn, the same threads and buffers for all.
-    public static func run(_ options: BandwidthOptions, topology: Topology = .current) throws(MembenchError) -> [BandwidthResult] {
-        let (placement, size) = try resolve(options, topology: topology)
+    public static func run(_ resolved: ResolvedBandwidth, topology: Topology = .current) throws(MembenchError) -> [BandwidthResult] {
+        let options = resolved.options, placement = resolved.placement, size = resolved.size
         let environment = RunEnvironment.current(topology: topology)
         let kernels = options.kernels
         let ready = StartLine(parties: placement.cpus.count)
@@ -171,9 +192,8 @@ public enum BandwidthRunner {
         var results: [BandwidthThreadResult] = []
         var keep: UInt64 = 0
         for (k, kernel) in kernels.enumerated() {
-            // Arrays of whole 256-byte blocks (the kernels' unrolled step), one after another.
-            let length = size / kernel.arrays / 256 * 256
-            let arrays = (0..<kernel.arrays).map { region.baseAddress + $0 * length }
+            let (offsets, length) = kernel.layout(size: size)
+            let arrays = offsets.map { region.baseAddress + $0 }
             let moved = Double(length * kernel.arrays)
             keep &+= kernel.pass(arrays, length: length)  // untimed: caches and TLB settle
             try starts[k].arriveAndWait()

@@ -37,6 +37,31 @@ public struct CacheToCachePair: Sendable, Equatable {
     public var minimum: Double
 }
 
+/// Cache-to-cache options checked against the machine, with the CPUs to pair.
+public struct ResolvedCacheToCache: Sendable {
+    public let options: CacheToCacheOptions
+    /// The CPUs, ascending; every ordered pair of them is measured.
+    public let cpus: [Int]
+}
+
+extension CacheToCacheOptions {
+    /// Checks the options and picks the CPUs; nothing runs.
+    public func resolve(topology: Topology = .current) throws(MembenchError) -> ResolvedCacheToCache {
+        guard lines >= 16 && lines <= 1 << 16 else {
+            throw .invalid(.lines, "must be between 16 and 65536, got \(lines)")
+        }
+        guard repeats >= 1 && repeats <= 100_000 else {
+            throw .invalid(.repeats, "must be between 1 and 100000, got \(repeats)")
+        }
+        if let setting = placement.memorySettingsGiven.first {
+            throw .invalid(setting, "c2c places each line on its holder's node; give CPUs only")
+        }
+        let cpus = try placement.resolve(threads: nil, needsMemory: false, topology: topology).cpus.sorted()
+        guard cpus.count >= 2 else { throw .refused("c2c needs two CPUs or more; this process may use \(cpus.count)") }
+        return ResolvedCacheToCache(options: self, cpus: cpus)
+    }
+}
+
 /// Cache-line transfer latency between every ordered pair of allowed CPUs.
 ///
 /// For each pair, a buffer of `lines` lines is allocated and first touched by the holder (so it
@@ -48,29 +73,14 @@ public struct CacheToCachePair: Sendable, Equatable {
 public enum CacheToCache {
     static let lineBytes = 64
 
-    public static func resolve(_ options: CacheToCacheOptions, topology: Topology = .current) throws(MembenchError) -> [Int] {
-        guard options.lines >= 16 && options.lines <= 1 << 16 else {
-            throw .invalid(.lines, "must be between 16 and 65536, got \(options.lines)")
-        }
-        guard options.repeats >= 1 && options.repeats <= 100_000 else {
-            throw .invalid(.repeats, "must be between 1 and 100000, got \(options.repeats)")
-        }
-        if let setting = options.placement.memorySettingsGiven.first {
-            throw .invalid(setting, "c2c places each line on its holder's node; give CPUs only")
-        }
-        let cpus = try options.placement.resolve(threads: nil, needsMemory: false, topology: topology).cpus.sorted()
-        guard cpus.count >= 2 else { throw .refused("c2c needs two CPUs or more; this process may use \(cpus.count)") }
-        return cpus
-    }
-
     public static var states: [LineState] {
         CMemoryKernels_flush(nil, 0) != 0 ? LineState.allCases : [.modified]
     }
 
     /// Every ordered pair, the pairs of a CPU with itself included, in both states.
-    public static func run(_ options: CacheToCacheOptions, topology: Topology = .current,
+    public static func run(_ resolved: ResolvedCacheToCache, topology: Topology = .current,
                            progress: (@Sendable (Double) -> Void)? = nil) throws(MembenchError) -> [CacheToCachePair] {
-        let cpus = try resolve(options, topology: topology)
+        let options = resolved.options, cpus = resolved.cpus
         var pairs: [CacheToCachePair] = []
         var done = 0
         for holder in cpus {

@@ -36,20 +36,27 @@ public func monotonicNanoseconds() -> UInt64 {
     return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
 }
 
-/// Where every chase leaves its last pointer, so the compiler cannot drop the loop.
-public final class Sink: @unchecked Sendable {
-    // @unchecked: written by one thread each, through its own slot; never read for a result.
-    private let slots: UnsafeMutablePointer<UInt>
-    private let count: Int
-    public init(count: Int) {
-        self.count = max(1, count)
-        slots = .allocate(capacity: self.count * 8)
-        slots.initialize(repeating: 0, count: self.count * 8)
+/// Times batches of `loads` dependent loads from `start`, each batch one sample of
+/// `statistics`, until `length` is reached: a duration from the first sample, or a number of
+/// samples. Each sample reads the clock before and after its batch. About every 250 ms `tick`
+/// gets the fraction done. Returns where the chase stopped and the first and last clock readings.
+func timedChase(from start: UnsafeRawPointer, loads: Int, length: RunLength, into statistics: inout LatencyStatistics,
+                tick: ((Double) -> Void)? = nil) -> (pointer: UnsafeRawPointer, began: UInt64, ended: UInt64) {
+    var pointer = start
+    let began = monotonicNanoseconds()
+    let deadline = length.seconds.map { began + UInt64($0 * 1e9) } ?? .max
+    let target = length.samples ?? .max
+    var now = began
+    var nextTick = began + 250_000_000
+    while statistics.count < target && now < deadline {
+        let t0 = monotonicNanoseconds()
+        pointer = chase(from: pointer, loads: loads)
+        now = monotonicNanoseconds()
+        statistics.record(nanoseconds: now - t0, loads: loads)
+        if now >= nextTick, let tick {
+            nextTick = now + 250_000_000
+            tick(length.samples.map { Double(statistics.count) / Double($0) } ?? Double(now - began) / Double(deadline - began))
+        }
     }
-    deinit { slots.deallocate() }
-    /// Stores `pointer` in slot `index` (slots sit a cache line apart).
-    @inline(never)
-    public func keep(_ pointer: UnsafeRawPointer, at index: Int) {
-        (slots + (index % count) * 8).pointee = UInt(bitPattern: pointer)
-    }
+    return (pointer, began, now)
 }

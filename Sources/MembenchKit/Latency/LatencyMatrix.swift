@@ -1,5 +1,36 @@
 import NUMA
 
+/// The latency matrix's cells, every one checked before the first runs.
+public struct ResolvedLatencyMatrix: Sendable {
+    public let cpuNodes: [Int]
+    public let memoryNodes: [Int]
+    /// cells[row][column]: one thread on a CPU of the row's node, memory bound to the column's.
+    public let cells: [[ResolvedRun]]
+}
+
+extension RunOptions {
+    /// Checks the options for every cell of the node x node matrix (`direct`, one thread per
+    /// cell); nothing runs.
+    public func resolveMatrix(topology: Topology = .current) throws(MembenchError) -> ResolvedLatencyMatrix {
+        guard threads == 1 else { throw .invalid(.threads, "matrix runs one thread per cell, on a CPU of each node") }
+        let cpuNodes = topology.allowedCPUNodes
+        let memoryNodes = topology.bindableNodes.ids
+        guard !cpuNodes.isEmpty, !memoryNodes.isEmpty else { throw .refused("no node has both allowed CPUs and memory") }
+        var cells: [[ResolvedRun]] = []
+        for cpuNode in cpuNodes {
+            var row: [ResolvedRun] = []
+            for memoryNode in memoryNodes {
+                var cell = self
+                cell.strategy = .direct
+                cell.placement = PlacementOptions(membind: [memoryNode], physcpubind: [topology.allowedCPUs(on: [cpuNode]).first!])
+                row.append(try cell.resolve(topology: topology))
+            }
+            cells.append(row)
+        }
+        return ResolvedLatencyMatrix(cpuNodes: cpuNodes, memoryNodes: memoryNodes, cells: cells)
+    }
+}
+
 /// Node × node idle latency, as Intel MLC's latency matrix: one thread on a CPU of each CPU node
 /// chasing memory bound to each memory node.
 public struct LatencyMatrix: Sendable {
@@ -8,20 +39,13 @@ public struct LatencyMatrix: Sendable {
     /// results[row][column]: CPU node row, memory node column.
     public var results: [[RunResult]]
 
-    public static func run(_ options: RunOptions, topology: Topology = .current,
+    public static func run(_ resolved: ResolvedLatencyMatrix, topology: Topology = .current,
                            progress: (@Sendable (Double) -> Void)? = nil) throws(MembenchError) -> LatencyMatrix {
-        let cpuNodes = topology.allowedCPUNodes
-        let memoryNodes = topology.bindableNodes.ids
-        guard !cpuNodes.isEmpty, !memoryNodes.isEmpty else { throw .refused("no node has both allowed CPUs and memory") }
+        let cpuNodes = resolved.cpuNodes, memoryNodes = resolved.memoryNodes
         var rows: [[RunResult]] = []
-        for (r, cpuNode) in cpuNodes.enumerated() {
+        for (r, cells) in resolved.cells.enumerated() {
             var row: [RunResult] = []
-            for (c, memoryNode) in memoryNodes.enumerated() {
-                var cell = options
-                cell.strategy = .direct
-                cell.threads = 1
-                cell.placement = PlacementOptions(membind: [memoryNode],
-                                                  physcpubind: [topology.allowedCPUs(on: [cpuNode]).first!])
+            for (c, cell) in cells.enumerated() {
                 row.append(try LatencyRunner.run(cell, topology: topology))
                 progress?(Double(r * memoryNodes.count + c + 1) / Double(cpuNodes.count * memoryNodes.count))
             }

@@ -72,14 +72,13 @@ public enum LatencyReport {
         var columns = ["strategy", "mean", "deviation", "best window", "p99", "remote share", "relative to local"]
         if rounds > 1 { columns.insert("min-max", at: 2) }
         var table = TextTable(columns)
-        func local(inRound round: Int) -> Double? {
-            results.first { $0.options.strategy == .local && $0.round == round }?.total.latency.mean
-        }
         for strategy in strategies {
             let mine = results.filter { $0.options.strategy == strategy }
             func median(_ value: (RunResult) -> Double?) -> Double? { mine.compactMap(value).median }
             let means = mine.map(\.total.latency.mean)
-            let relative = mine.compactMap { result in local(inRound: result.round).map { $0 > 0 ? result.total.latency.mean / $0 : 0 } }.median
+            let relative = Rounds.medianRatio(mine, round: \.round, partner: { round in
+                results.first { $0.options.strategy == .local && $0.round == round }
+            }, ratio: { mine, local in local.total.latency.mean > 0 ? mine.total.latency.mean / local.total.latency.mean : 0 })
             var row = [strategy.rawValue, Format.ns(means.median ?? 0)]
             if rounds > 1 { row.append("\(Format.fixed(means.min() ?? 0))-\(Format.fixed(means.max() ?? 0))") }
             row += ["±" + Format.fixed(median { $0.total.latency.standardDeviation } ?? 0),

@@ -56,22 +56,16 @@ public enum LatencyRunner {
     /// Reports progress in [0, 1]; called from the first worker thread.
     public typealias Progress = @Sendable (Double) -> Void
 
-    /// Measures one strategy as `options` says: each thread on its own CPU chases its own chain
-    /// over memory from the strategy, and reports latency and placement.
-    public static func run(_ options: RunOptions, topology: Topology = .current,
-                           progress: Progress? = nil) throws(MembenchError) -> RunResult {
-        try run(options.resolve(topology: topology), topology: topology, progress: progress)
-    }
-
-    /// Measures a run resolved once (`RunOptions.resolve`), as `compare` does for each strategy.
+    /// Measures one strategy of a run resolved once (`RunOptions.resolve`): each thread on its
+    /// own CPU chases its own chain over memory from the strategy, and reports latency and
+    /// placement. `compare` runs the same resolution for each strategy.
     public static func run(_ run: ResolvedRun, topology: Topology = .current,
                            progress: Progress? = nil) throws(MembenchError) -> RunResult {
         let environment = RunEnvironment.current(topology: topology)
         let source = try MemorySource.make(for: run, topology: topology)
-        let start = StartLine(parties: run.cpus.count)
-        let sink = Sink(count: run.cpus.count)
-        let workers = try startPinnedThreads(on: run.cpus, role: "a thread", lines: [start]) { index, cpu in
-            try measure(run, index: index, cpu: cpu, source: source, start: start, sink: sink,
+        let start = StartLine(parties: run.placement.cpus.count)
+        let workers = try startPinnedThreads(on: run.placement.cpus, role: "a thread", lines: [start]) { index, cpu in
+            try measure(run, index: index, cpu: cpu, source: source, start: start,
                         topology: topology, progress: index == 0 ? progress : nil)
         }
         let results = try joinAll(workers)
@@ -84,17 +78,17 @@ public enum LatencyRunner {
     }
 
     static func measure(_ run: ResolvedRun, index: Int, cpu: Int, source: MemorySource, start: StartLine,
-                        sink: Sink, topology: Topology, progress: Progress?) throws -> (ThreadResult, LatencyStatistics) {
+                        topology: Topology, progress: Progress?) throws -> (ThreadResult, LatencyStatistics) {
         var ready = false
         defer { if !ready { try? start.arriveAndWait() } }
         let options = run.options
-        if let policy = run.policy {
+        if let policy = run.placement.policy {
             do { try policy.applyToCurrentThread() } catch { throw MembenchError.from(error, setting: policy.setting) }
         }
         let memory = try source.acquire(size: run.size, groupBytes: run.groupBytes, pages: options.pageMode)
         defer { source.release(memory) }
         let layout = SlotLayout(stride: options.stride, offsets: options.slotOffsets, thread: index,
-                                threads: run.cpus.count, seed: options.seed)
+                                threads: run.placement.cpus.count, seed: options.seed)
         let chain = Chain.build(groups: memory.groups, groupBytes: run.groupBytes, layout: layout,
                                 pattern: options.pattern, seed: options.seed &+ UInt64(index))
         let node = topology.node(ofCPU: cpu) ?? -1
@@ -108,29 +102,14 @@ public enum LatencyRunner {
         repeat { pointer = chase(from: pointer, loads: loads) } while monotonicNanoseconds() < warmupEnd
 
         var statistics = LatencyStatistics(windowSeconds: options.window)
-        let began = monotonicNanoseconds()
-        let deadline = began + UInt64(options.duration * 1e9)
-        let target = options.samples ?? Int.max
-        var now = began
-        var nextReport = began + 250_000_000
         var migrated = false
-        while statistics.count < target && (options.samples != nil || now < deadline) {
-            let t0 = monotonicNanoseconds()
-            pointer = chase(from: pointer, loads: loads)
-            now = monotonicNanoseconds()
-            statistics.record(nanoseconds: now - t0, loads: loads)
-            if now >= nextReport {
-                nextReport = now + 250_000_000
-                if Topology.currentCPU().cpu != cpu { migrated = true }
-                if let progress {
-                    progress(options.samples.map { Double(statistics.count) / Double($0) }
-                        ?? Double(now - began) / Double(deadline - began))
-                }
-            }
+        let timed = timedChase(from: pointer, loads: loads, length: options.length, into: &statistics) { fraction in
+            if Topology.currentCPU().cpu != cpu { migrated = true }
+            progress?(fraction)
         }
         statistics.finish()
-        let elapsed = Double(now - began) / 1e9
-        sink.keep(pointer, at: index)
+        let elapsed = Double(timed.ended - timed.began) / 1e9
+        ValueSink.keep(timed.pointer)
         if Topology.currentCPU().cpu != cpu { migrated = true }
         let after = try PlacementReport.measure(groups: memory.groups, groupBytes: run.groupBytes, layout: layout)
         let accesses = UInt64(statistics.count) * UInt64(loads)
@@ -160,7 +139,7 @@ public enum LatencyRunner {
         var result = RunResult(options: run.options, size: run.size / run.groupBytes * run.groupBytes,
                                groupBytes: run.groupBytes, threads: sorted, total: total, environment: environment,
                                curve: merged.curve().map { LatencyPoint(percentile: $0.percentile, nanoseconds: $0.nanoseconds) })
-        result.policyText = MemoryPolicy.text(policy: run.policy, inherited: run.inheritedPolicy)
+        result.policyText = run.placement.policyText
         if total.placementChanged { result.remoteSource = "page-placement, changed during the run" }
         return result
     }

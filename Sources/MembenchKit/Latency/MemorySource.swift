@@ -40,17 +40,17 @@ final class MemorySource: Sendable {
             return MemorySource(.direct)
         case .local:
             // Each arena reserves room for every thread it may serve, plus a refill batch.
-            let perNode = (blocks * run.cpus.count + LocalPool.refillBatch(cacheCapacity: cacheCapacity)) * blockBytes
-            let smallest = run.poolNodes.compactMap { topology.node($0)?.memoryTotal }.min() ?? 0
+            let perNode = (blocks * run.placement.cpus.count + LocalPool.refillBatch(cacheCapacity: cacheCapacity)) * blockBytes
+            let smallest = run.placement.poolNodes.compactMap { topology.node($0)?.memoryTotal }.min() ?? 0
             let capacity = Int(min(UInt64(perNode), smallest))
             return MemorySource(.local(try PoolFactory.local(blockSize: run.groupBytes, capacityPerNode: capacity,
-                                                             nodes: run.poolNodes, binding: options.binding,
+                                                             nodes: run.placement.poolNodes, binding: options.binding,
                                                              pages: options.pageMode, cacheCapacity: cacheCapacity, topology: topology)))
         case .global:
-            let capacity = blocks * run.cpus.count * blockBytes
+            let capacity = blocks * run.placement.cpus.count * blockBytes
             return MemorySource(.global(try PoolFactory.global(blockSize: run.groupBytes, capacity: capacity,
-                                                               fill: options.globalFill, nodes: run.memoryNodes,
-                                                               pages: options.pageMode, cpu: run.cpus[0], policy: run.policy,
+                                                               fill: options.globalFill, nodes: run.placement.memoryNodes,
+                                                               pages: options.pageMode, cpu: run.placement.cpus[0], policy: run.placement.policy,
                                                                topology: topology)))
         }
     }

@@ -7,16 +7,8 @@ public struct ResolvedRun: Sendable {
     public let size: Int
     /// Bytes per TLB-locality group (and per pool block).
     public let groupBytes: Int
-    /// The CPU each worker thread is pinned to.
-    public let cpus: [Int]
-    /// The memory policy applied to every worker (nil: inherited).
-    public let policy: MemoryPolicy?
-    /// The process's own policy when no flag sets one (`numactl --membind=0,1 membench ...`).
-    public let inheritedPolicy: MemoryPolicy?
-    /// The nodes the run's memory may come from.
-    public let memoryNodes: NodeSet
-    /// The nodes a local pool gets arenas on.
-    public let poolNodes: NodeSet
+    /// Where the workers run and their memory goes.
+    public let placement: ResolvedPlacement
 
     /// The same run with another strategy: nothing in the resolution depends on it.
     public func with(strategy: PoolStrategy) -> ResolvedRun {
@@ -38,11 +30,11 @@ extension RunOptions {
         guard loadsPerSample >= 256 && loadsPerSample <= 1 << 30 else {
             throw .invalid(.loadsPerSample, "must be at least 256, got \(loadsPerSample)")
         }
-        if let samples, samples < 1 || samples > 1 << 40 {
-            throw .invalid(.samples, "must be positive, got \(samples)")
-        }
-        guard duration > 0 && duration <= 86_400 else {
-            throw .invalid(.duration, "must be more than 0 seconds and at most 86400, got \(duration)")
+        switch length {
+        case .samples(let samples):
+            guard samples >= 1 && samples <= 1 << 40 else { throw .invalid(.samples, "must be at least 1, got \(samples)") }
+        case .duration(let seconds):
+            try Check.duration(seconds)
         }
         guard window >= 0.001 && window <= 3600 else {
             throw .invalid(.window, "must be between 1ms and 3600 seconds, got \(window)")
@@ -57,9 +49,7 @@ extension RunOptions {
         let resolved = try placement.resolve(threads: threads, topology: topology)
 
         try checkMemory(size: size, threads: threads, pageMode: pageMode, nodes: resolved.memoryNodes, topology: topology)
-        return ResolvedRun(options: self, size: size, groupBytes: groupBytes(for: size), cpus: resolved.cpus,
-                           policy: resolved.policy, inheritedPolicy: resolved.inheritedPolicy,
-                           memoryNodes: resolved.memoryNodes, poolNodes: resolved.poolNodes)
+        return ResolvedRun(options: self, size: size, groupBytes: groupBytes(for: size), placement: resolved)
     }
 
     /// `count` CPUs from `set`, taking nodes in turn, so that two threads over two nodes land

@@ -22,6 +22,24 @@ public enum GlobalFill: String, Sendable, Codable, CaseIterable {
     case interleave
 }
 
+/// How long a latency run samples: for a time, or for a number of samples.
+public enum RunLength: Sendable, Codable, Equatable {
+    /// Timed samples for this many seconds.
+    case duration(Double)
+    /// This many timed samples per thread, however long they take.
+    case samples(Int)
+
+    /// The seconds, when the length is a time.
+    public var seconds: Double? {
+        if case .duration(let seconds) = self { seconds } else { nil }
+    }
+
+    /// The sample count, when the length is one.
+    public var samples: Int? {
+        if case .samples(let count) = self { count } else { nil }
+    }
+}
+
 /// Every parameter of a latency run.
 public struct RunOptions: Sendable, Codable, Equatable {
     public var strategy: PoolStrategy = .local
@@ -37,10 +55,8 @@ public struct RunOptions: Sendable, Codable, Equatable {
     public var pattern: ChasePattern = .chase
     /// Where each slot sits inside its stride (`SlotLayout`).
     public var slotOffsets: SlotLayout.Offsets = .random
-    /// Seconds of timed samples, unless `samples` is set.
-    public var duration = 2.0
-    /// A fixed number of samples instead of a duration.
-    public var samples: Int?
+    /// How long each thread samples: seconds, or a number of samples.
+    public var length: RunLength = .duration(2)
     /// Seconds of untimed chasing before the samples.
     public var warmup = 0.25
     /// Seconds per window of the window statistic (multichase's 0.5 s).
@@ -52,7 +68,10 @@ public struct RunOptions: Sendable, Codable, Equatable {
     public var binding: LocalPool.Binding = .strict
     /// How `global` fills its pool.
     public var globalFill: GlobalFill = .spread
-    public var seed: UInt64 = 0x5EED
+    public var seed: UInt64 = RunOptions.defaultSeed
+
+    /// The seed of the chain's shuffle when none is given.
+    public static let defaultSeed: UInt64 = 0x5EED
 
     public init() {}
 

@@ -42,6 +42,59 @@ public struct LoadedOptions: Sendable {
     public init() {}
 }
 
+/// Loaded-latency options checked against the machine.
+public struct ResolvedLoaded: Sendable {
+    public let options: LoadedOptions
+    /// The chase's CPU (its only one) and memory policy.
+    public let chase: ResolvedPlacement
+    /// The load threads' CPUs.
+    public let loadCPUs: [Int]
+    /// Bytes per thread.
+    public let size: Int
+}
+
+extension LoadedOptions {
+    /// Checks the options and picks the chase's CPU and the load threads' CPUs; nothing runs.
+    public func resolve(topology: Topology = .current) throws(MembenchError) -> ResolvedLoaded {
+        let options = self
+        guard !options.delays.isEmpty else { throw .invalid(.delays, "give at least one delay") }
+        guard options.delays.allSatisfy({ $0 >= 0 && $0 <= 100_000_000 }) else {
+            throw .invalid(.delays, "each must be between 0 and 100000000")
+        }
+        guard Set(options.delays).count == options.delays.count else { throw .invalid(.delays, "names a delay twice") }
+        try Check.duration(options.duration)
+        if let threads = options.loadThreads, threads < 1 {
+            throw .invalid(.loadThreads, "must be at least 1, got \(threads)")
+        }
+        let size = options.size ?? RunOptions.defaultSize(topology: topology)
+        try Check.size(size, atLeast: 256 << 10)
+        let chasePlacement = try options.placement.resolve(threads: 1, topology: topology)
+        guard let chaseCPU = chasePlacement.cpus.first else { throw .refused("no CPU for the chase") }
+        var loadSet = options.loadCPUs ?? topology.allowedCPUs
+        if let cpus = options.loadCPUs {
+            try PlacementOptions.check(cpus, setting: .loadCPUs, topology: topology)
+            if cpus.contains(chaseCPU) { throw .invalid(.loadCPUs, "includes the chase's CPU \(chaseCPU)") }
+        }
+        loadSet = loadSet.subtracting([chaseCPU])
+        let available = loadSet.count
+        let count = options.loadThreads ?? available
+        guard count >= 1 else {
+            throw .refused("loaded needs a CPU for the chase and at least one for load; this process may use \(topology.allowedCPUs)")
+        }
+        guard count <= available else {
+            throw .invalid(.loadThreads, "\(count) load threads but only \(available) CPUs besides the chase's (\(loadSet))")
+        }
+        if let nodes = options.loadMembind {
+            do { try topology.validate(nodes, operation: Setting.loadBind.rawValue) } catch { throw MembenchError.from(error, setting: .loadBind) }
+        }
+        let load = RunOptions.spread(loadSet, count: count, topology: topology)
+        try checkMemory(size: size, threads: 1, pageMode: .base, nodes: chasePlacement.memoryNodes, topology: topology)
+        try checkMemory(size: size, threads: count, pageMode: .base, nodes: options.loadMembind ?? chasePlacement.memoryNodes,
+                        topology: topology)
+        return ResolvedLoaded(options: options, chase: chasePlacement, loadCPUs: load, size: size)
+    }
+}
+
 /// One step of the sweep.
 public struct LoadedStep: Sendable, Equatable {
     /// Turns of the empty loop between line accesses; nil for the idle step (no load).
@@ -69,45 +122,6 @@ public struct LoadedResult: Sendable {
 /// `run`) while the other threads stream their own buffers with a delay between line accesses;
 /// the delay is swept from none to idle, tracing latency against bandwidth.
 public enum LoadedLatency {
-    /// Checks the options; returns the chase CPU, the load CPUs, the chase policy and the size.
-    public static func resolve(_ options: LoadedOptions, topology: Topology = .current) throws(MembenchError)
-        -> (chasePlacement: ResolvedPlacement, load: [Int], size: Int) {
-        guard !options.delays.isEmpty else { throw .invalid(.delays, "give at least one delay") }
-        guard options.delays.allSatisfy({ $0 >= 0 && $0 <= 100_000_000 }) else {
-            throw .invalid(.delays, "each must be between 0 and 100000000")
-        }
-        guard Set(options.delays).count == options.delays.count else { throw .invalid(.delays, "names a delay twice") }
-        guard options.duration > 0 && options.duration <= 3600 else {
-            throw .invalid(.duration, "must be more than 0 seconds and at most 3600, got \(options.duration)")
-        }
-        let size = options.size ?? RunOptions.defaultSize(topology: topology)
-        guard size >= 256 << 10 else { throw .invalid(.size, "must be at least 256KiB, got \(size)") }
-        let chasePlacement = try options.placement.resolve(threads: 1, topology: topology)
-        guard let chaseCPU = chasePlacement.cpus.first else { throw .refused("no CPU for the chase") }
-        var loadSet = options.loadCPUs ?? topology.allowedCPUs
-        if let cpus = options.loadCPUs {
-            try PlacementOptions.check(cpus, setting: .loadCPUs, topology: topology)
-            if cpus.contains(chaseCPU) { throw .invalid(.loadCPUs, "includes the chase's CPU \(chaseCPU)") }
-        }
-        loadSet = loadSet.subtracting([chaseCPU])
-        let available = loadSet.count
-        let count = options.loadThreads ?? available
-        guard count >= 1 else {
-            throw .refused("loaded needs a CPU for the chase and at least one for load; this process may use \(topology.allowedCPUs)")
-        }
-        guard count <= available else {
-            throw .invalid(.loadThreads, "\(count) load threads but only \(available) CPUs besides the chase's (\(loadSet))")
-        }
-        if let nodes = options.loadMembind {
-            do { try topology.validate(nodes, operation: Setting.loadBind.rawValue) } catch { throw MembenchError.from(error, setting: .loadBind) }
-        }
-        let load = RunOptions.spread(loadSet, count: count, topology: topology)
-        try checkMemory(size: size, threads: 1, pageMode: .base, nodes: chasePlacement.memoryNodes, topology: topology)
-        try checkMemory(size: size, threads: count, pageMode: .base, nodes: options.loadMembind ?? chasePlacement.memoryNodes,
-                        topology: topology)
-        return (chasePlacement, load, size)
-    }
-
     /// The shared state of a sweep: the step the chase is at, and each load thread's bytes.
     final class Sweep: Sendable {
         /// One load thread's bytes, on a cache line of its own.
@@ -122,9 +136,9 @@ public enum LoadedLatency {
         var moved: UInt64 { counters.reduce(0) { $0 &+ $1.bytes.load(ordering: .relaxed) } }
     }
 
-    public static func run(_ options: LoadedOptions, topology: Topology = .current,
+    public static func run(_ resolved: ResolvedLoaded, topology: Topology = .current,
                            progress: (@Sendable (Double) -> Void)? = nil) throws(MembenchError) -> LoadedResult {
-        let (chasePlacement, loadCPUs, size) = try resolve(options, topology: topology)
+        let options = resolved.options, chasePlacement = resolved.chase, loadCPUs = resolved.loadCPUs, size = resolved.size
         let environment = RunEnvironment.current(topology: topology)
         let sweep = Sweep(loaders: loadCPUs.count)
         let ready = StartLine(parties: loadCPUs.count + 1)
@@ -191,21 +205,15 @@ public enum LoadedLatency {
                     sweep.delay.store(delay ?? -1, ordering: .relaxed)
                     // Settle: the load reaches its rate, the chase's lines their state.
                     let settle = monotonicNanoseconds() + 100_000_000
-                    repeat { pointer = chase(from: pointer, loads: 1024) } while monotonicNanoseconds() < settle
+                    repeat { pointer = chase(from: pointer, loads: defaults.loadsPerSample) } while monotonicNanoseconds() < settle
                     var statistics = LatencyStatistics()
                     let bytesBefore = sweep.moved
-                    let began = monotonicNanoseconds()
-                    let deadline = began + UInt64(options.duration * 1e9)
-                    var now = began
-                    while now < deadline {
-                        let t0 = now
-                        pointer = chase(from: pointer, loads: 1024)
-                        now = monotonicNanoseconds()
-                        statistics.record(nanoseconds: now - t0, loads: 1024)
-                    }
+                    let timed = timedChase(from: pointer, loads: defaults.loadsPerSample, length: .duration(options.duration),
+                                           into: &statistics)
+                    pointer = timed.pointer
                     statistics.finish()
                     let moved = sweep.moved &- bytesBefore
-                    results.append(LoadedStep(delay: delay, loadBytesPerSecond: Double(moved) / (Double(now - began) / 1e9),
+                    results.append(LoadedStep(delay: delay, loadBytesPerSecond: Double(moved) / (Double(timed.ended - timed.began) / 1e9),
                                               latency: statistics.summary))
                     progress?(Double(s + 1) / Double(steps.count))
                 }

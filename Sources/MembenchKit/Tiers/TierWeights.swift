@@ -19,6 +19,54 @@ public struct TierOptions: Sendable {
     public init() {}
 }
 
+/// Tier options checked against the machine: the CPU node, and each memory node's bandwidth
+/// run, every one checked before the first runs.
+public struct ResolvedTiers: Sendable {
+    public let options: TierOptions
+    public let cpuNode: Int
+    /// Each memory node with the bandwidth run that measures it from the CPU node.
+    public let cells: [(node: Int, run: ResolvedBandwidth)]
+}
+
+extension TierOptions {
+    /// The CPU node and the memory nodes, checked; nothing runs.
+    public func resolve(topology: Topology = .current) throws(MembenchError) -> ResolvedTiers {
+        let cpuNode: Int
+        if let node = self.cpuNode {
+            guard topology.node(node) != nil else {
+                throw .invalid(.tierCPUNode, "node \(node) does not exist (nodes: \(topology.nodeIDs))")
+            }
+            guard !topology.allowedCPUs(on: [node]).isEmpty else {
+                throw .unavailable(.tierCPUNode, "node \(node) has no CPU this process may use")
+            }
+            cpuNode = node
+        } else {
+            guard let node = topology.allowedCPUNodes.first else { throw .refused("no node has a CPU this process may use") }
+            cpuNode = node
+        }
+        let memoryNodes = (self.memoryNodes ?? topology.bindableNodes).ids
+        guard !memoryNodes.isEmpty else { throw .refused("no node with memory is known or allowed for this process") }
+        do {
+            try topology.validate(NodeSet(memoryNodes), operation: Setting.tierNodes.rawValue)
+        } catch {
+            throw MembenchError.from(error, setting: .tierNodes)
+        }
+        var cells: [(node: Int, run: ResolvedBandwidth)] = []
+        for node in memoryNodes {
+            // The CPU node's CPUs streaming memory bound to the node.
+            var cell = BandwidthOptions()
+            cell.kernels = [kernel]
+            cell.threads = threads
+            cell.size = size
+            cell.duration = duration
+            cell.pageMode = pageMode
+            cell.placement = PlacementOptions(membind: [node], cpunodebind: [cpuNode])
+            cells.append((node, try cell.resolve(topology: topology)))
+        }
+        return ResolvedTiers(options: self, cpuNode: cpuNode, cells: cells)
+    }
+}
+
 /// One memory node's measured bandwidth and the weight it gets.
 public struct TierNode: Sendable {
     public var node: Int
@@ -86,56 +134,15 @@ public enum TierWeights {
 
     static func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
 
-    /// The CPU node and the memory nodes, checked; nothing runs.
-    public static func resolve(_ options: TierOptions, topology: Topology = .current) throws(MembenchError)
-        -> (cpuNode: Int, memoryNodes: [Int]) {
-        let cpuNode: Int
-        if let node = options.cpuNode {
-            guard topology.node(node) != nil else {
-                throw .invalid(.tierCPUNode, "node \(node) does not exist (nodes: \(topology.nodeIDs))")
-            }
-            guard !topology.allowedCPUs(on: [node]).isEmpty else {
-                throw .unavailable(.tierCPUNode, "node \(node) has no CPU this process may use")
-            }
-            cpuNode = node
-        } else {
-            guard let node = topology.allowedCPUNodes.first else { throw .refused("no node has a CPU this process may use") }
-            cpuNode = node
-        }
-        let memoryNodes = (options.memoryNodes ?? topology.bindableNodes).ids
-        guard !memoryNodes.isEmpty else { throw .refused("no node with memory is known or allowed for this process") }
-        do {
-            try topology.validate(NodeSet(memoryNodes), operation: Setting.tierNodes.rawValue)
-        } catch {
-            throw MembenchError.from(error, setting: .tierNodes)
-        }
-        for node in memoryNodes {
-            _ = try BandwidthRunner.resolve(cell(options, cpuNode: cpuNode, memoryNode: node), topology: topology)
-        }
-        return (cpuNode, memoryNodes)
-    }
-
-    /// The bandwidth options of one memory node: the CPU node's CPUs, memory bound to the node.
-    static func cell(_ options: TierOptions, cpuNode: Int, memoryNode: Int) -> BandwidthOptions {
-        var cell = BandwidthOptions()
-        cell.kernels = [options.kernel]
-        cell.threads = options.threads
-        cell.size = options.size
-        cell.duration = options.duration
-        cell.pageMode = options.pageMode
-        cell.placement = PlacementOptions(membind: [memoryNode], cpunodebind: [cpuNode])
-        return cell
-    }
-
     /// Measures every memory node from the CPU node, one after another, and proposes weights.
-    public static func run(_ options: TierOptions, topology: Topology = .current,
+    public static func run(_ resolved: ResolvedTiers, topology: Topology = .current,
                            progress: (@Sendable (Double) -> Void)? = nil) throws(MembenchError) -> TierProposal {
-        let (cpuNode, memoryNodes) = try resolve(options, topology: topology)
+        let cpuNode = resolved.cpuNode
         var results: [(Int, BandwidthResult)] = []
-        for (index, node) in memoryNodes.enumerated() {
-            let result = try BandwidthRunner.run(cell(options, cpuNode: cpuNode, memoryNode: node), topology: topology)
+        for (index, (node, cell)) in resolved.cells.enumerated() {
+            let result = try BandwidthRunner.run(cell, topology: topology)
             results.append((node, result[0]))
-            progress?(Double(index + 1) / Double(memoryNodes.count))
+            progress?(Double(index + 1) / Double(resolved.cells.count))
         }
         let (weights, scale, within) = propose(Dictionary(uniqueKeysWithValues: results.map { ($0.0, $0.1.bytesPerSecond) }))
         let nodes = results.map { node, result in
@@ -143,7 +150,7 @@ public enum TierWeights {
                      firmwareReadBandwidth: topology.firmwareAccess(from: cpuNode, to: node)?.readBandwidth,
                      result: result, weight: weights[node] ?? 1)
         }
-        return TierProposal(cpuNode: cpuNode, kernel: options.kernel, nodes: nodes, scale: scale, withinTolerance: within)
+        return TierProposal(cpuNode: cpuNode, kernel: resolved.options.kernel, nodes: nodes, scale: scale, withinTolerance: within)
     }
 
     /// The table: each node's tier, firmware and measured bandwidth, and the weight with why.
