@@ -2,7 +2,8 @@
 import Glibc
 #endif
 /// The shared storage of `NodeSet` and `CPUSet`: a bitmask of small non-negative ids in
-/// 64-bit words, with no upper limit but `IDSetLimit.maximumID`, and numactl's list syntax.
+/// 64-bit words, with no upper limit of its own, and numactl's list syntax. Parsing refuses ids
+/// above the limit it is given (`IDSetLimit.maximumID` for nodes and CPUs).
 @usableFromInline
 struct Bitmask: Hashable, Sendable {
     @usableFromInline var words: [UInt64] = []
@@ -84,7 +85,7 @@ struct Bitmask: Hashable, Sendable {
     }
 
     /// Parses `0`, `0,2`, `1-3` and combinations; `all` is resolved by the caller.
-    /// Throws a message naming the bad part.
+    /// Throws a `NUMAError` whose message names the bad part.
     static func parse(_ text: String, kind: String, maximumID: Int) throws(NUMAError) -> Bitmask {
         func refuse(_ why: String) -> NUMAError {
             NUMAError(operation: "parse \(kind) list", errno: EINVAL, message: "invalid \(kind) list '\(text)': \(why)")

@@ -4,59 +4,6 @@ import CNuma
 import Glibc
 #endif
 
-/// One NUMA node as the kernel reports it.
-public struct Node: Hashable, Sendable, Codable {
-    /// The kernel's node id. Ids may have gaps.
-    public let id: Int
-    /// The CPUs on this node; empty for a memory-only node (such as CXL memory).
-    public let cpus: CPUSet
-    /// Total memory in bytes (`numa_node_size64`); 0 for a node without memory.
-    public let memoryTotal: UInt64
-    /// Free memory in bytes when the topology was read (the node's MemFree).
-    public let memoryFree: UInt64
-    /// Memory the kernel can hand out on this node when the topology was read, counting what
-    /// it would reclaim for it: `MemAvailable` of /proc/meminfo on a machine of one node,
-    /// otherwise the node's MemFree plus its file pages and reclaimable kernel memory
-    /// (`/sys/devices/system/node/nodeN/meminfo`). MemFree alone is far below what a node
-    /// can allocate once the page cache has grown.
-    public let memoryAvailable: UInt64
-    /// The distance to every node, in the order of `Topology.nodes` (`numa_distance`).
-    public let distances: [Int]
-    /// The node's memory tier (`MemoryTier.id`), or nil where the kernel shows none.
-    public let tier: Int?
-    /// What the firmware says of access to this node's memory, per access class; empty where
-    /// the kernel shows none (no ACPI HMAT).
-    public let firmware: [FirmwareAccess]
-    /// hwloc's memory attributes of this node, per initiator; empty where hwloc has none.
-    public let memoryAttributes: [MemoryAttribute]
-
-    /// Whether the node has memory (`memoryTotal` is not 0).
-    public var hasMemory: Bool { memoryTotal > 0 }
-    /// Whether the node has CPUs; a memory-only node has none.
-    public var hasCPUs: Bool { !cpus.isEmpty }
-}
-
-extension Node {
-    private enum CodingKeys: String, CodingKey {
-        case id, cpus, memoryTotal, memoryFree, memoryAvailable, distances, tier, firmware, memoryAttributes
-    }
-
-    /// Decodes a node; JSON written before tiers were read (no `firmware` or
-    /// `memoryAttributes`) decodes with those empty, as on a machine that shows none.
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(id: try container.decode(Int.self, forKey: .id),
-                  cpus: try container.decode(CPUSet.self, forKey: .cpus),
-                  memoryTotal: try container.decode(UInt64.self, forKey: .memoryTotal),
-                  memoryFree: try container.decode(UInt64.self, forKey: .memoryFree),
-                  memoryAvailable: try container.decode(UInt64.self, forKey: .memoryAvailable),
-                  distances: try container.decode([Int].self, forKey: .distances),
-                  tier: try container.decodeIfPresent(Int.self, forKey: .tier),
-                  firmware: try container.decodeIfPresent([FirmwareAccess].self, forKey: .firmware) ?? [],
-                  memoryAttributes: try container.decodeIfPresent([MemoryAttribute].self, forKey: .memoryAttributes) ?? [])
-    }
-}
-
 /// The last-level cache as hwloc reports it.
 public struct CacheInfo: Hashable, Sendable, Codable {
     /// 3 for an L3 and so on.
@@ -69,7 +16,8 @@ public struct CacheInfo: Hashable, Sendable, Codable {
 
 /// The machine's NUMA layout, read once and cached (`Topology.current`); `reload()` reads it
 /// again. Built from libnuma (nodes, CPUs, memory, distances, allowed memory nodes),
-/// sched_getaffinity(2) (allowed CPUs) and hwloc (caches, packages). A kernel without NUMA
+/// sched_getaffinity(2) (allowed CPUs), hwloc (caches, packages, memory attributes) and sysfs
+/// (memory tiers, the firmware's access figures, reclaimable memory). A kernel without NUMA
 /// support yields one node built from sysfs and `/proc/meminfo`.
 public struct Topology: Hashable, Sendable, Codable {
     /// The nodes in ascending id order.
@@ -329,41 +277,5 @@ struct HwlocSummary {
         }
         return HwlocSummary(cache: cache, packages: max(1, Int(CNuma_hwloc_package_count(handle))),
                             memoryAttributes: attributes)
-    }
-}
-
-/// Small readers for sysfs and procfs text files.
-enum SysFS {
-    static func read(_ path: String) -> String? {
-        guard let file = fopen(path, "r") else { return nil }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = fread(&buffer, 1, buffer.count, file)
-            if n <= 0 { break }
-            bytes += buffer[0..<n]
-        }
-        return String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: "\n ")
-    }
-
-    /// `/proc/meminfo` (or a node's `meminfo`, whose lines start "Node N") as bytes by key.
-    static func meminfo(_ path: String = "/proc/meminfo") -> [String: UInt64] {
-        var result: [String: UInt64] = [:]
-        for line in (read(path) ?? "").split(separator: "\n") {
-            var fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            if fields.first == "Node" { fields.removeFirst(2) }
-            guard fields.count >= 2, let value = UInt64(fields[1]) else { continue }
-            let key = String(fields[0].dropLast())
-            result[key] = fields.count > 2 && fields[2] == "kB" ? value * 1024 : value
-        }
-        return result
-    }
-}
-
-extension String {
-    func trimmingCharacters(in set: String) -> String {
-        let chars = Set(set)
-        return String(drop(while: { chars.contains($0) }).reversed().drop(while: { chars.contains($0) }).reversed())
     }
 }
