@@ -27,6 +27,19 @@ struct Seconds: ExpressibleByArgument {
     var defaultValueDescription: String { TimeSpan.format(value) }
 }
 
+/// Values given as "a,b" or one per argument, so that `--threads 1,2` and `--threads 1 2` agree.
+struct ListArgument<Element: ExpressibleByArgument>: ExpressibleByArgument {
+    let values: [Element]
+    init(_ values: [Element]) { self.values = values }
+    init?(argument: String) {
+        let values = argument.split(separator: ",", omittingEmptySubsequences: false).map { Element(argument: String($0)) }
+        guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else { return nil }
+        self.values = values.compactMap { $0 }
+    }
+    static var allValueStrings: [String] { Element.allValueStrings }
+    var defaultValueDescription: String { values.map(\.defaultValueDescription).joined(separator: ",") }
+}
+
 extension PoolStrategy: ExpressibleByArgument {}
 extension PageMode: ExpressibleByArgument {}
 extension ChasePattern: ExpressibleByArgument {}
