@@ -11,10 +11,11 @@ import NUMA
 /// - The thread's cache holds blocks of one arena only. A block freed by a thread whose cache
 ///   belongs to another node goes home to its own arena, found from its address, in batches of
 ///   `homeBatch`; it never enters that thread's cache.
-/// - A thread that moves to another node is noticed when its cache next refills, spills or
-///   meets a block of another arena, and at once when it moves itself through
+/// - A thread that moves to another node is noticed when its cache next refills from an arena
+///   or is given a block of another arena, and at once when it moves itself through
 ///   `ThreadAffinity` or `PinnedThread`; its cache then goes back to the old arena before it
-///   takes blocks of the new one.
+///   takes blocks of the new one. (A spill does not look: it gives blocks to the cache's own
+///   arena, which is where they belong.)
 /// - When an arena is full: with `.strict` binding, `allocate()` throws `PoolError.exhausted`;
 ///   with `.preferred`, the block comes from the first arena in fallback order that has room,
 ///   counted in `fallbacks`: the fastest memory tier first, then by distance within a tier, so
