@@ -36,20 +36,24 @@ public enum BandwidthKernel: String, CaseIterable, Sendable, Codable {
 
     /// Where each array starts in a thread's buffer of `size` bytes, and the bytes of each.
     ///
-    /// Arrays hold whole 256-byte blocks (the kernels' unrolled step). Array `i` starts
-    /// `i * (length + stagger)` bytes in, the stagger being 4 KiB over the array count (in whole
-    /// lines): were the arrays a multiple of 4 KiB apart, each load would share its address's
-    /// low 12 bits with a store still in flight to the other array, and the core's
-    /// memory-disambiguation check (4K aliasing) would hold the loads back. A copy laid out
-    /// that way read 0.72x likwid-bench's `copy_sse` here; staggered, it matches it.
+    /// Arrays hold whole 256-byte blocks (the kernels' unrolled step), array `i` starting
+    /// `i * (length + arrayGap)` bytes in. Laid end to end, arrays are a power of two apart
+    /// at the usual sizes, and so are the lines a kernel touches at once, one in each array: the
+    /// same low address bits, cache sets and DRAM banks. A copy laid out that way read 0.72x
+    /// likwid-bench's `copy_sse` here. likwid-bench's arrays, each a mapping of its own, sit
+    /// 8 KiB off a power of two; a plain C copy on this host moved a median 29 GB/s with its
+    /// arrays 6 KiB apart and 45 GB/s with them 8 KiB apart, where likwid-bench moved 36.
     public func layout(size: Int) -> (offsets: [Int], length: Int) {
-        let stagger = arrays > 1 ? 4096 / arrays / 64 * 64 : 0
-        let length = (size - (arrays - 1) * stagger) / arrays / 256 * 256
-        return ((0..<arrays).map { $0 * (length + stagger) }, length)
+        let length = (size - (arrays - 1) * Self.arrayGap) / arrays / 256 * 256
+        return ((0..<arrays).map { $0 * (length + Self.arrayGap) }, length)
     }
 
-    /// The smallest buffer every kernel can lay its arrays out in.
-    public static let minimumSize = 4096
+    /// Bytes between one array's end and the next one's start: two pages.
+    public static let arrayGap = 8192
+
+    /// The smallest buffer every kernel can lay its arrays out in: a triad's three arrays of
+    /// one block, and their gaps.
+    public static let minimumSize = 3 * 256 + 2 * arrayGap
 
     /// One pass over `length` bytes of each array; returns a value that depends on the data.
     func pass(_ arrays: [UnsafeMutableRawPointer], length: Int) -> UInt64 {

@@ -3,8 +3,9 @@
 //   reference-bandwidth KERNEL SIZE_BYTES CPU[,CPU...] SECONDS
 //
 // KERNEL is read, copy, triad, write or nt-write. One thread per CPU, pinned, each with its own
-// SIZE bytes (4 KiB pages, MADV_NOHUGEPAGE) split into the kernel's arrays as membench splits
-// them, first touched by its thread. Every thread makes one untimed pass, then all start
+// SIZE bytes (4 KiB pages, MADV_NOHUGEPAGE) split into the kernel's arrays as membench lays them
+// out (BandwidthKernel.layout: whole 256-byte blocks, array i at i * (length + 8 KiB)), first
+// touched by its thread. Every thread makes one untimed pass, then all start
 // together and make passes for SECONDS; it prints the total bytes read and written per second
 // over all threads: kernel,size,threads,bytes_per_s. The loops are plain C at -O2; the compiler
 // picks the instructions (nt-write alone uses an intrinsic, there being no plain C for it).
@@ -32,9 +33,9 @@ static uint64_t now_ns(void) {
     return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
 }
 
-static uint64_t pass(char *base, size_t length) {
-    uint64_t *a = (uint64_t *)base, *b = (uint64_t *)(base + length);
-    double *x = (double *)base, *y = (double *)(base + length), *z = (double *)(base + 2 * length);
+static uint64_t pass(char *base, size_t length, size_t step) {
+    uint64_t *a = (uint64_t *)base, *b = (uint64_t *)(base + step);
+    double *x = (double *)base, *y = (double *)(base + step), *z = (double *)(base + 2 * step);
     size_t n = length / 8;
     uint64_t sum = 0;
     switch (kernel) {
@@ -58,18 +59,19 @@ static void *run(void *argument) {
     CPU_SET(w->cpu, &set);
     if (sched_setaffinity(0, sizeof set, &set) != 0) { perror("sched_setaffinity"); exit(1); }
     static const int arrays[] = {1, 2, 3, 1, 1};
-    size_t length = size / arrays[kernel] / 256 * 256;
+    const size_t gap = 8192;  // BandwidthKernel.arrayGap
+    size_t length = (size - (arrays[kernel] - 1) * gap) / arrays[kernel] / 256 * 256, step = length + gap;
     char *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (base == MAP_FAILED) { perror("mmap"); exit(1); }
     madvise(base, size, MADV_NOHUGEPAGE);
     memset(base, 1, size);
-    uint64_t keep = pass(base, length);
+    uint64_t keep = pass(base, length, step);
     atomic_fetch_sub(&waiting, 1);
     while (atomic_load(&waiting) > 0) sched_yield();
     uint64_t began = now_ns(), deadline = began + (uint64_t)(seconds * 1e9), t = began;
     size_t passes = 0;
     while (t < deadline) {
-        keep += pass(base, length);
+        keep += pass(base, length, step);
         passes++;
         t = now_ns();
     }
@@ -92,7 +94,7 @@ int main(int argc, char **argv) {
     struct worker workers[256];
     int count = 0;
     for (char *cpu = strtok(argv[3], ","); cpu && count < 256; cpu = strtok(NULL, ",")) workers[count++].cpu = atoi(cpu);
-    if (kernel < 0 || size < 768 || count == 0 || seconds <= 0) {
+    if (kernel < 0 || size < 768 + 2 * 8192 || count == 0 || seconds <= 0) {
         fprintf(stderr, "reference-bandwidth: bad arguments\n");
         return 64;
     }
