@@ -17,14 +17,14 @@ func refuse(_ message: String) -> Never {
 }
 
 let arguments = CommandLine.arguments
-guard arguments.count >= 4, let size = Int(arguments[1]), let stride = Int(arguments[2]), let group = Int(arguments[3]),
+guard arguments.count == 6, let size = Int(arguments[1]), let stride = Int(arguments[2]), let group = Int(arguments[3]),
       stride >= 8, stride % 8 == 0, stride <= 1 << 20, group >= stride, group % stride == 0, size >= group else {
-    refuse("usage: chain-fingerprint SIZE STRIDE GROUP [random|zero [SEED]]")
+    refuse("usage: chain-fingerprint SIZE STRIDE GROUP random|zero SEED")
 }
-guard let offsets = SlotLayout.Offsets(rawValue: arguments.count > 4 ? arguments[4] : "random") else {
+guard let offsets = SlotLayout.Offsets(rawValue: arguments[4]) else {
     refuse("chain-fingerprint: offsets are random or zero")
 }
-guard let seed = arguments.count > 5 ? UInt64(arguments[5]) : 0x5EED else { refuse("chain-fingerprint: the seed is a whole number") }
+guard let seed = UInt64(arguments[5]) else { refuse("chain-fingerprint: the seed is a whole number") }
 let groups = size / group
 let base = UnsafeMutableRawPointer.allocate(byteCount: groups * group, alignment: 4096)
 defer { base.deallocate() }

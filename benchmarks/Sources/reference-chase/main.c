@@ -1,11 +1,11 @@
 // A plain C pointer chase, the yardstick for membench's fidelity.
 //
-//   reference-chase SIZE_BYTES STRIDE_BYTES GROUP_BYTES SECONDS [LOADS_PER_SAMPLE [random|zero [SEED]]]
+//   reference-chase SIZE_BYTES STRIDE_BYTES GROUP_BYTES SECONDS LOADS_PER_SAMPLE random|zero SEED
 //
 // It maps SIZE bytes (rounded down to whole groups) of 4 KiB pages (MADV_NOHUGEPAGE, faulted in
 // with MADV_POPULATE_WRITE as membench does), writes the very chain that one thread of
 // `membench run --pool direct` writes for the same stride, TLB locality (GROUP), slot offsets
-// and seed (default 24301, membench's), walks it untimed for 0.25 s, then times
+// and seed, walks it untimed for 0.25 s, then times
 // batches of dependent loads for SECONDS and prints one CSV line:
 // size,stride,group,samples,mean_ns,stddev_ns,layout.
 //
@@ -104,18 +104,18 @@ static void *__attribute__((noinline)) walk(void *p, size_t loads) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 5) {
-        fprintf(stderr, "usage: reference-chase SIZE STRIDE GROUP SECONDS [LOADS_PER_SAMPLE [random|zero [SEED]]]\n");
+    if (argc != 8) {
+        fprintf(stderr, "usage: reference-chase SIZE STRIDE GROUP SECONDS LOADS_PER_SAMPLE random|zero SEED\n");
         return 64;
     }
     size_t size, stride, group, loads = 1024;
-    uint64_t seed = 24301;
+    uint64_t seed = 0;
     char *end;
     double seconds = strtod(argv[4], &end);
     int ok = whole(argv[1], &size) && whole(argv[2], &stride) && whole(argv[3], &group) && *end == 0
-             && (argc <= 5 || whole(argv[5], &loads)) && (argc <= 7 || whole64(argv[7], &seed));
-    int zero_offsets = argc > 6 && strcmp(argv[6], "zero") == 0;
-    if (argc > 6 && !zero_offsets && strcmp(argv[6], "random") != 0) {
+             && whole(argv[5], &loads) && whole64(argv[7], &seed);
+    int zero_offsets = strcmp(argv[6], "zero") == 0;
+    if (!zero_offsets && strcmp(argv[6], "random") != 0) {
         fprintf(stderr, "reference-chase: offsets are random or zero\n");
         return 64;
     }
