@@ -94,11 +94,12 @@ public struct SlotLayout: Sendable, Equatable {
 /// A pointer-chasing cycle written into memory: each slot's first word holds the address of the
 /// next slot, and following it from `start` visits every slot once before coming back.
 public struct Chain: Sendable {
-    /// Where the walk starts.
+    /// The address of the first slot, where the walk starts (an integer, so that a chain is
+    /// `Sendable`).
     public let startAddress: UInt
     /// Slots in the cycle.
     public let slots: Int
-    /// The address of every slot, in the order the walk visits them.
+    /// The first slot, as the pointer the chase starts from.
     public var start: UnsafeRawPointer { UnsafeRawPointer(bitPattern: startAddress)! }
 
     /// The visiting order of `n` items as one random cycle (Sattolo's shuffle): the successor of

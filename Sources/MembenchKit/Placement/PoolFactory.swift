@@ -1,7 +1,8 @@
 import NUMA
 import NUMAPool
 
-/// The pools membench measures, made in one place for `run`, `compare`, `matrix` and `alloc`,
+/// The pools membench measures, made in one place for `run`, `compare` and `alloc` (`matrix`
+/// measures plain regions, `direct`),
 /// so that the same flags (`--binding`, `--global-fill`, `--page-size`) mean the same pool.
 enum PoolFactory {
     /// A `LocalPool` with an arena on each of `nodes`.
