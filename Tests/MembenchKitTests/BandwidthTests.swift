@@ -17,6 +17,24 @@ struct BandwidthKernelTests {
         }
     }
 
+    @Test("a kernel's arrays fit the buffer, in whole blocks, and never a power of two apart",
+          arguments: BandwidthKernel.allCases)
+    func layout(kernel: BandwidthKernel) {
+        // Laid end to end, a copy's arrays were 256 MiB apart in a 512 MiB buffer: the lines it
+        // touched at once shared their low address bits, and it read 0.72x likwid-bench.
+        for size in [BandwidthKernel.minimumSize, 1 << 20, 3 << 20, 512 << 20, 1 << 30] {
+            let (offsets, length) = kernel.layout(size: size)
+            #expect(offsets.count == kernel.arrays && offsets.first == 0)
+            #expect(length > 0 && length % 256 == 0)
+            #expect((offsets.last ?? 0) + length <= size, "\(kernel) at \(size): arrays overrun the buffer")
+            for (a, b) in zip(offsets, offsets.dropFirst()) {
+                let distance = b - a
+                #expect(distance >= length, "\(kernel) at \(size): arrays overlap")
+                #expect(distance & (distance - 1) != 0, "\(kernel) at \(size): arrays \(distance) bytes apart, a power of two")
+            }
+        }
+    }
+
     @Test("each kernel reads and writes what it says", arguments: [256, 4096, 1 << 20])
     func kernels(bytes: Int) {
         let a = Self.arrays(bytes)
