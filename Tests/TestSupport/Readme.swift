@@ -21,11 +21,13 @@ package enum Readme {
         while index < lines.count {
             let line = lines[index].trimmingCharacters(in: .whitespaces)
             let prefix = "<!-- \(key): "
-            if line.hasPrefix(prefix), line.hasSuffix("-->"), index + 1 < lines.count, lines[index + 1].hasPrefix("```") {
+            // A block may be indented (inside a list item); its lines keep their indentation.
+            if line.hasPrefix(prefix), line.hasSuffix("-->"), index + 1 < lines.count,
+               lines[index + 1].trimmingCharacters(in: .whitespaces).hasPrefix("```") {
                 let value = String(line.dropFirst(prefix.count).dropLast(3)).trimmingCharacters(in: .whitespaces)
                 var body: [String] = []
                 index += 2
-                while index < lines.count && !lines[index].hasPrefix("```") {
+                while index < lines.count && !lines[index].trimmingCharacters(in: .whitespaces).hasPrefix("```") {
                     body.append(lines[index])
                     index += 1
                 }
@@ -51,7 +53,7 @@ package enum Readme {
 }
 
 extension Readme {
-    /// Arguments that only shorten a sample's run: the figures change, the shape does not.
+    /// Arguments that only shorten a latency sample's run: the figures change, the shape does not.
     package static let shortRun = ["--duration", "0.6", "--warmup", "0"]
 
     /// For each block marked `key`, the shape of what `run` prints for its commands (in turn),
