@@ -36,13 +36,15 @@ public enum BandwidthKernel: String, CaseIterable, Sendable, Codable {
 
     /// Where each array starts in a thread's buffer of `size` bytes, and the bytes of each.
     ///
-    /// Arrays hold whole 256-byte blocks (the kernels' unrolled step), array `i` starting
-    /// `i * (length + arrayGap)` bytes in. Laid end to end, arrays are a power of two apart
-    /// at the usual sizes, and so are the lines a kernel touches at once, one in each array: the
-    /// same low address bits, cache sets and DRAM banks. A copy laid out that way read 0.72x
-    /// likwid-bench's `copy_sse` here. likwid-bench's arrays, each a mapping of its own, sit
-    /// 8 KiB off a power of two; a plain C copy on this host moved a median 29 GB/s with its
-    /// arrays 6 KiB apart and 45 GB/s with them 8 KiB apart, where likwid-bench moved 36.
+    /// Arrays hold whole 256-byte blocks (every kernel's step, 64 bytes or less, divides it),
+    /// array `i` starting `i * (length + arrayGap)` bytes in. Laid end to end, arrays are a
+    /// power of two apart at the usual sizes, and so are the lines a kernel touches at once, one
+    /// in each array: they differ in one high address bit only, and a copy laid out that way
+    /// read 0.72x likwid-bench's `copy_sse` here. The gap changes the bits above the page offset
+    /// (where the memory controller picks channels and banks; which of them matter here is the
+    /// host's); likwid-bench's arrays, each a mapping of its own, sit 8 KiB off a power of two.
+    /// A plain C copy on this host moved a median 29 GB/s with its arrays 6 KiB apart and 45 GB/s
+    /// with them 8 KiB apart, where likwid-bench moved 36.
     public func layout(size: Int) -> (offsets: [Int], length: Int) {
         let length = (size - (arrays - 1) * Self.arrayGap) / arrays / 256 * 256
         return ((0..<arrays).map { $0 * (length + Self.arrayGap) }, length)

@@ -32,7 +32,7 @@ extension RunOptions {
         }
         switch length {
         case .samples(let samples):
-            guard samples >= 1 && samples <= 1 << 40 else { throw .invalid(.samples, "must be at least 1, got \(samples)") }
+            guard samples >= 1 && samples <= 1 << 40 else { throw .invalid(.samples, "must be between 1 and \(1 << 40), got \(samples)") }
         case .duration(let seconds):
             try Check.duration(seconds)
         }
