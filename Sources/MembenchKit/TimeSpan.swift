@@ -23,8 +23,10 @@ public enum TimeSpan {
         return value * scale
     }
 
-    /// Seconds in the shortest unit that reads well: `2s`, `0.25s`, `500ms`.
+    /// Seconds in the shortest unit that reads well: `2s`, `0.25s`, `500ms`, `250us`, `1ns`.
     public static func format(_ seconds: Double) -> String {
+        if seconds > 0 && seconds < 1e-6 { return String(format: "%gns", seconds * 1e9) }
+        if seconds > 0 && seconds < 1e-3 { return String(format: "%gus", seconds * 1e6) }
         if seconds > 0 && seconds < 0.1 { return String(format: "%gms", seconds * 1e3) }
         return String(format: "%gs", seconds)
     }

@@ -39,9 +39,12 @@ struct CacheToCacheCLITests {
         try CLI.run(["c2c"] + arguments).expectOneLineError(status: 64, mentioning: flag)
     }
 
-    @Test("one CPU is not enough: refused, exit 1")
+    @Test("a CPU list of one CPU is bad input, exit 64, and says so (not what the process may use)")
     func oneCPU() throws {
         let cpu = try #require(Topology.current.allowedCPUs.first)
-        try CLI.run(["c2c", "--physcpubind", String(cpu)]).expectOneLineError(status: 1, mentioning: "two CPUs")
+        for list in [String(cpu), "\(cpu),\(cpu)"] {
+            try CLI.run(["c2c", "--physcpubind", list])
+                .expectOneLineError(status: 64, mentioning: "--physcpubind: c2c needs two CPUs, and the list names 1")
+        }
     }
 }

@@ -429,4 +429,12 @@ struct ValidationTests {
         #expect(ByteSize.format(256 << 20) == "256MiB")
         #expect(ByteSize.format(1000) == "1000B")
     }
+
+    @Test("durations print in a unit that reads well, down to nanoseconds (1ns was 1e-06ms)", arguments: [
+        (2.0, "2s"), (0.25, "0.25s"), (0.05, "50ms"), (250e-6, "250us"), (1e-9, "1ns"), (0.0, "0s"),
+    ])
+    func durations(seconds: Double, text: String) {
+        #expect(TimeSpan.format(seconds) == text)
+        #expect(TimeSpan.parse(text).map { abs($0 - seconds) <= seconds * 1e-9 } == true, "\(text) parses back")
+    }
 }

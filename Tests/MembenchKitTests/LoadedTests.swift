@@ -32,6 +32,8 @@ struct LoadedCLITests {
         (["--load-threads", "0"], "--load-threads"), (["--load-threads", "100000"], "--load-threads"),
         (["--load-membind", "9999"], "--load-membind"), (["--load-cpus", "x"], "--load-cpus"),
         (["--load", "scan"], "--load"), (["--size", "1KiB"], "--size"), (["--duration", "0s"], "--duration"),
+        // A copy load between 256 and 512 KiB had empty halves and copied lines onto themselves.
+        (["--load", "copy", "--size", "300KiB"], "--size: must be at least 512KiB"),
         (["--bogus"], "--bogus"),
     ])
     func usage(arguments: [String], flag: String) throws {

@@ -57,7 +57,12 @@ extension CacheToCacheOptions {
             throw .invalid(setting, "c2c places each line on its holder's node; give CPUs only")
         }
         let cpus = try placement.resolve(threads: nil, needsMemory: false, topology: topology).cpus.sorted()
-        guard cpus.count >= 2 else { throw .refused("c2c needs two CPUs or more; this process may use \(cpus.count)") }
+        guard cpus.count >= 2 else {
+            // Flags that name fewer than two CPUs are bad input; a process that has one is refused.
+            if placement.physcpubind != nil { throw .invalid(.cpus, "c2c needs two CPUs, and the list names \(cpus.count)") }
+            if placement.cpunodebind != nil { throw .invalid(.cpuNodes, "c2c needs two CPUs, and these nodes have \(cpus.count)") }
+            throw .refused("c2c needs two CPUs or more; this process may use \(cpus.count)")
+        }
         return ResolvedCacheToCache(options: self, cpus: cpus)
     }
 }

@@ -67,7 +67,9 @@ extension LoadedOptions {
             throw .invalid(.loadThreads, "must be at least 1, got \(threads)")
         }
         let size = options.size ?? RunOptions.defaultSize(topology: topology)
-        try Check.size(size, atLeast: 256 << 10)
+        // A load thread streams whole chunks; a copy load copies one half of its buffer onto the
+        // other, so it needs two chunks, or it would copy lines onto themselves.
+        try Check.size(size, atLeast: (options.kind == .copy ? 2 : 1) * LoadedLatency.chunk)
         let chasePlacement = try options.placement.resolve(threads: 1, topology: topology)
         guard let chaseCPU = chasePlacement.cpus.first else { throw .refused("no CPU for the chase") }
         var loadSet = options.loadCPUs ?? topology.allowedCPUs
@@ -122,6 +124,9 @@ public struct LoadedResult: Sendable {
 /// `run`) while the other threads stream their own buffers with a delay between line accesses;
 /// the delay is swept from none to idle, tracing latency against bandwidth.
 public enum LoadedLatency {
+    /// The bytes a load thread streams between looks at the sweep's state.
+    static let chunk = 256 << 10
+
     /// The shared state of a sweep: the step the chase is at, and each load thread's bytes.
     final class Sweep: Sendable {
         /// One load thread's bytes, on a cache line of its own.
@@ -143,7 +148,7 @@ public enum LoadedLatency {
         let sweep = Sweep(loaders: loadCPUs.count)
         let ready = StartLine(parties: loadCPUs.count + 1)
         let loadPolicy: MemoryPolicy? = options.loadMembind.map { .bind($0) } ?? chasePlacement.policy
-        let chunk = 256 << 10
+        let chunk = LoadedLatency.chunk
         let stopLoads: @Sendable () -> Void = { sweep.delay.store(-2, ordering: .relaxed) }
         let loaders = try startPinnedThreads(on: loadCPUs, role: "a load thread", lines: [ready], stop: stopLoads) {
             index, _ throws -> [Int: Int] in
