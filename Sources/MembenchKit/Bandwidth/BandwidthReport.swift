@@ -16,21 +16,13 @@ extension BandwidthOptions {
         if placement.memoryPolicy != nil || placement.cpunodebind != nil || placement.physcpubind != nil {
             throw .invalid(.matrix, "sets CPUs and memory itself; leave out the placement flags")
         }
-        let cpuNodes = topology.allowedCPUNodes
-        let memoryNodes = topology.bindableNodes.ids
-        guard !cpuNodes.isEmpty, !memoryNodes.isEmpty else { throw .refused("no node has both allowed CPUs and memory") }
-        var cells: [[ResolvedBandwidth]] = []
-        for cpuNode in cpuNodes {
-            var row: [ResolvedBandwidth] = []
-            for memoryNode in memoryNodes {
-                var cell = self
-                cell.placement = PlacementOptions(membind: [memoryNode], cpunodebind: [cpuNode])
-                cell.threads = threads.map { min($0, topology.allowedCPUs(on: [cpuNode]).count) }
-                row.append(try cell.resolve(topology: topology))
-            }
-            cells.append(row)
+        let grid = try NodeGrid.make(topology: topology) { cpuNode, memoryNode throws(MembenchError) -> ResolvedBandwidth in
+            var cell = self
+            cell.placement = PlacementOptions(membind: [memoryNode], cpunodebind: [cpuNode])
+            cell.threads = threads.map { min($0, topology.allowedCPUs(on: [cpuNode]).count) }
+            return try cell.resolve(topology: topology)
         }
-        return ResolvedBandwidthMatrix(options: self, cpuNodes: cpuNodes, memoryNodes: memoryNodes, cells: cells)
+        return ResolvedBandwidthMatrix(options: self, cpuNodes: grid.cpuNodes, memoryNodes: grid.memoryNodes, cells: grid.cells)
     }
 }
 
@@ -44,17 +36,10 @@ public struct BandwidthMatrix: Sendable {
 
     public static func run(_ resolved: ResolvedBandwidthMatrix, topology: Topology = .current,
                            progress: (@Sendable (Double) -> Void)? = nil) throws(MembenchError) -> BandwidthMatrix {
-        let cpuNodes = resolved.cpuNodes, memoryNodes = resolved.memoryNodes
-        var rows: [[[BandwidthResult]]] = []
-        for (r, row) in resolved.cells.enumerated() {
-            var results: [[BandwidthResult]] = []
-            for (c, cell) in row.enumerated() {
-                results.append(try BandwidthRunner.run(cell, topology: topology))
-                progress?(Double(r * memoryNodes.count + c + 1) / Double(cpuNodes.count * memoryNodes.count))
-            }
-            rows.append(results)
+        let results = try NodeGrid.run(resolved.cells, progress: progress) { cell throws(MembenchError) in
+            try BandwidthRunner.run(cell, topology: topology)
         }
-        return BandwidthMatrix(cpuNodes: cpuNodes, memoryNodes: memoryNodes, cells: rows)
+        return BandwidthMatrix(cpuNodes: resolved.cpuNodes, memoryNodes: resolved.memoryNodes, cells: results)
     }
 
     /// One table per kernel (GB/s), then the kernel's distances.

@@ -13,21 +13,13 @@ extension RunOptions {
     /// cell); nothing runs.
     public func resolveMatrix(topology: Topology = .current) throws(MembenchError) -> ResolvedLatencyMatrix {
         guard threads == 1 else { throw .invalid(.threads, "matrix runs one thread per cell, on a CPU of each node") }
-        let cpuNodes = topology.allowedCPUNodes
-        let memoryNodes = topology.bindableNodes.ids
-        guard !cpuNodes.isEmpty, !memoryNodes.isEmpty else { throw .refused("no node has both allowed CPUs and memory") }
-        var cells: [[ResolvedRun]] = []
-        for cpuNode in cpuNodes {
-            var row: [ResolvedRun] = []
-            for memoryNode in memoryNodes {
-                var cell = self
-                cell.strategy = .direct
-                cell.placement = PlacementOptions(membind: [memoryNode], physcpubind: [topology.allowedCPUs(on: [cpuNode]).first!])
-                row.append(try cell.resolve(topology: topology))
-            }
-            cells.append(row)
+        let grid = try NodeGrid.make(topology: topology) { cpuNode, memoryNode throws(MembenchError) -> ResolvedRun in
+            var cell = self
+            cell.strategy = .direct
+            cell.placement = PlacementOptions(membind: [memoryNode], physcpubind: [topology.allowedCPUs(on: [cpuNode]).first!])
+            return try cell.resolve(topology: topology)
         }
-        return ResolvedLatencyMatrix(cpuNodes: cpuNodes, memoryNodes: memoryNodes, cells: cells)
+        return ResolvedLatencyMatrix(cpuNodes: grid.cpuNodes, memoryNodes: grid.memoryNodes, cells: grid.cells)
     }
 }
 
@@ -41,17 +33,10 @@ public struct LatencyMatrix: Sendable {
 
     public static func run(_ resolved: ResolvedLatencyMatrix, topology: Topology = .current,
                            progress: (@Sendable (Double) -> Void)? = nil) throws(MembenchError) -> LatencyMatrix {
-        let cpuNodes = resolved.cpuNodes, memoryNodes = resolved.memoryNodes
-        var rows: [[RunResult]] = []
-        for (r, cells) in resolved.cells.enumerated() {
-            var row: [RunResult] = []
-            for (c, cell) in cells.enumerated() {
-                row.append(try LatencyRunner.run(cell, topology: topology))
-                progress?(Double(r * memoryNodes.count + c + 1) / Double(cpuNodes.count * memoryNodes.count))
-            }
-            rows.append(row)
+        let results = try NodeGrid.run(resolved.cells, progress: progress) { cell throws(MembenchError) in
+            try LatencyRunner.run(cell, topology: topology)
         }
-        return LatencyMatrix(cpuNodes: cpuNodes, memoryNodes: memoryNodes, results: rows)
+        return LatencyMatrix(cpuNodes: resolved.cpuNodes, memoryNodes: resolved.memoryNodes, results: results)
     }
 
     /// The latency matrix beside the kernel's distance table.
