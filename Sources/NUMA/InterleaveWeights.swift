@@ -59,9 +59,25 @@ public enum InterleaveWeights {
         automaticPath.flatMap { SysFS.read($0) }.flatMap { $0 == "true" ? true : $0 == "false" ? false : nil }
     }
 
-    /// Writes `weights` (node: 1...255) and returns what they replace, for `restore`. Nodes not
-    /// named keep their weights. Needs root. On a failure part way, what was written is put
-    /// back before the error is thrown.
+    /// The nodes of `weights` whose weight differs from the kernel's now: what `set` would write.
+    public static func changes(_ weights: [Int: Int]) -> [Int: Int] {
+        let now = current() ?? [:]
+        return weights.filter { now[$0.key] != $0.value }
+    }
+
+    /// Whether the kernel could turn its `auto` mode back on once a weight is written: it needs
+    /// the firmware's bandwidth of some node as seen from CPUs (access class 1, ACPI HMAT or
+    /// CXL CDAT), and refuses `auto` with ENODEV without it, until the next boot.
+    public static var canRestoreAutomatic: Bool {
+        Topology.current.nodes.contains { node in
+            node.firmware.contains { $0.accessClass == 1 && $0.readBandwidth != nil }
+        }
+    }
+
+    /// Writes the weights of `weights` (node: 1...255) that differ from the kernel's and returns
+    /// what they replace, for `restore`; a weight already set is not written (a write turns the
+    /// kernel's `auto` mode off). Nodes not named keep their weights. Needs root. On a failure
+    /// part way, what was written is put back before the error is thrown.
     @discardableResult
     public static func set(_ weights: [Int: Int]) throws(NUMAError) -> Saved {
         guard let before = current() else { throw unsupported(operation: "weighted_interleave") }
@@ -72,11 +88,11 @@ public enum InterleaveWeights {
         }
         let automatic = isAutomatic
         var written: [Int: Int] = [:]
-        for (node, weight) in weights.sorted(by: { $0.key < $1.key }) {
+        for (node, weight) in weights.sorted(by: { $0.key < $1.key }) where before[node] != weight {
             do {
                 try write(String(weight), to: "\(directory)/node\(node)")
             } catch {
-                try? restore(Saved(weights: written, automatic: automatic))
+                _ = try? restore(Saved(weights: written, automatic: automatic))
                 throw error
             }
             written[node] = before[node]
@@ -92,18 +108,26 @@ public enum InterleaveWeights {
         }
     }
 
-    /// Puts back what `set` replaced: the nodes' weights, then the kernel's `auto` mode.
-    public static func restore(_ saved: Saved) throws(NUMAError) {
+    /// Puts back what `set` replaced: the nodes' weights (a failure there is thrown), then the
+    /// kernel's `auto` mode where it was on, which any write of a weight turned off. Returns why
+    /// `auto` could not be turned back on (a kernel without firmware bandwidth refuses it with
+    /// ENODEV), or nil when all is as it was.
+    @discardableResult
+    public static func restore(_ saved: Saved) throws(NUMAError) -> NUMAError? {
         var failure: NUMAError?
         for (node, weight) in saved.weights.sorted(by: { $0.key < $1.key }) {
             do { try write(String(weight), to: "\(directory)/node\(node)") } catch { failure = failure ?? error }
         }
-        if let automatic = saved.automatic, automatic != isAutomatic, let path = automaticPath {
-            // A kernel without firmware bandwidth data refuses `auto` with ENODEV: its automatic
-            // weights were the defaults, which the node writes above have put back.
-            do { try write(automatic ? "true" : "false", to: path) } catch where error.errno != ENODEV { failure = failure ?? error } catch {}
-        }
         if let failure { throw failure }
+        guard saved.automatic == true, !saved.weights.isEmpty, let path = automaticPath else { return nil }
+        do {
+            try write("true", to: path)
+        } catch {
+            let reason = error.errno == ENODEV ? "the kernel refuses it without firmware bandwidth data (ENODEV)" : error.message
+            return NUMAError(operation: "weighted_interleave", errno: error.errno,
+                             message: "the kernel's automatic weights stay off until reboot: \(reason)")
+        }
+        return nil
     }
 
     private static func write(_ value: String, to path: String) throws(NUMAError) {
@@ -121,5 +145,41 @@ public enum InterleaveWeights {
             throw NUMAError(operation: "weighted_interleave", errno: code,
                             message: "cannot write \(path): \(String(cString: strerror(code)))")
         }
+    }
+}
+
+extension InterleaveWeights {
+    /// An exclusive lock on the weights directory (flock(2)), which processes that change the
+    /// weights take for as long as theirs are in force, so that one never restores weights
+    /// over another's and the weights left are those from before both. Released by `release`,
+    /// at deinit, or when the process ends.
+    public final class Lock: Sendable {
+        private let descriptor: Int32
+
+        /// Takes the lock, calling `waiting` first when another process holds it, then waiting
+        /// for it. Fails on a kernel without weighted interleave.
+        public init(waiting: () -> Void) throws(NUMAError) {
+            let fd = open(InterleaveWeights.directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard fd >= 0 else {
+                let code = errno
+                if code == ENOENT { throw InterleaveWeights.unsupported(operation: "weighted_interleave") }
+                throw NUMAError(operation: "flock", errno: code,
+                                message: "cannot open \(InterleaveWeights.directory): \(String(cString: strerror(code)))")
+            }
+            var rc = flock(fd, LOCK_EX | LOCK_NB)
+            if rc != 0 && errno == EWOULDBLOCK {
+                waiting()
+                repeat { rc = flock(fd, LOCK_EX) } while rc != 0 && errno == EINTR
+            }
+            guard rc == 0 else {
+                let code = errno
+                close(fd)
+                throw NUMAError(operation: "flock", errno: code,
+                                message: "cannot lock \(InterleaveWeights.directory): \(String(cString: strerror(code)))")
+            }
+            descriptor = fd
+        }
+
+        deinit { close(descriptor) }
     }
 }

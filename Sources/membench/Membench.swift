@@ -10,16 +10,25 @@ struct Membench: ParsableCommand {
         discussion: """
             Sizes take B, KB/KiB, MB/MiB, GB/GiB; all are binary (1GB = 1GiB = 2^30 bytes).
             Node and CPU lists take numactl's forms: 0, 0,2, 1-3, all.
-            Exit codes: 0 success, 64 bad input, 1 a run the machine refused or an output error.
+            Exit codes: 0 success, 64 bad input, 1 a run the machine refused or an output error; \
+            a run ended by a signal ends by that signal (a shell shows 128 + its number), after \
+            putting back any interleave weights it set.
             """,
         subcommands: [RunCommand.self, CompareCommand.self, MatrixCommand.self, BandwidthCommand.self, LoadedCommand.self, CacheToCacheCommand.self, AllocCommand.self, TiersCommand.self, TopologyCommand.self],
         defaultSubcommand: RunCommand.self
     )
 
     /// Parses and runs, printing any error as one line: `membench: error: <flag>: <reason>`.
-    /// Every exit is 0, 64 or 1, whatever state the standard streams are in.
+    /// Every exit is 0, 64 or 1, whatever state the standard streams are in, unless a signal
+    /// ends the process (`SignalWatcher`).
     static func main() {
         StandardStreams.prepare()
+        do {
+            // First, before any thread starts, so that every thread leaves the signals to it.
+            try SignalWatcher.start()
+        } catch {
+            fail(error.commandLineMessage, code: error.exitCode)
+        }
         do {
             var command = try parseAsRoot()
             try command.run()

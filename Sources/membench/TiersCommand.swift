@@ -58,14 +58,27 @@ struct TiersCommand: ParsableCommand {
         // The table and records first: a failure to apply loses no measurement.
         try output.emit(table: TierWeights.table(proposal), records: TierWeights.records(proposal, options: options), to: csv)
         if apply {
+            let lock: InterleaveWeights.Lock
+            do {
+                lock = try InterleaveWeights.Lock {
+                    StandardStreams.report("membench: waiting for another process that has set interleave weights (a membench run or tiers --apply) to end\n")
+                }
+            } catch {
+                throw MembenchError.unavailable(.apply, error.message)
+            }
+            defer { withExtendedLifetime(lock) {} }
             let before = InterleaveWeights.current() ?? [:]
+            let changes = InterleaveWeights.changes(proposal.weights)
+            InterleaveWeights.warnIfAutomaticModeIsLost(by: proposal.weights)
             do {
                 try InterleaveWeights.set(proposal.weights)
             } catch {
                 throw MembenchError.unavailable(.apply, error.message)
             }
-            let was = InterleaveWeights.text(before.filter { proposal.weights[$0.key] != nil })
-            if !output.json { try StandardStreams.write("applied: \(InterleaveWeights.text(proposal.weights)) (was \(was))\n") }
+            let was = InterleaveWeights.text(before.filter { changes[$0.key] != nil })
+            if !output.json {
+                try StandardStreams.write("applied: \(InterleaveWeights.text(proposal.weights)) (\(changes.isEmpty ? "unchanged" : "was \(was)"))\n")
+            }
         }
     }
 }

@@ -30,18 +30,28 @@ extension InterleaveWeights {
 
 extension PlacementOptions {
     /// Runs `body` with the interleave weights the options ask for set, and puts back the
-    /// weights those nodes had, whether `body` returns or throws, and when the process is
-    /// interrupted (SIGINT, SIGTERM, SIGHUP, SIGUSR2) meanwhile: it then exits 128 + the signal after
-    /// restoring them. Without weights it runs `body` alone. Setting weights needs root.
+    /// weights those nodes had, whether `body` returns or throws, and when a signal ends the
+    /// process meanwhile (`SignalWatcher`). Without weights it runs `body` alone.
+    ///
+    /// Another process that changes the weights (a second run, `tiers --apply`) waits for this
+    /// one's lock (`InterleaveWeights.Lock`), after a line saying so. Only weights that differ
+    /// from the kernel's are written; when the kernel chooses them itself (`auto`) and could not
+    /// choose them again, a warning says so before the run. Setting weights needs root.
     public func withInterleaveWeights<T>(_ body: () throws -> T) throws -> T {
         guard let interleaveWeights else { return try body() }
-        // Threads started from here on inherit the blocked signals, so that they reach the
-        // watcher alone.
-        let watcher = try InterruptWatcher()
-        defer { watcher.stop() }
-        let saved: InterleaveWeights.Saved
+        let watcher = try SignalWatcher.start()
+        let lock: InterleaveWeights.Lock
         do {
-            saved = try watcher.set(interleaveWeights)
+            lock = try InterleaveWeights.Lock {
+                StandardStreams.report("membench: waiting for another process that has set interleave weights (a membench run or tiers --apply) to end\n")
+            }
+        } catch {
+            throw MembenchError.from(error, setting: .weightedInterleave)
+        }
+        defer { withExtendedLifetime(lock) {} }
+        InterleaveWeights.warnIfAutomaticModeIsLost(by: interleaveWeights)
+        do {
+            try watcher.set(interleaveWeights)
         } catch {
             throw MembenchError.from(error, setting: .weightedInterleave)
         }
@@ -49,42 +59,75 @@ extension PlacementOptions {
         do {
             result = try body()
         } catch {
-            do {
-                try InterleaveWeights.restore(saved)
-            } catch let failure {
-                StandardStreams.report("membench: warning: the interleave weights \(InterleaveWeights.text(saved.weights)) were not put back: \(failure.message)\n")
+            if let failure = watcher.restore().failure {
+                StandardStreams.report("membench: warning: the interleave weights were not put back: \(failure)\n")
             }
             throw error
         }
-        do {
-            try InterleaveWeights.restore(saved)
-        } catch {
-            throw MembenchError.refused("cannot restore the interleave weights \(InterleaveWeights.text(saved.weights)): \(error.message)")
+        let restored = watcher.restore()
+        if let failure = restored.failure {
+            throw MembenchError.refused("cannot restore the interleave weights: \(failure)")
+        }
+        if let lost = restored.automaticModeLost {
+            StandardStreams.report("membench: warning: the interleave weights are back; \(lost)\n")
         }
         return result
     }
 }
 
-/// Blocks SIGINT, SIGTERM and SIGHUP (less those the process ignores) and SIGUSR2 in the
-/// calling thread (and the threads it starts) and waits for them on a thread of its own
-/// (sigwait(3)): an interrupt restores the saved weights and exits 128 + the signal. `stop`
-/// ends the watch (with SIGUSR2 to its thread) and unblocks; a SIGUSR2 from outside, whose
-/// default is to end the process as well, counts as an interrupt unless the process ignores it.
-final class InterruptWatcher: @unchecked Sendable {
-    // @unchecked: the saved weights are written by the starting thread and read by the watcher
-    // thread under their lock; `watched` is written before the watcher thread starts and only
-    // read after; `thread` and `previous` belong to the starting thread.
-    private let saved = Locked<InterleaveWeights.Saved?>(nil)
-    private var thread = pthread_t()
-    private var previous = sigset_t()
-    private var watched: [Int32] = []
-    private let stopping = Atomic<Bool>(false)
-    /// Whether the process ignored SIGUSR2 before the watch: one from outside is then ignored.
-    private let ignoresUSR2 = InterruptWatcher.isIgnored(SIGUSR2)
+extension InterleaveWeights {
+    /// Warns, before anything is written, when writing `weights` turns off the kernel's `auto`
+    /// mode and the kernel could not turn it back on.
+    public static func warnIfAutomaticModeIsLost(by weights: [Int: Int]) {
+        guard isAutomatic == true, !changes(weights).isEmpty, !canRestoreAutomatic else { return }
+        StandardStreams.report("membench: warning: setting interleave weights turns off the kernel's automatic weights, which it cannot turn back on here (no node has firmware bandwidth data); they stay off until reboot\n")
+    }
+}
 
-    /// The signals watched: SIGINT, SIGTERM and SIGHUP, less those the process ignores (as
-    /// under nohup), which must go on being ignored.
-    static var signals: [Int32] { [SIGINT, SIGTERM, SIGHUP].filter { !isIgnored($0) } }
+/// Watches, on a thread of its own (sigwait(3)), every signal whose default is to end the
+/// process and that can arrive from outside: SIGHUP, SIGINT, SIGQUIT, SIGABRT, SIGUSR1,
+/// SIGUSR2, SIGPIPE, SIGALRM, SIGTERM, SIGSTKFLT, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGIO,
+/// SIGPWR and the real-time signals, less those the process ignores (as under nohup). Such a
+/// signal puts back any interleave weights set (`set`), says so, and then ends the process by
+/// the signal's default action, so that a parent sees it end by that signal (a shell reports
+/// 128 + its number) and no result of the interrupted run is written. A crash inside the
+/// process (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS) and SIGKILL cannot be watched.
+///
+/// The signals are blocked in the thread that starts the watcher and in every thread started
+/// after it: start it first, before any other thread (`membench` does so in `main`).
+public final class SignalWatcher: Sendable {
+    /// The weights to put back, under the lock the watcher takes to restore them, so that a
+    /// signal while they are being written waits for them and then puts them all back.
+    private let saved = Locked<InterleaveWeights.Saved?>(nil)
+
+    // nonisolated(unsafe): written once, under `starting`, by the first `start`, then only read.
+    nonisolated(unsafe) private static var shared: SignalWatcher?
+    private static let starting = Locked<Void>(())
+
+    /// The process's watcher, started on the first call.
+    @discardableResult
+    public static func start() throws(MembenchError) -> SignalWatcher {
+        try starting.withLock { (_) throws(MembenchError) -> SignalWatcher in
+            if let shared { return shared }
+            let watcher = SignalWatcher()
+            try watcher.run()
+            shared = watcher
+            return watcher
+        }
+    }
+
+    private init() {}
+
+    /// The signals that end a process by default and can come from outside, by name.
+    static let fatal: [(Int32, String)] = [
+        (SIGHUP, "SIGHUP"), (SIGINT, "SIGINT"), (SIGQUIT, "SIGQUIT"), (SIGABRT, "SIGABRT"), (SIGUSR1, "SIGUSR1"),
+        (SIGUSR2, "SIGUSR2"), (SIGPIPE, "SIGPIPE"), (SIGALRM, "SIGALRM"), (SIGTERM, "SIGTERM"),
+        (SIGSTKFLT, "SIGSTKFLT"), (SIGXCPU, "SIGXCPU"), (SIGXFSZ, "SIGXFSZ"), (SIGVTALRM, "SIGVTALRM"),
+        (SIGPROF, "SIGPROF"), (SIGIO, "SIGIO"), (SIGPWR, "SIGPWR"),
+    ] + (__libc_current_sigrtmin()...__libc_current_sigrtmax()).map { ($0, "SIGRTMIN+\($0 - __libc_current_sigrtmin())") }
+
+    /// The signals watched: `fatal` less those the process ignores.
+    static var signals: [Int32] { fatal.map(\.0).filter { !isIgnored($0) } }
 
     /// Whether the process ignores `signal` (SIG_IGN).
     static func isIgnored(_ signal: Int32) -> Bool {
@@ -94,61 +137,87 @@ final class InterruptWatcher: @unchecked Sendable {
         return unsafeBitCast(action.__sigaction_handler.sa_handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
     }
 
-    /// Sets the weights under the lock the watcher takes to restore them, so that an
-    /// interrupt while they are being written waits for them and then puts them all back.
-    func set(_ weights: [Int: Int]) throws(NUMAError) -> InterleaveWeights.Saved {
-        try saved.withLock { (saved) throws(NUMAError) -> InterleaveWeights.Saved in
-            let result = try InterleaveWeights.set(weights)
-            saved = result
-            return result
+    /// Sets the weights and keeps what they replace until `restore`.
+    func set(_ weights: [Int: Int]) throws(NUMAError) {
+        try saved.withLock { (saved) throws(NUMAError) in
+            saved = try InterleaveWeights.set(weights)
         }
     }
 
-    init() throws(MembenchError) {
+    /// What a restore left changed: the weights not put back, and the kernel's `auto` mode where
+    /// it could not be turned back on. Both nil when all is as it was.
+    struct Restored {
+        var failure: String?
+        var automaticModeLost: String?
+    }
+
+    /// Puts back the weights `set` replaced, once.
+    func restore() -> Restored {
+        saved.withLock { saved -> Restored in
+            guard let taken = saved else { return Restored() }
+            saved = nil
+            do throws(NUMAError) {
+                return Restored(automaticModeLost: try InterleaveWeights.restore(taken)?.message)
+            } catch {
+                return Restored(failure: error.message)
+            }
+        }
+    }
+
+    private func run() throws(MembenchError) {
         var blocked = sigset_t()
         sigemptyset(&blocked)
-        watched = Self.signals + [SIGUSR2]
-        for signal in watched { sigaddset(&blocked, signal) }
-        pthread_sigmask(SIG_BLOCK, &blocked, &previous)
+        for signal in Self.signals { sigaddset(&blocked, signal) }
+        pthread_sigmask(SIG_BLOCK, &blocked, nil)
+        var thread = pthread_t()
         let context = Unmanaged.passRetained(self).toOpaque()
         let rc = pthread_create(&thread, nil, { context in
-            let watcher = Unmanaged<InterruptWatcher>.fromOpaque(context!).takeRetainedValue()
-            watcher.watch()
-            return nil
+            Unmanaged<SignalWatcher>.fromOpaque(context!).takeRetainedValue().watch()
         }, context)
-        if rc != 0 {
-            Unmanaged<InterruptWatcher>.fromOpaque(context).release()
-            pthread_sigmask(SIG_SETMASK, &previous, nil)
-            throw .refused("cannot start a thread to watch for interrupts: \(String(cString: strerror(rc)))")
+        guard rc == 0 else {
+            Unmanaged<SignalWatcher>.fromOpaque(context).release()
+            pthread_sigmask(SIG_UNBLOCK, &blocked, nil)
+            throw .refused("cannot start a thread to watch for signals: \(String(cString: strerror(rc)))")
         }
+        pthread_detach(thread)
     }
 
-    private func watch() {
+    private func watch() -> Never {
         var waited = sigset_t()
         sigemptyset(&waited)
-        for signal in watched { sigaddset(&waited, signal) }
+        for signal in Self.signals { sigaddset(&waited, signal) }
         var signal: Int32 = 0
-        while sigwait(&waited, &signal) == 0 {
-            if signal == SIGUSR2 {
-                if stopping.load(ordering: .acquiring) { return }
-                if ignoresUSR2 { continue }
+        while sigwait(&waited, &signal) != 0 {}
+        let name = Self.fatal.first { $0.0 == signal }?.1 ?? "signal \(signal)"
+        // Held until the process ends, so that the weights cannot be set after their restore.
+        saved.withLock { saved in
+            guard let taken = saved else { return }
+            saved = nil
+            let outcome: String
+            do throws(NUMAError) {
+                if let lost = try InterleaveWeights.restore(taken) {
+                    outcome = "the interleave weights are back; \(lost.message)"
+                } else {
+                    outcome = "the interleave weights are back as they were"
+                }
+            } catch {
+                outcome = "the interleave weights were not put back: \(error.message)"
             }
-            let failure: String? = saved.withLock { (saved) -> String? in
-                guard let saved else { return nil }
-                do throws(NUMAError) { try InterleaveWeights.restore(saved) } catch { return error.message }
-                return nil
-            }
-            StandardStreams.report(failure.map { "membench: interrupted; the interleave weights were not put back: \($0)\n" }
-                                   ?? "membench: interrupted; the interleave weights are back as they were\n")
-            _exit(128 + signal)
+            StandardStreams.report("membench: \(name) ended the run; \(outcome)\n")
+            Self.endBy(signal)
         }
+        Self.endBy(signal)
     }
 
-    /// Ends the watch; call once.
-    func stop() {
-        stopping.store(true, ordering: .releasing)
-        pthread_kill(thread, SIGUSR2)
-        pthread_join(thread, nil)
-        pthread_sigmask(SIG_SETMASK, &previous, nil)
+    /// Ends the process by `signal`'s default action, or, should that not end it, with exit
+    /// status 128 + the signal.
+    private static func endBy(_ signal: Int32) -> Never {
+        Glibc.signal(signal, SIG_DFL)
+        var only = sigset_t()
+        sigemptyset(&only)
+        sigaddset(&only, signal)
+        pthread_sigmask(SIG_UNBLOCK, &only, nil)
+        raise(signal)
+        _exit(128 + signal)
     }
 }
