@@ -17,11 +17,12 @@ enum SysFS {
         return String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: "\n ")
     }
 
-    /// `/proc/meminfo` (or a node's `meminfo`, whose lines start "Node N") as bytes by key.
+    /// `/proc/meminfo` (or a node's `meminfo`, whose lines start "Node N", or a process's
+    /// `status`) as bytes by key: figures in kB are multiplied out.
     static func meminfo(_ path: String = "/proc/meminfo") -> [String: UInt64] {
         var result: [String: UInt64] = [:]
         for line in (read(path) ?? "").split(separator: "\n") {
-            var fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            var fields = line.split(omittingEmptySubsequences: true) { $0 == " " || $0 == "\t" }
             if fields.first == "Node" { fields.removeFirst(2) }
             guard fields.count >= 2, let value = UInt64(fields[1]) else { continue }
             let key = String(fields[0].dropLast())

@@ -72,6 +72,10 @@ extension AllocOptions {
                 if UInt64(options.capacity) > available {
                     throw .unavailable(.capacity, "\(ByteSize.format(options.capacity)) per node is more than nodes \(placement.poolNodes) have available (\(available >> 20) MiB, \(topology.availableMemorySource))")
                 }
+                let total = UInt64(options.capacity) * UInt64(placement.poolNodes.count)
+                if let limit = MemoryLimit.current().first(where: { total > $0.available }) {
+                    throw .unavailable(.capacity, "\(ByteSize.format(options.capacity)) x \(placement.poolNodes.count) nodes, but \(limit)")
+                }
             }
             placements.append(placement)
         }

@@ -107,7 +107,7 @@ extension BandwidthOptions {
         let size = self.size ?? RunOptions.defaultSize(topology: topology)
         try Check.size(size, atLeast: BandwidthKernel.minimumSize)
         let placement = try self.placement.resolve(threads: threads, topology: topology)
-        try checkMemory(size: size, threads: placement.cpus.count, pageMode: pageMode, nodes: placement.memoryNodes,
+        try checkMemory([MemoryDemand(size: size, count: placement.cpus.count, nodes: placement.memoryNodes, pageMode: pageMode)],
                         topology: topology)
         return ResolvedBandwidth(options: self, placement: placement, size: size)
     }

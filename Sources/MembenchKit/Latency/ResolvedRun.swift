@@ -48,7 +48,7 @@ extension RunOptions {
         }
         let resolved = try placement.resolve(threads: threads, topology: topology)
 
-        try checkMemory(size: size, threads: threads, pageMode: pageMode, nodes: resolved.memoryNodes, topology: topology)
+        try checkMemory([MemoryDemand(size: size, count: threads, nodes: resolved.memoryNodes, pageMode: pageMode)], topology: topology)
         return ResolvedRun(options: self, size: size, groupBytes: groupBytes(for: size), placement: resolved)
     }
 

@@ -90,9 +90,11 @@ extension LoadedOptions {
             do { try topology.validate(nodes, operation: Setting.loadBind.rawValue) } catch { throw MembenchError.from(error, setting: .loadBind) }
         }
         let load = RunOptions.spread(loadSet, count: count, topology: topology)
-        try checkMemory(size: size, threads: 1, pageMode: .base, nodes: chasePlacement.memoryNodes, topology: topology)
-        try checkMemory(size: size, threads: count, pageMode: .base, nodes: options.loadMembind ?? chasePlacement.memoryNodes,
-                        topology: topology)
+        // The chase's buffer and every load thread's, all at once.
+        try checkMemory([MemoryDemand(size: size, count: 1, nodes: chasePlacement.memoryNodes,
+                                      label: "\(ByteSize.format(size)) for the chase"),
+                         MemoryDemand(size: size, count: count, nodes: options.loadMembind ?? chasePlacement.memoryNodes,
+                                      owner: "load threads")], topology: topology)
         return ResolvedLoaded(options: options, chase: chasePlacement, loadCPUs: load, size: size)
     }
 }

@@ -116,21 +116,3 @@ extension PlacementOptions {
         }
     }
 }
-
-/// Refuses a run whose buffers (`size` per thread) do not fit in what `nodes` can hand out, or
-/// in the free huge pages.
-func checkMemory(size: Int, threads: Int, pageMode: PageMode, nodes: NodeSet, topology: Topology) throws(MembenchError) {
-    let available = nodes.reduce(UInt64(0)) { $0 + (topology.node($1)?.memoryAvailable ?? 0) }
-    let (needed, overflow) = UInt64(size).multipliedReportingOverflow(by: UInt64(threads))
-    if overflow || needed > available {
-        throw .unavailable(.size, "\(ByteSize.format(size)) x \(threads) threads needs \(overflow ? "more than 16EiB" : ByteSize.format(needed)), but nodes \(nodes) have \(available >> 20) MiB available (\(topology.availableMemorySource))")
-    }
-    if let free = pageMode.freeHugePages {
-        // Each thread's buffer is its own mapping, rounded up to whole huge pages.
-        let granule = pageMode.placementGranule
-        let pages = (size + granule - 1) / granule * threads
-        if free < pages {
-            throw .unavailable(.pageSize, "\(pageMode.rawValue): \(pages) huge pages needed, \(free) free (see /proc/sys/vm/nr_hugepages)")
-        }
-    }
-}
