@@ -72,9 +72,8 @@ public struct BandwidthMatrix: Sendable {
                 for result in cells[r][c] {
                     let firmware = topology.firmwareAccess(from: cpuNode, to: memoryNode)
                     records += BandwidthReport.records([result], options: options, command: "bandwidth-matrix",
-                                                       cpuNode: cpuNode, memoryNode: memoryNode)
+                                                       cpuNode: cpuNode, memoryNode: memoryNode, firmware: firmware)
                         .filter { $0["scope"] == .string("total") }
-                        .map { $0.adding([("firmware_read_bandwidth_mb_per_s", .int(firmware?.readBandwidth))]) }
                 }
             }
         }
@@ -120,7 +119,7 @@ public enum BandwidthReport {
     }
 
     public static func records(_ results: [BandwidthResult], options: BandwidthOptions, command: String = "bandwidth",
-                               cpuNode: Int? = nil, memoryNode: Int? = nil) -> [Record] {
+                               cpuNode: Int? = nil, memoryNode: Int? = nil, firmware: FirmwareAccess? = nil) -> [Record] {
         let peak = results.map(\.bytesPerSecond).max() ?? 0
         let placement = options.placement
         return results.flatMap { result -> [Record] in
@@ -136,6 +135,8 @@ public enum BandwidthReport {
             ] + placement.recordFields + [
                 ("cpu_node", .int(cpuNode)),
                 ("memory_node", .int(memoryNode)),
+                // The matrix's firmware figure, null elsewhere: one set of columns for the command.
+                ("firmware_read_bandwidth_mb_per_s", .int(firmware?.readBandwidth)),
                 ("duration_s", .double(options.duration)),
             ]
             func row(_ thread: BandwidthThreadResult?) -> Record {

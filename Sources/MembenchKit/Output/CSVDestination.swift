@@ -11,11 +11,24 @@ import Glibc
 ///   each add their rows whole, and a new file gets one header, whichever run comes first. A
 ///   write that fails (a full disk) is undone by truncating the file back to its length before
 ///   it, so the file is never left with half a row.
-/// - A character device or a pipe (`/dev/stdout`, `/dev/null`, a FIFO) takes the header and the
-///   rows as a stream.
+/// - A character device or a pipe (`/dev/null`, a FIFO) takes the header and the rows as a
+///   stream. It is opened here, before the run: a FIFO that no process reads is refused
+///   (opening it would wait for a reader), and the run then writes to what it opened.
+/// - This process's standard output or error, whatever it is (`--csv /dev/stdout` into a pipe,
+///   a terminal or a file that `>` made), takes them as a stream too, written to descriptor 1
+///   or 2 after what the command printed there.
 public struct CSVDestination: Sendable {
     public let path: String
-    let isStream: Bool
+    /// The open stream, or nil for a file appended to.
+    let stream: Stream?
+
+    /// A descriptor the rows go to as a stream, closed at the end unless it is standard
+    /// output or error.
+    final class Stream: Sendable {
+        let descriptor: Int32
+        init(descriptor: Int32) { self.descriptor = descriptor }
+        deinit { if descriptor > STDERR_FILENO { close(descriptor) } }
+    }
 
     /// Checks `path`: it must name a regular file that can be read and written, a device or a
     /// pipe that can be written, or a new file in a directory that can be written. A symbolic
@@ -25,15 +38,30 @@ public struct CSVDestination: Sendable {
         guard !path.isEmpty else { throw .invalid(.csv, "the path is empty") }
         var info = stat()
         if stat(path, &info) == 0 {
+            for standard in [STDOUT_FILENO, STDERR_FILENO] {
+                var own = stat()
+                if fstat(standard, &own) == 0 && own.st_dev == info.st_dev && own.st_ino == info.st_ino {
+                    stream = Stream(descriptor: standard)
+                    return
+                }
+            }
             switch info.st_mode & S_IFMT {
             case S_IFDIR: throw .invalid(.csv, "\(path) is a directory")
             case S_IFSOCK: throw .invalid(.csv, "\(path) is a socket, not a file")
             case S_IFCHR, S_IFIFO:
                 guard access(path, W_OK) == 0 else { throw Self.refusal(path, "cannot be written", errno) }
-                isStream = true
+                // O_NONBLOCK: a FIFO without a reader fails (ENXIO) rather than waiting for one.
+                let descriptor = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
+                guard descriptor >= 0 else {
+                    let code = errno
+                    if code == ENXIO { throw .unavailable(.csv, "\(path) is a FIFO that no process reads") }
+                    throw Self.refusal(path, "cannot be opened", code)
+                }
+                _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) & ~O_NONBLOCK)
+                stream = Stream(descriptor: descriptor)
             default:
                 guard access(path, R_OK | W_OK) == 0 else { throw Self.refusal(path, "cannot be read and written", errno) }
-                isStream = false
+                stream = nil
             }
             return
         }
@@ -53,7 +81,7 @@ public struct CSVDestination: Sendable {
         guard stat(parent, &parentInfo) == 0 else { throw Self.refusal(path, "cannot be created", errno) }
         guard parentInfo.st_mode & S_IFMT == S_IFDIR else { throw Self.refusal(path, "cannot be created", ENOTDIR) }
         guard access(parent, W_OK | X_OK) == 0 else { throw Self.refusal(path, "cannot be created", errno) }
-        isStream = false
+        stream = nil
     }
 
     static func refusal(_ path: String, _ what: String, _ code: Int32) -> MembenchError {
@@ -66,11 +94,8 @@ public struct CSVDestination: Sendable {
         guard let first = records.first else { return }
         let header = try RecordWriter.csvText([first.header]) + "\n"
         let rows = try RecordWriter.csvText(records.map(\.values)) + "\n"
-        if isStream {
-            let descriptor = open(path, O_WRONLY | O_CLOEXEC)
-            guard descriptor >= 0 else { throw fault(errno) }
-            defer { close(descriptor) }
-            if let error = StandardStreams.writeAll(descriptor, header + rows) { throw fault(error) }
+        if let stream {
+            if let error = StandardStreams.writeAll(stream.descriptor, header + rows) { throw fault(error) }
             return
         }
         let descriptor = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
