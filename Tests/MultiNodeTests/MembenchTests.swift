@@ -87,11 +87,13 @@ struct MultiNodeCLITests {
 
     @Test("matrix covers every CPU node and every memory node")
     func matrix() throws {
-        let rows = try Self.rows(["matrix"])
+        let all = try Self.rows(["matrix"])
+        let rows = all.filter { $0["scope"] == "thread" }
         let topology = Topology.current
         let cpuNodes = topology.nodes.filter(\.hasCPUs).map(\.id)
         let memoryNodes = topology.bindableNodes.ids
         #expect(rows.count == cpuNodes.count * memoryNodes.count)
+        #expect(all.count == 2 * rows.count, "a total beside each cell's thread row, as run writes")
         var cells = Set<String>()
         for row in rows {
             cells.insert("\(row["node"] ?? "")>\(row["membind"] ?? "")")

@@ -134,7 +134,7 @@ struct TieredTests {
         let output = try CLI.run(["matrix", "--size", "4MiB", "--duration", "0.2", "--warmup", "0", "--loads-per-sample", "256", "--json"])
         #expect(output.status == 0, "\(output.stderr)")
         let records = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
-        #expect(records.count == 2 * Topology.current.bindableNodes.count)
+        #expect(records.count == 2 * 2 * Topology.current.bindableNodes.count, "two CPU nodes, a thread and a total record per cell")
         for record in records {
             let cpuNode = try #require(record["cpu_node"] as? Int), memoryNode = try #require(record["memory_node"] as? Int)
             let firmware = Topology.current.firmwareAccess(from: cpuNode, to: memoryNode)

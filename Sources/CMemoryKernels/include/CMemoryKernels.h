@@ -29,11 +29,29 @@ typedef enum CMemoryKernels_load_kind {
     CMemoryKernels_load_copy = 2,
 } CMemoryKernels_load_kind;
 
-/// A load generator's chunk: over `bytes` of `a` (and of `b` for a copy), one 64-byte line at a
+/// A load generator's walk: over `bytes` of `a` (and of `b` for a copy), one 64-byte line at a
 /// time, reads, writes or copies b to a a line, as `kind` says, then waits `delay` turns of an
-/// empty loop (about a cycle each) before the next line. Returns a value that depends on the
-/// memory.
-uint64_t CMemoryKernels_load_lines(CMemoryKernels_load_kind kind, void *a, const void *b, size_t bytes, uint64_t delay);
+/// empty loop (about a cycle each) before the next line. After every eight lines it adds the
+/// bytes moved (64 a line, 128 for a copy) to `*moved`, which only this thread writes and
+/// others may read (CMemoryKernels_counter_load). It stops early once `*state` no longer holds
+/// `expected`, looked at after every eight lines and every 1024 turns of the delay, so that a
+/// change of state is seen on time whatever the delay. Returns the bytes of `a` walked; `*sum` takes a value that
+/// depends on the memory.
+size_t CMemoryKernels_load_lines(CMemoryKernels_load_kind kind, void *a, const void *b, size_t bytes, uint64_t delay,
+                                 uint64_t *moved, const int64_t *state, int64_t expected, uint64_t *sum);
+
+/// Reads a counter that CMemoryKernels_load_lines adds to from another thread (relaxed).
+static inline uint64_t CMemoryKernels_counter_load(const uint64_t *counter) {
+    return __atomic_load_n(counter, __ATOMIC_RELAXED);
+}
+/// Reads the state that CMemoryKernels_load_lines watches (relaxed).
+static inline int64_t CMemoryKernels_state_load(const int64_t *state) {
+    return __atomic_load_n(state, __ATOMIC_RELAXED);
+}
+/// Sets the state that CMemoryKernels_load_lines watches (relaxed).
+static inline void CMemoryKernels_state_store(int64_t *state, int64_t value) {
+    __atomic_store_n(state, value, __ATOMIC_RELAXED);
+}
 
 /// Follows `count` pointers from `p` and returns where it stopped (the cache-to-cache chase).
 const void *CMemoryKernels_chase(const void *p, size_t count);

@@ -128,7 +128,7 @@ public enum BandwidthReport {
                 ("command", .string(command)),
                 ("bandwidth_kernel", .string(result.kernel.rawValue)),
                 ("mix", .string(result.kernel.mix)),
-                ("size_bytes", .int(result.size)),
+                ("size_bytes", .int(result.streamedBytes)),
                 ("threads", .int(result.threads.count)),
                 ("page_mode", .string(options.pageMode.rawValue)),
                 ("policy", .string(result.policyText)),

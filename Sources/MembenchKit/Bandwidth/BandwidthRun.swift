@@ -136,8 +136,12 @@ public struct BandwidthThreadResult: Sendable, Equatable {
 /// One kernel on every thread.
 public struct BandwidthResult: Sendable {
     public var kernel: BandwidthKernel
+    /// Each thread's buffer.
     public var size: Int
     public var threads: [BandwidthThreadResult]
+    /// The bytes of the kernel's arrays that each thread streams per pass: the buffer less the
+    /// gaps between arrays and what does not fill a 256-byte block of each.
+    public var streamedBytes: Int { kernel.layout(size: size).length * kernel.arrays }
     public var policyText: String
     public var environment: RunEnvironment
     /// The sum of the threads' rates (they run at once).

@@ -54,13 +54,14 @@ public struct LatencyMatrix: Sendable {
                                    title: "firmware read bandwidth (MB/s, ACPI HMAT)") { $0.readBandwidth.map(String.init) }
     }
 
-    /// One record per cell (its thread's row), with the firmware's read latency for the pair.
+    /// Two records per cell, as `run` writes them: its thread's and the total (`scope`), with
+    /// the firmware's read latency for the pair.
     public func records(topology: Topology = .current) -> [Record] {
         var records: [Record] = []
         for (r, cpuNode) in cpuNodes.enumerated() {
             for (c, memoryNode) in memoryNodes.enumerated() {
                 let firmware = topology.firmwareAccess(from: cpuNode, to: memoryNode)
-                records += Record.rows(for: results[r][c], command: "matrix").filter { $0["thread"] == .int(0) }.map {
+                records += Record.rows(for: results[r][c], command: "matrix").map {
                     $0.adding([("cpu_node", .int(cpuNode)), ("memory_node", .int(memoryNode)),
                                ("firmware_read_latency_ns", .int(firmware?.readLatency)),
                                ("firmware_read_bandwidth_mb_per_s", .int(firmware?.readBandwidth))])

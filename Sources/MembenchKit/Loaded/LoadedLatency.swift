@@ -126,21 +126,39 @@ public struct LoadedResult: Sendable {
 /// `run`) while the other threads stream their own buffers with a delay between line accesses;
 /// the delay is swept from none to idle, tracing latency against bandwidth.
 public enum LoadedLatency {
-    /// The bytes a load thread streams between looks at the sweep's state.
+    /// The smallest span a load thread streams (a copy, two of them): 256 KiB, beyond the L1
+    /// and L2 of one core.
     static let chunk = 256 << 10
 
-    /// The shared state of a sweep: the step the chase is at, and each load thread's bytes.
-    final class Sweep: Sendable {
-        /// One load thread's bytes, on a cache line of its own.
-        final class Counter: Sendable {
-            let bytes = Atomic<UInt64>(0)
-            let padding = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+    /// The shared state of a sweep, which the load kernel reads and adds to as it goes
+    /// (CMemoryKernels_load_lines): the delay the chase's step asks for, and each load thread's
+    /// bytes, each on a cache line of its own.
+    final class Sweep: @unchecked Sendable {
+        // @unchecked: the memory is reached only through the C kernel's relaxed atomics and
+        // CMemoryKernels_state_load/store and counter_load; the pointer never changes.
+        private let memory: UnsafeMutableRawPointer
+        let loaders: Int
+
+        init(loaders: Int) {
+            self.loaders = loaders
+            memory = UnsafeMutableRawPointer.allocate(byteCount: (loaders + 1) * 64, alignment: 64)
+            memory.initializeMemory(as: UInt8.self, repeating: 0, count: (loaders + 1) * 64)
+            CMemoryKernels_state_store(state, -1)
         }
-        /// The current delay; -1 pauses the load (idle), -2 ends it.
-        let delay = Atomic<Int>(-1)
-        let counters: [Counter]
-        init(loaders: Int) { counters = (0..<loaders).map { _ in Counter() } }
-        var moved: UInt64 { counters.reduce(0) { $0 &+ $1.bytes.load(ordering: .relaxed) } }
+
+        deinit { memory.deallocate() }
+
+        /// The delay's cell: the current delay; -1 pauses the load (idle), -2 ends it.
+        var state: UnsafeMutablePointer<Int64> { memory.assumingMemoryBound(to: Int64.self) }
+        /// Load thread `index`'s bytes.
+        func counter(_ index: Int) -> UnsafeMutablePointer<UInt64> {
+            (memory + 64 * (index + 1)).assumingMemoryBound(to: UInt64.self)
+        }
+        var delay: Int {
+            get { Int(CMemoryKernels_state_load(state)) }
+            set { CMemoryKernels_state_store(state, Int64(newValue)) }
+        }
+        var moved: UInt64 { (0..<loaders).reduce(0) { $0 &+ CMemoryKernels_counter_load(counter($1)) } }
     }
 
     public static func run(_ resolved: ResolvedLoaded, topology: Topology = .current,
@@ -150,34 +168,33 @@ public enum LoadedLatency {
         let sweep = Sweep(loaders: loadCPUs.count)
         let ready = StartLine(parties: loadCPUs.count + 1)
         let loadPolicy: MemoryPolicy? = options.loadMembind.map { .bind($0) } ?? chasePlacement.policy
-        let chunk = LoadedLatency.chunk
-        let stopLoads: @Sendable () -> Void = { sweep.delay.store(-2, ordering: .relaxed) }
+        let stopLoads: @Sendable () -> Void = { sweep.delay = -2 }
         let loaders = try startPinnedThreads(on: loadCPUs, role: "a load thread", lines: [ready], stop: stopLoads) {
             index, _ throws -> [Int: Int] in
             var isReady = false
             defer { if !isReady { try? ready.arriveAndWait() } }
             if let loadPolicy { try loadPolicy.applyToCurrentThread() }
-            let region = try BandwidthRunner.buffer(size: size / chunk * chunk, pages: .base, topology: topology)
+            let region = try BandwidthRunner.buffer(size: size / 4096 * 4096, pages: .base, topology: topology)
             region.faultIn()
             let pages = try PlacementReport.pagesPerNode(region.baseAddress, length: region.size)
             isReady = true
             try ready.arriveAndWait()
             // A copy reads the second half into the first.
-            let span = options.kind == .copy ? region.size / 2 / chunk * chunk : region.size
+            let span = options.kind == .copy ? region.size / 2 / 512 * 512 : region.size
             var offset = 0
             var keep: UInt64 = 0
             while true {
-                let delay = sweep.delay.load(ordering: .relaxed)
+                let delay = sweep.delay
                 if delay == -2 { break }
                 if delay == -1 {
                     sched_yield()
                     continue
                 }
-                keep &+= CMemoryKernels_load_lines(options.kind.code, region.baseAddress + offset,
-                                                   region.baseAddress + span + offset, chunk, UInt64(delay))
-                sweep.counters[index].bytes.add(UInt64(options.kind == .copy ? 2 * chunk : chunk), ordering: .relaxed)
-                offset += chunk
-                if offset + chunk > span { offset = 0 }
+                // Line by line until the span ends or the step changes, counting every line.
+                offset += CMemoryKernels_load_lines(options.kind.code, region.baseAddress + offset,
+                                                    region.baseAddress + span + offset, span - offset, UInt64(delay),
+                                                    sweep.counter(index), sweep.state, Int64(delay), &keep)
+                if offset >= span { offset = 0 }
             }
             ValueSink.keep(keep)
             return pages
@@ -209,7 +226,7 @@ public enum LoadedLatency {
                 var pointer = chain.start
                 var results: [LoadedStep] = []
                 for (s, delay) in steps.enumerated() {
-                    sweep.delay.store(delay ?? -1, ordering: .relaxed)
+                    sweep.delay = delay ?? -1
                     // Settle: the load reaches its rate, the chase's lines their state.
                     let settle = monotonicNanoseconds() + 100_000_000
                     repeat { pointer = chase(from: pointer, loads: defaults.loadsPerSample) } while monotonicNanoseconds() < settle

@@ -17,7 +17,7 @@ public enum LoadedReport {
         var table = TextTable(["delay", "load GB/s", "mean", "p50", "p99", "best win"])
         for step in result.steps {
             let l = step.latency
-            table.add([step.delay.map(String.init) ?? "idle", Format.fixed(step.loadBytesPerSecond / 1e9, 2), Format.ns(l.mean),
+            table.add([step.delay.map(String.init) ?? "idle", step.delay == nil ? "-" : Format.fixed(step.loadBytesPerSecond / 1e9, 2), Format.ns(l.mean),
                        Format.ns(l.p50), Format.ns(l.p99), l.bestWindow.map { Format.ns($0) } ?? ""])
         }
         return table.render()
@@ -29,15 +29,17 @@ public enum LoadedReport {
         let placement = options.placement
         return result.steps.map { step in
             let l = step.latency
+            // The idle step runs no load: its load fields are null.
+            let loaded = step.delay != nil
             return Record([
                 ("timestamp", .string(result.environment.timestamp)),
                 ("command", .string("loaded")),
                 ("delay", .int(step.delay)),
-                ("load_kind", .string(options.kind.rawValue)),
-                ("load_threads", .int(result.loadCPUs.count)),
-                ("load_cpus", .string(CPUSet(result.loadCPUs).description)),
-                ("load_membind", .string(options.loadMembind?.description)),
-                ("load_pages_per_node", .string(PlacementReport.text(result.loadPages))),
+                ("load_kind", .string(loaded ? options.kind.rawValue : nil)),
+                ("load_threads", .int(loaded ? result.loadCPUs.count : nil)),
+                ("load_cpus", .string(loaded ? CPUSet(result.loadCPUs).description : nil)),
+                ("load_membind", .string(loaded ? options.loadMembind?.description : nil)),
+                ("load_pages_per_node", .string(loaded ? PlacementReport.text(result.loadPages) : nil)),
                 ("size_bytes", .int(result.size)),
                 ("policy", .string(result.policyText)),
             ] + placement.recordFields + [
@@ -46,7 +48,7 @@ public enum LoadedReport {
                 ("chase_remote_share", .double(result.chaseRemoteShare)),
                 ("chase_pages_per_node", .string(PlacementReport.text(result.chasePages))),
                 ("duration_s", .double(options.duration)),
-                ("load_gb_per_s", .double(step.loadBytesPerSecond / 1e9)),
+                ("load_gb_per_s", loaded ? .double(step.loadBytesPerSecond / 1e9) : .null),
                 ("samples", .int(l.samples)),
                 ("mean_ns", .double(l.mean)),
                 ("stddev_ns", .double(l.standardDeviation)),

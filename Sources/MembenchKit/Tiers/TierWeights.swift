@@ -191,7 +191,7 @@ public enum TierWeights {
                 ("memory_node", .int(node.node)),
                 ("tier", .int(node.tier)),
                 ("bandwidth_kernel", .string(proposal.kernel.rawValue)),
-                ("size_bytes", .int(node.result.size)),
+                ("size_bytes", .int(node.result.streamedBytes)),
                 ("threads", .int(node.result.threads.count)),
                 ("page_mode", .string(options.pageMode.rawValue)),
                 ("duration_s", .double(options.duration)),
