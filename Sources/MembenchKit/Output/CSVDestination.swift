@@ -73,15 +73,22 @@ public struct CSVDestination: Sendable {
         let length = readlink(path, &link, link.count - 1)
         if length > 0 {
             let name = String(decoding: link[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            target = name.hasPrefix("/") ? name : (path as NSString).deletingLastPathComponent + "/" + name
+            target = name.hasPrefix("/") ? name : Self.directory(of: path) + "/" + name
         }
-        let directory = (target as NSString).deletingLastPathComponent
-        let parent = directory.isEmpty ? "." : directory
+        let parent = Self.directory(of: target)
         var parentInfo = stat()
         guard stat(parent, &parentInfo) == 0 else { throw Self.refusal(path, "cannot be created", errno) }
         guard parentInfo.st_mode & S_IFMT == S_IFDIR else { throw Self.refusal(path, "cannot be created", ENOTDIR) }
         guard access(parent, W_OK | X_OK) == 0 else { throw Self.refusal(path, "cannot be created", errno) }
         stream = nil
+    }
+
+    /// The directory part of `path`: "." for a bare name, "/" for a name in the root.
+    /// (NSString's deletingLastPathComponent traps on a bare name in Foundation of Swift 6.3.)
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        let directory = path[..<slash]
+        return directory.isEmpty ? "/" : String(directory)
     }
 
     static func refusal(_ path: String, _ what: String, _ code: Int32) -> MembenchError {

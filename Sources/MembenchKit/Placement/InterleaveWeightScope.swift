@@ -137,6 +137,14 @@ public final class SignalWatcher: Sendable {
         return unsafeBitCast(action.__sigaction_handler.sa_handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
     }
 
+    /// Whether `signal` has a handler of its own (neither SIG_DFL nor SIG_IGN).
+    static func hasHandler(_ signal: Int32) -> Bool {
+        var action = sigaction()
+        sigaction(signal, nil, &action)
+        let handler = unsafeBitCast(action.__sigaction_handler.sa_handler, to: Int.self)
+        return handler != unsafeBitCast(SIG_DFL, to: Int.self) && handler != unsafeBitCast(SIG_IGN, to: Int.self)
+    }
+
     /// Sets the weights and keeps what they replace until `restore`.
     func set(_ weights: [Int: Int]) throws(NUMAError) {
         try saved.withLock { (saved) throws(NUMAError) in
@@ -187,7 +195,25 @@ public final class SignalWatcher: Sendable {
         sigemptyset(&waited)
         for signal in Self.signals { sigaddset(&waited, signal) }
         var signal: Int32 = 0
-        while sigwait(&waited, &signal) != 0 {}
+        var info = siginfo_t()
+        while true {
+            signal = sigwaitinfo(&waited, &info)
+            guard signal > 0 else { continue }
+            // A signal this process sent itself is not a request to end: the Swift runtime's
+            // crash reporter sends SIGUSR1 to every thread (tgkill, which glibc reports as
+            // SI_USER) and waits for its handler to read the thread's stack. It goes to the
+            // handler as if this thread had not blocked it.
+            let sent = info.si_code == SI_USER || info.si_code == SI_TKILL
+            guard sent && info._sifields._kill.si_pid == getpid() else { break }
+            if Self.hasHandler(signal) {
+                var only = sigset_t()
+                sigemptyset(&only)
+                sigaddset(&only, signal)
+                pthread_kill(pthread_self(), signal)
+                pthread_sigmask(SIG_UNBLOCK, &only, nil)
+                pthread_sigmask(SIG_BLOCK, &only, nil)
+            }
+        }
         let name = Self.fatal.first { $0.0 == signal }?.1 ?? "signal \(signal)"
         // Held until the process ends, so that the weights cannot be set after their restore.
         saved.withLock { saved in
