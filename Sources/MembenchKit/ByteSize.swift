@@ -1,4 +1,5 @@
 import Foundation
+import NUMA
 
 /// Byte sizes as people write them: `64`, `4KB`, `256MiB`, `1GB`.
 ///
@@ -32,4 +33,14 @@ public enum ByteSize {
         }
         return "\(value)B"
     }
+}
+
+/// `count` and a noun, singular for one: "1 CPU", "2 CPUs", "1 load thread".
+func counted(_ count: Int, _ singular: String, plural: String? = nil) -> String {
+    "\(count) \(count == 1 ? singular : plural ?? singular + "s")"
+}
+
+/// "node 0 has" or "nodes 0-1 have", for messages about what nodes hold.
+func nodesHave(_ nodes: NodeSet) -> String {
+    nodes.count == 1 ? "node \(nodes) has" : "nodes \(nodes) have"
 }

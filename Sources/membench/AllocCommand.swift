@@ -10,11 +10,11 @@ struct AllocCommand: ParsableCommand {
         abstract: "Get+put throughput of the local and global pools against malloc/free (swap malloc with LD_PRELOAD)."
     )
 
-    @Option(parsing: .upToNextOption, help: "Allocators to measure, e.g. local malloc or local,malloc.")
-    var allocators: [ListArgument<AllocStrategy>] = [ListArgument(AllocStrategy.allCases)]
+    @Option(parsing: .unconditional, help: "Allocators to measure, e.g. local,malloc.")
+    var allocators = ListArgument<AllocStrategy>(AllocStrategy.allCases)
 
-    @Option(parsing: .upToNextOption, help: "Thread counts to measure, e.g. 1 2 or 1,2.")
-    var threads: [ListArgument<Int>] = [ListArgument([1])]
+    @Option(parsing: .unconditional, help: "Thread counts to measure, e.g. 1,2.")
+    var threads = ListArgument<Int>([1])
 
     @Option(name: .customLong("block-size"), parsing: .unconditional, help: ArgumentHelp("Bytes per block.", valueName: "size"))
     var blockSize = ByteCount(argument: "64")!
@@ -44,8 +44,8 @@ struct AllocCommand: ParsableCommand {
 
     func run() throws {
         var options = AllocOptions()
-        options.strategies = allocators.flatMap(\.values)
-        options.threadCounts = threads.flatMap(\.values)
+        options.strategies = allocators.values
+        options.threadCounts = threads.values
         options.blockSize = blockSize.bytes
         options.batch = batch
         options.duration = duration.value

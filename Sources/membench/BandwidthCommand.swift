@@ -10,9 +10,9 @@ struct BandwidthCommand: ParsableCommand {
         abstract: "Memory bandwidth by read/write mix: every thread streams its own buffer with each kernel, all at once."
     )
 
-    @Option(parsing: .upToNextOption,
+    @Option(parsing: .unconditional,
             help: "Kernels: read (sum), copy (1:1), triad (2:1), write, nt-write (non-temporal); e.g. read,copy (default: all; read for --matrix).")
-    var kernels: [ListArgument<BandwidthKernel>] = []
+    var kernels: ListArgument<BandwidthKernel>?
 
     @Flag(help: "Every CPU node against every memory node (the CPU node's CPUs stream memory bound to the memory node).")
     var matrix = false
@@ -23,7 +23,7 @@ struct BandwidthCommand: ParsableCommand {
 
     func run() throws {
         var options = BandwidthOptions()
-        options.kernels = kernels.isEmpty ? (matrix ? [.read] : BandwidthKernel.allCases) : kernels.flatMap(\.values)
+        options.kernels = kernels?.values ?? (matrix ? [.read] : BandwidthKernel.allCases)
         options.threads = stream.threads
         options.size = stream.size?.bytes
         options.duration = stream.duration.value
@@ -35,7 +35,9 @@ struct BandwidthCommand: ParsableCommand {
             let csv = try output.destination()
             try options.placement.withInterleaveWeights {
                 warnAboutBalancing()
-                let result = try BandwidthMatrix.run(resolved)
+                let progress = ProgressLine()
+                let result = try BandwidthMatrix.run(resolved) { progress.show("bandwidth", $0) }
+                progress.clear()
                 try output.emit(table: result.render(), records: result.records(options: options), to: csv)
             }
         } else {
@@ -43,7 +45,9 @@ struct BandwidthCommand: ParsableCommand {
             let csv = try output.destination()
             try options.placement.withInterleaveWeights {
                 warnAboutBalancing()
-                let results = try BandwidthRunner.run(resolved)
+                let progress = ProgressLine()
+                let results = try BandwidthRunner.run(resolved) { progress.show("bandwidth", $0) }
+                progress.clear()
                 try output.emit(table: BandwidthReport.describe(results, options: options) + BandwidthReport.table(results),
                                 records: BandwidthReport.records(results, options: options), to: csv)
             }

@@ -14,7 +14,7 @@ struct CacheToCacheCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Measurements per CPU pair and line state; the table shows the median.")
     var repeats = 50
 
-    @OptionGroup(title: "Placement") var placement: PlacementGroup
+    @OptionGroup(title: "CPUs") var placement: CPUGroup
     @OptionGroup(title: "Output") var output: OutputGroup
 
     func run() throws {
@@ -24,7 +24,7 @@ struct CacheToCacheCommand: ParsableCommand {
         options.placement = try placement.resolve()
         let resolved = try options.resolve()  // once, and before any output
         let csv = try output.destination()
-        let progress = ProgressLine(expectedSeconds: Double(resolved.cpus.count * resolved.cpus.count) * 0.05)
+        let progress = ProgressLine()
         let pairs = try CacheToCache.run(resolved) { progress.show("c2c", $0) }
         progress.clear()
         try output.emit(table: CacheToCacheReport.render(pairs, options: options),

@@ -27,7 +27,7 @@ struct CompareCommand: ParsableCommand {
         let csv = try output.destination()
         try options.placement.withInterleaveWeights {
             warnAboutBalancing()
-            let progress = ProgressLine(expectedSeconds: Double(strategies.count * rounds) * ((options.length.seconds ?? 0) + options.warmup))
+            let progress = ProgressLine()
             let results = try Comparison.run(resolved) { strategy, round, fraction in
                 progress.show(rounds > 1 ? "\(strategy.rawValue), round \(round + 1) of \(rounds)" : strategy.rawValue, fraction)
             }

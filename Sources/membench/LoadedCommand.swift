@@ -10,8 +10,8 @@ struct LoadedCommand: ParsableCommand {
         abstract: "Loaded latency: one thread chases while the others stream memory, their delay swept from none to idle."
     )
 
-    @Option(parsing: .upToNextOption, help: "Delays to sweep, in turns of an empty loop between line accesses, e.g. 0,100,1000.")
-    var delays: [ListArgument<Int>] = []
+    @Option(parsing: .unconditional, help: "Delays to sweep, in turns of an empty loop between line accesses, e.g. 0,100,1000.")
+    var delays: ListArgument<Int>?
 
     @Option(name: .customLong("load"), parsing: .unconditional, help: "What the load threads do to each line: read, write or copy.")
     var kind: LoadKind = .read
@@ -38,7 +38,7 @@ struct LoadedCommand: ParsableCommand {
 
     func run() throws {
         var options = LoadedOptions()
-        if !delays.isEmpty { options.delays = delays.flatMap(\.values) }
+        if let delays { options.delays = delays.values }
         options.kind = kind
         options.loadThreads = loadThreads
         options.size = size?.bytes
@@ -54,8 +54,7 @@ struct LoadedCommand: ParsableCommand {
         let csv = try output.destination()
         try options.placement.withInterleaveWeights {
             warnAboutBalancing()
-            let steps = Double(options.delays.count + 1)
-            let progress = ProgressLine(expectedSeconds: steps * (options.duration + 0.1))
+            let progress = ProgressLine()
             let result = try LoadedLatency.run(resolved) { progress.show("loaded", $0) }
             progress.clear()
             try output.emit(table: LoadedReport.describe(result) + LoadedReport.table(result),

@@ -8,7 +8,7 @@ struct MatrixCommand: ParsableCommand {
         abstract: "Node x node idle latency: one thread on each CPU node chasing memory bound to each memory node."
     )
 
-    @OptionGroup(title: "Workload") var workload: WorkloadGroup
+    @OptionGroup(title: "Workload") var workload: ChaseGroup
     @OptionGroup(title: "Output") var output: OutputGroup
 
     func run() throws {
@@ -17,8 +17,7 @@ struct MatrixCommand: ParsableCommand {
         let resolved = try options.resolveMatrix()  // once, and before any warning is printed
         let csv = try output.destination()
         warnAboutBalancing()
-        let cells = Double(resolved.cpuNodes.count * resolved.memoryNodes.count)
-        let progress = ProgressLine(expectedSeconds: cells * ((options.length.seconds ?? 0) + options.warmup))
+        let progress = ProgressLine()
         let matrix = try LatencyMatrix.run(resolved) { progress.show("matrix", $0) }
         progress.clear()
         try output.emit(table: matrix.render(), records: matrix.records(), to: csv)

@@ -30,6 +30,7 @@ struct Membench: ParsableCommand {
             fail(error.commandLineMessage, code: error.exitCode)
         }
         do {
+            try CommandLineRules.refuseRepeats(Array(CommandLine.arguments.dropFirst()), root: Membench.self)
             var command = try parseAsRoot()
             try command.run()
         } catch let error as MembenchError {
@@ -44,7 +45,7 @@ struct Membench: ParsableCommand {
                 }
                 Foundation.exit(0)
             }
-            let message = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            let message = CommandLineRules.reworded(message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)")
             fail(message, code: code.rawValue)
         }
     }

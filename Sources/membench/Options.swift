@@ -3,6 +3,7 @@ import Foundation
 import MembenchKit
 import NUMA
 import NUMAPool
+import Synchronization
 
 /// A byte size argument: `256MiB`, `1GB` (binary units).
 struct ByteCount: ExpressibleByArgument {
@@ -27,7 +28,7 @@ struct Seconds: ExpressibleByArgument {
     var defaultValueDescription: String { TimeSpan.format(value) }
 }
 
-/// Values given as "a,b" or one per argument, so that `--threads 1,2` and `--threads 1 2` agree.
+/// Values given as one comma-separated argument: `--threads 1,2`.
 struct ListArgument<Element: ExpressibleByArgument>: ExpressibleByArgument {
     let values: [Element]
     init(_ values: [Element]) { self.values = values }
@@ -47,15 +48,10 @@ extension SlotLayout.Offsets: ExpressibleByArgument {}
 extension LocalPool.Binding: ExpressibleByArgument {}
 extension GlobalFill: ExpressibleByArgument {}
 
-struct PlacementGroup: ParsableArguments {
+/// The memory policy flags, numactl's: where pages go.
+struct MemoryPolicyGroup: ParsableArguments {
     @Option(parsing: .unconditional, help: ArgumentHelp("Allocate only on these nodes (MPOL_BIND).", valueName: "nodes"))
     var membind: String?
-
-    @Option(parsing: .unconditional, help: ArgumentHelp("Run threads on the CPUs of these nodes.", valueName: "nodes"))
-    var cpunodebind: String?
-
-    @Option(parsing: .unconditional, help: ArgumentHelp("Run threads on these CPUs.", valueName: "cpus"))
-    var physcpubind: String?
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Interleave pages over these nodes (MPOL_INTERLEAVE).", valueName: "nodes"))
     var interleave: String?
@@ -70,17 +66,13 @@ struct PlacementGroup: ParsableArguments {
     @Flag(help: "Allocate on the node of the touching CPU (MPOL_LOCAL).")
     var localalloc = false
 
-    /// The flags as placement options; without flags the process's policy and CPUs are inherited.
-    func resolve() throws -> PlacementOptions {
-        func nodes(_ text: String?, _ flag: String) throws -> NodeSet? {
-            guard let text else { return nil }
-            do { return try NodeSet(parsing: text) } catch { throw ValidationError("\(flag): \(error.message)") }
-        }
-        var options = PlacementOptions()
+    func apply(to options: inout PlacementOptions) throws {
         options.membind = try nodes(membind, "--membind")
         options.interleave = try nodes(interleave, "--interleave")
-        options.cpunodebind = try nodes(cpunodebind, "--cpunodebind")
         if let weightedInterleave {
+            if let node = InterleaveWeights.repeatedNode(in: weightedInterleave) {
+                throw ValidationError("--weighted-interleave: node \(node) is listed twice in '\(weightedInterleave)'")
+            }
             guard let (nodes, weights) = InterleaveWeights.parse(weightedInterleave) else {
                 throw ValidationError("--weighted-interleave: '\(weightedInterleave)' is neither a node list (0,2) nor node:weight pairs (0:3,2:1)")
             }
@@ -93,12 +85,53 @@ struct PlacementGroup: ParsableArguments {
             }
             options.preferred = node
         }
+        options.localalloc = localalloc
+    }
+}
+
+/// The CPU flags, numactl's: where threads run.
+struct CPUGroup: ParsableArguments {
+    @Option(parsing: .unconditional, help: ArgumentHelp("Run threads on the CPUs of these nodes.", valueName: "nodes"))
+    var cpunodebind: String?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Run threads on these CPUs.", valueName: "cpus"))
+    var physcpubind: String?
+
+    func apply(to options: inout PlacementOptions) throws {
+        options.cpunodebind = try nodes(cpunodebind, "--cpunodebind")
         if let physcpubind {
             do { options.physcpubind = try CPUSet(parsing: physcpubind) } catch {
                 throw ValidationError("--physcpubind: \(error.message)")
             }
         }
-        options.localalloc = localalloc
+    }
+
+    /// The flags as placement options, for a command that places threads only.
+    func resolve() throws -> PlacementOptions {
+        var options = PlacementOptions()
+        try apply(to: &options)
+        return options
+    }
+
+    func validate() throws { _ = try resolve() }
+}
+
+/// A node list flag's value, or nil when the flag is not given.
+private func nodes(_ text: String?, _ flag: String) throws -> NodeSet? {
+    guard let text else { return nil }
+    do { return try NodeSet(parsing: text) } catch { throw ValidationError("\(flag): \(error.message)") }
+}
+
+/// numactl's placement flags: memory policy and CPUs.
+struct PlacementGroup: ParsableArguments {
+    @OptionGroup var memory: MemoryPolicyGroup
+    @OptionGroup var cpus: CPUGroup
+
+    /// The flags as placement options; without flags the process's policy and CPUs are inherited.
+    func resolve() throws -> PlacementOptions {
+        var options = PlacementOptions()
+        try memory.apply(to: &options)
+        try cpus.apply(to: &options)
         return options
     }
 
@@ -121,12 +154,10 @@ struct StreamGroup: ParsableArguments {
 
 }
 
-struct WorkloadGroup: ParsableArguments {
+/// The chase's workload: its buffer, chain and timing.
+struct ChaseGroup: ParsableArguments {
     @Option(parsing: .unconditional, help: ArgumentHelp("Buffer each thread chases (default: 4x the last-level cache, at least 256MiB).", valueName: "size"))
     var size: ByteCount?
-
-    @Option(parsing: .unconditional, help: "Worker threads, one per CPU.")
-    var threads = 1
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Bytes between chain slots.", valueName: "size"))
     var stride = ByteCount(argument: "256")!
@@ -159,13 +190,6 @@ struct WorkloadGroup: ParsableArguments {
     @Option(name: .customLong("loads-per-sample"), parsing: .unconditional, help: "Dependent loads per timed sample (at least 256).")
     var loadsPerSample = 1024
 
-    @Option(parsing: .unconditional, help: "Local pool arenas: strict (MPOL_BIND) or preferred.")
-    var binding: LocalPool.Binding = .strict
-
-    @Option(name: .customLong("global-fill"), parsing: .unconditional,
-            help: "How the global pool is filled: spread (in chunks over the run's memory nodes, each touched on its node), first-touch (by one thread on the first worker's CPU) or interleave (page by page).")
-    var globalFill: GlobalFill = .spread
-
     @Option(parsing: .unconditional, help: "Seed of the chain's shuffle.")
     var seed: UInt64 = RunOptions.defaultSeed
 
@@ -178,7 +202,6 @@ struct WorkloadGroup: ParsableArguments {
 
     func apply(to options: inout RunOptions) {
         options.size = size?.bytes
-        options.threads = threads
         options.stride = stride.bytes
         options.tlbLocality = tlbLocality?.bytes
         options.pageMode = pageSize
@@ -188,9 +211,29 @@ struct WorkloadGroup: ParsableArguments {
         options.warmup = warmup.value
         options.window = window.value
         options.loadsPerSample = loadsPerSample
+        options.seed = seed
+    }
+}
+
+/// The chase's workload with its threads and the pools' settings (run, compare).
+struct WorkloadGroup: ParsableArguments {
+    @OptionGroup var chase: ChaseGroup
+
+    @Option(parsing: .unconditional, help: "Worker threads, one per CPU.")
+    var threads = 1
+
+    @Option(parsing: .unconditional, help: "Local pool arenas: strict (MPOL_BIND) or preferred.")
+    var binding: LocalPool.Binding = .strict
+
+    @Option(name: .customLong("global-fill"), parsing: .unconditional,
+            help: "How the global pool is filled: spread (in chunks over the run's memory nodes, each touched on its node), first-touch (by one thread on the first worker's CPU) or interleave (page by page).")
+    var globalFill: GlobalFill = .spread
+
+    func apply(to options: inout RunOptions) {
+        chase.apply(to: &options)
+        options.threads = threads
         options.binding = binding
         options.globalFill = globalFill
-        options.seed = seed
     }
 }
 
@@ -229,21 +272,27 @@ struct OutputGroup: ParsableArguments {
     }
 }
 
-/// A one-line progress indicator on stderr, shown only when stderr is a terminal.
-struct ProgressLine: Sendable {
-    let enabled: Bool
+/// A one-line progress indicator on stderr, shown only when stderr is a terminal and only once
+/// the run has taken a second, redrawn when its whole percent changes.
+final class ProgressLine: Sendable {
+    private let enabled: Bool
+    private let started = monotonicNanoseconds()
+    /// The percent last drawn, -1 before any.
+    private let drawn = Atomic<Int>(-1)
 
-    init(expectedSeconds: Double) {
-        enabled = isatty(STDERR_FILENO) != 0 && expectedSeconds > 1
+    init() {
+        enabled = isatty(STDERR_FILENO) != 0
     }
 
     func show(_ label: String, _ fraction: Double) {
-        guard enabled else { return }
-        StandardStreams.report(String(format: "\r%@ %3.0f%%", label, min(1, fraction) * 100))
+        guard enabled, monotonicNanoseconds() - started >= 1_000_000_000 else { return }
+        let percent = Int((min(1, max(0, fraction)) * 100).rounded(.down))
+        guard drawn.exchange(percent, ordering: .relaxed) != percent else { return }
+        StandardStreams.report(String(format: "\r%@ %3d%%", label, percent))
     }
 
     func clear() {
-        guard enabled else { return }
+        guard enabled, drawn.load(ordering: .relaxed) >= 0 else { return }
         StandardStreams.report("\r\u{1B}[K")
     }
 }

@@ -23,7 +23,7 @@ struct RunCommand: ParsableCommand {
         let csv = try output.destination()
         try options.placement.withInterleaveWeights {
             warnAboutBalancing()
-            let progress = ProgressLine(expectedSeconds: (options.length.seconds ?? 0) + options.warmup)
+            let progress = ProgressLine()
             let result = try LatencyRunner.run(resolved) { progress.show(pool.rawValue, $0) }
             progress.clear()
             try output.emit(table: LatencyReport.describe(result) + LatencyReport.table(result),

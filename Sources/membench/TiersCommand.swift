@@ -52,7 +52,7 @@ struct TiersCommand: ParsableCommand {
         }
         let csv = try output.destination()
         warnAboutBalancing()
-        let progress = ProgressLine(expectedSeconds: Double(resolved.cells.count) * (options.duration + 0.5))
+        let progress = ProgressLine()
         let proposal = try TierWeights.run(resolved) { progress.show("tiers", $0) }
         progress.clear()
         // The table and records first: a failure to apply loses no measurement.

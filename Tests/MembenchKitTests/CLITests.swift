@@ -100,7 +100,7 @@ struct CLITests {
     func allocRounds() throws {
         let csv = CLI.temporaryPath(".csv")
         defer { try? FileManager.default.removeItem(atPath: csv) }
-        let output = try CLI.run(["alloc", "--allocators", "local,malloc", "--threads", "1", "2", "--rounds", "2",
+        let output = try CLI.run(["alloc", "--allocators", "local,malloc", "--threads", "1,2", "--rounds", "2",
                                   "--batch", "1", "--duration", "0.1", "--csv", csv])
         #expect(output.status == 0, "\(output.stderr)")
         #expect(output.stdout.contains("min-max") && output.stdout.contains("Medians of 2 rounds"))
@@ -190,7 +190,7 @@ struct CLITests {
         (["--bogus"], "--bogus"),
     ])
     func usage(arguments: [String], flag: String) throws {
-        try CLI.run(["run"] + arguments + CLI.quick).expectOneLineError(status: 64, mentioning: flag)
+        try CLI.run(["run"] + arguments + CLI.quick(besides: arguments)).expectOneLineError(status: 64, mentioning: flag)
     }
 
     @Test("durations take units: 300ms, 0.3s and 0.3 are the same", arguments: ["300ms", "0.3s", "0.3"])

@@ -37,7 +37,9 @@ struct LoadedCLITests {
         (["--bogus"], "--bogus"),
     ])
     func usage(arguments: [String], flag: String) throws {
-        try CLI.run(["loaded"] + Self.quick + arguments).expectOneLineError(status: 64, mentioning: flag)
+        // A flag is given once: --size replaces the quick run's.
+        let base = arguments.contains("--size") ? ["--duration", "0.1"] : Self.quick
+        try CLI.run(["loaded"] + base + arguments).expectOneLineError(status: 64, mentioning: flag)
     }
 
     @Test("load CPUs that include the chase's are refused", .enabled(if: Topology.current.allowedCPUs.count >= 2, "needs two CPUs"))

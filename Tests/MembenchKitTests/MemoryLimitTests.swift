@@ -48,7 +48,7 @@ struct MemoryLimitTests {
         let cgroup = try MemoryCgroup(limit: 100 << 20)
         defer { cgroup.remove() }
         let output = try cgroup.run("loaded --size 64MiB --load-threads 1 --duration 100ms --delays 0")
-        output.expectOneLineError(status: 1, mentioning: "64MiB for the chase and 64MiB x 1 load threads need 128MiB, but this process may take")
+        output.expectOneLineError(status: 1, mentioning: "64MiB for the chase and 64MiB x 1 load thread need 128MiB, but this process may take")
         #expect(output.stderr.contains("under its memory cgroup (limit 100 MiB, \(cgroup.directory)/"), "\(output.stderr)")
     }
 
@@ -65,7 +65,7 @@ struct MemoryLimitTests {
     @Test("an address-space limit (ulimit -v) is one of the limits")
     func addressSpace() throws {
         let output = try CLI.shell("ulimit -v 2000000 && exec $MEMBENCH run --size 4GiB --duration 0.1")
-        output.expectOneLineError(status: 1, mentioning: "4GiB x 1 threads needs 4GiB, but this process may take")
+        output.expectOneLineError(status: 1, mentioning: "4GiB x 1 thread needs 4GiB, but this process may take")
         #expect(output.stderr.contains("under its RLIMIT_AS (limit 1953 MiB)"), "\(output.stderr)")
     }
 

@@ -61,7 +61,7 @@ struct TierCLITests {
                 .expectOneLineError(status: 64, mentioning: "--weighted-interleave: node \(Self.missing) does not exist")
         }
         try CLI.run(["c2c", "--weighted-interleave", "0", "--lines", "16", "--repeats", "1"])
-            .expectOneLineError(status: 64, mentioning: "--weighted-interleave: c2c places each line")
+            .expectOneLineError(status: 64, mentioning: "--weighted-interleave: not a flag of this command")
     }
 
     @Test("a weighted-interleave run records its nodes and the kernel's weights for them",

@@ -71,6 +71,12 @@ package enum CLI {
     /// Quick run arguments: a small buffer and a short duration.
     package static let quick = ["--size", "8MiB", "--duration", "0.2", "--warmup", "0"]
 
+    /// The quick run's flags less those `arguments` give (a flag may be given once).
+    package static func quick(besides arguments: [String]) -> [String] {
+        let given = Set(arguments.map { String($0.prefix { $0 != "=" }) })
+        return stride(from: 0, to: quick.count, by: 2).filter { !given.contains(quick[$0]) }.flatMap { [quick[$0], quick[$0 + 1]] }
+    }
+
     /// membench under a shell, for redirections: `$MEMBENCH` in `command` is the built binary.
     /// Returns the exit status and what reached stdout and stderr (where they were not redirected).
     package static func shell(_ command: String, timeout seconds: Int = 120) throws -> Output {

@@ -70,11 +70,11 @@ extension AllocOptions {
             if pools {
                 let available = placement.poolNodes.reduce(UInt64(0)) { $0 + (topology.node($1)?.memoryAvailable ?? 0) }
                 if UInt64(options.capacity) > available {
-                    throw .unavailable(.capacity, "\(ByteSize.format(options.capacity)) per node is more than nodes \(placement.poolNodes) have available (\(available >> 20) MiB, \(topology.availableMemorySource))")
+                    throw .unavailable(.capacity, "\(ByteSize.format(options.capacity)) per node is more than \(nodesHave(placement.poolNodes)) available (\(available >> 20) MiB, \(topology.availableMemorySource))")
                 }
                 let total = UInt64(options.capacity) * UInt64(placement.poolNodes.count)
                 if let limit = MemoryLimit.current().first(where: { total > $0.available }) {
-                    throw .unavailable(.capacity, "\(ByteSize.format(options.capacity)) x \(placement.poolNodes.count) nodes, but \(limit)")
+                    throw .unavailable(.capacity, "\(ByteSize.format(options.capacity)) x \(counted(placement.poolNodes.count, "node")), but \(limit)")
                 }
             }
             placements.append(placement)

@@ -36,8 +36,8 @@ public struct BandwidthMatrix: Sendable {
 
     public static func run(_ resolved: ResolvedBandwidthMatrix, topology: Topology = .current,
                            progress: (@Sendable (Double) -> Void)? = nil) throws(MembenchError) -> BandwidthMatrix {
-        let results = try NodeGrid.run(resolved.cells, progress: progress) { cell throws(MembenchError) in
-            try BandwidthRunner.run(cell, topology: topology)
+        let results = try NodeGrid.run(resolved.cells, progress: progress) { cell, cellProgress throws(MembenchError) in
+            try BandwidthRunner.run(cell, topology: topology, progress: cellProgress)
         }
         return BandwidthMatrix(cpuNodes: resolved.cpuNodes, memoryNodes: resolved.memoryNodes, cells: results)
     }

@@ -157,8 +157,10 @@ public struct BandwidthResult: Sendable {
 /// over arrays of N bytes 3N. Ordinary stores also make the caches read each line first, which
 /// the count leaves out; `nt-write` shows the difference.
 public enum BandwidthRunner {
-    /// Runs every kernel in turn, the same threads and buffers for all.
-    public static func run(_ resolved: ResolvedBandwidth, topology: Topology = .current) throws(MembenchError) -> [BandwidthResult] {
+    /// Runs every kernel in turn, the same threads and buffers for all; the first thread reports
+    /// the fraction done as it streams.
+    public static func run(_ resolved: ResolvedBandwidth, topology: Topology = .current,
+                           progress: (@Sendable (Double) -> Void)? = nil) throws(MembenchError) -> [BandwidthResult] {
         let options = resolved.options, placement = resolved.placement, size = resolved.size
         let environment = RunEnvironment.current(topology: topology)
         let kernels = options.kernels
@@ -167,7 +169,8 @@ public enum BandwidthRunner {
         let starts = kernels.map { _ in StartLine(parties: placement.cpus.count) }
         let workers = try startPinnedThreads(on: placement.cpus, role: "a thread", lines: [ready] + starts) { index, cpu in
             try stream(index: index, cpu: cpu, size: size, kernels: kernels, options: options,
-                       placement: placement, ready: ready, starts: starts, topology: topology)
+                       placement: placement, ready: ready, starts: starts, topology: topology,
+                       progress: index == 0 ? progress : nil)
         }
         let perThread = try joinAll(workers)
         let policyText = placement.policyText
@@ -179,7 +182,7 @@ public enum BandwidthRunner {
 
     static func stream(index: Int, cpu: Int, size: Int, kernels: [BandwidthKernel], options: BandwidthOptions,
                        placement: ResolvedPlacement, ready: StartLine, starts: [StartLine],
-                       topology: Topology) throws -> [BandwidthThreadResult] {
+                       topology: Topology, progress: (@Sendable (Double) -> Void)?) throws -> [BandwidthThreadResult] {
         // A thread that fails before it is ready still passes every line, so that none waits forever.
         var isReady = false
         defer {
@@ -216,6 +219,7 @@ public enum BandwidthRunner {
                 keep &+= kernel.pass(arrays, length: length)
                 now = monotonicNanoseconds()
                 statistics.record(moved / (Double(now - t0) / 1e9) / 1e6)  // MB/s: the histogram keeps 3 digits
+                progress?((Double(k) + min(1, Double(now - began) / Double(max(1, deadline - began)))) / Double(kernels.count))
             } while now < deadline
             let seconds = Double(now - began) / 1e9
             results.append(BandwidthThreadResult(

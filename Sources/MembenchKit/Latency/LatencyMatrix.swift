@@ -33,8 +33,8 @@ public struct LatencyMatrix: Sendable {
 
     public static func run(_ resolved: ResolvedLatencyMatrix, topology: Topology = .current,
                            progress: (@Sendable (Double) -> Void)? = nil) throws(MembenchError) -> LatencyMatrix {
-        let results = try NodeGrid.run(resolved.cells, progress: progress) { cell throws(MembenchError) in
-            try LatencyRunner.run(cell, topology: topology)
+        let results = try NodeGrid.run(resolved.cells, progress: progress) { cell, cellProgress throws(MembenchError) in
+            try LatencyRunner.run(cell, topology: topology, progress: cellProgress)
         }
         return LatencyMatrix(cpuNodes: resolved.cpuNodes, memoryNodes: resolved.memoryNodes, results: results)
     }

@@ -84,7 +84,7 @@ extension LoadedOptions {
             throw .refused("loaded needs a CPU for the chase and at least one for load; this process may use \(topology.allowedCPUs)")
         }
         guard count <= available else {
-            throw .invalid(.loadThreads, "\(count) load threads but only \(available) CPUs besides the chase's (\(loadSet))")
+            throw .invalid(.loadThreads, "\(counted(count, "load thread")) but only \(counted(available, "CPU")) besides the chase's (\(loadSet))")
         }
         if let nodes = options.loadMembind {
             do { try topology.validate(nodes, operation: Setting.loadBind.rawValue) } catch { throw MembenchError.from(error, setting: .loadBind) }

@@ -10,6 +10,16 @@ extension InterleaveWeights {
         weights.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",")
     }
 
+    /// The first node that node:weight pairs name twice (`0:3,0:2`), which `parse` refuses.
+    public static func repeatedNode(in text: String) -> Int? {
+        var seen: Set<Int> = []
+        for item in text.split(separator: ",") {
+            guard let node = item.split(separator: ":").first.flatMap({ Int($0) }), item.contains(":") else { continue }
+            if !seen.insert(node).inserted { return node }
+        }
+        return nil
+    }
+
     /// Parses `0:3,2:1` (node:weight pairs) or `0,2` (nodes alone, the kernel's weights):
     /// the nodes, and the weights when given. Nil for text of neither form or mixed forms.
     public static func parse(_ text: String) -> (nodes: NodeSet, weights: [Int: Int]?)? {

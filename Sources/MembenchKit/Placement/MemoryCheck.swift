@@ -12,7 +12,7 @@ struct MemoryDemand {
     /// How errors name the buffers, when not "size x count owner": "12GiB for the chase".
     var label: String?
 
-    var description: String { label ?? "\(ByteSize.format(size)) x \(count) \(owner)" }
+    var description: String { label ?? "\(ByteSize.format(size)) x \(counted(count, String(owner.dropLast()), plural: owner))" }
 
     /// The bytes of all the buffers, or nil past 2^64.
     var bytes: UInt64? {
@@ -45,7 +45,7 @@ func checkMemory(_ demands: [MemoryDemand], topology: Topology,
         let available = nodes.reduce(UInt64(0)) { $0 + (topology.node($1)?.memoryAvailable ?? 0) }
         guard let bytes = total(inside), bytes <= available else {
             let part = inside.count == demands.count ? needed : total(inside).map { ByteSize.format(Int(clamping: $0)) } ?? "more than 16EiB"
-            throw .unavailable(.size, "\(what) \(verb) \(part)\(inside.count == demands.count ? "" : " on nodes \(nodes)"), but nodes \(nodes) have \(available >> 20) MiB available (\(topology.availableMemorySource))")
+            throw .unavailable(.size, "\(what) \(verb) \(part)\(inside.count == demands.count ? "" : " on nodes \(nodes)"), but \(nodesHave(nodes)) \(available >> 20) MiB available (\(topology.availableMemorySource))")
         }
     }
     for limit in limits where everything.map({ $0 > limit.available }) ?? true {

@@ -19,16 +19,18 @@ enum NodeGrid {
         return (cpuNodes, memoryNodes, cells)
     }
 
-    /// Runs `body` on every cell, row by row, reporting the fraction done after each.
+    /// Runs `body` on every cell, row by row, reporting the fraction done after each and, through
+    /// the progress `body` is given, within each.
     static func run<Cell, Result>(_ cells: [[Cell]], progress: (@Sendable (Double) -> Void)?,
-                                  _ body: (Cell) throws(MembenchError) -> Result) throws(MembenchError) -> [[Result]] {
+                                  _ body: (Cell, (@Sendable (Double) -> Void)?) throws(MembenchError) -> Result) throws(MembenchError) -> [[Result]] {
         let total = Double(cells.reduce(0) { $0 + $1.count })
         var done = 0
         var rows: [[Result]] = []
         for row in cells {
             var results: [Result] = []
             for cell in row {
-                results.append(try body(cell))
+                let before = Double(done)
+                results.append(try body(cell, progress.map { report in { @Sendable in report((before + $0) / total) } }))
                 done += 1
                 progress?(Double(done) / total)
             }

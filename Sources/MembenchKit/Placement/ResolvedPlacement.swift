@@ -72,7 +72,7 @@ extension PlacementOptions {
         }
         let threads = requested ?? cpuSet.count
         guard threads <= cpuSet.count else {
-            throw .invalid(.threads, "\(threads) threads but only \(cpuSet.count) CPUs to run them on (\(cpuSet))")
+            throw .invalid(.threads, "\(counted(threads, "thread")) but only \(counted(cpuSet.count, "CPU")) to run them on (\(cpuSet))")
         }
         let cpus = RunOptions.spread(cpuSet, count: threads, topology: topology)
 

@@ -139,8 +139,10 @@ public enum TierWeights {
                            progress: (@Sendable (Double) -> Void)? = nil) throws(MembenchError) -> TierProposal {
         let cpuNode = resolved.cpuNode
         var results: [(Int, BandwidthResult)] = []
+        let count = Double(resolved.cells.count)
         for (index, (node, cell)) in resolved.cells.enumerated() {
-            let result = try BandwidthRunner.run(cell, topology: topology)
+            let result = try BandwidthRunner.run(cell, topology: topology,
+                                                 progress: progress.map { report in { @Sendable in report((Double(index) + $0) / count) } })
             results.append((node, result[0]))
             progress?(Double(index + 1) / Double(resolved.cells.count))
         }
