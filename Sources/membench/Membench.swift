@@ -20,15 +20,10 @@ struct Membench: ParsableCommand {
 
     /// Parses and runs, printing any error as one line: `membench: error: <flag>: <reason>`.
     /// Every exit is 0, 64 or 1, whatever state the standard streams are in, unless a signal
-    /// ends the process (`SignalWatcher`).
+    /// ends the process.
     static func main() {
         StandardStreams.prepare()
-        do {
-            // First, before any thread starts, so that every thread leaves the signals to it.
-            try SignalWatcher.start()
-        } catch {
-            fail(error.commandLineMessage, code: error.exitCode)
-        }
+        SignalWatcher.prepareProcess()
         do {
             try CommandLineRules.refuseRepeats(Array(CommandLine.arguments.dropFirst()), root: Membench.self)
             var command = try parseAsRoot()

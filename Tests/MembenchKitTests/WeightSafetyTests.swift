@@ -154,4 +154,14 @@ struct SignalTests {
         #expect(output.stdout == "status: \(128 + SIGQUIT)\n", "\(output.stdout)")
         #expect(!output.stderr.contains("crashed"), "\(output.stderr)")
     }
+
+    /// A mask with SIGINT and SIGQUIT blocked, inherited across exec, made both do nothing.
+    @Test("a signal blocked by the parent still ends the run", arguments: [SIGINT, SIGQUIT])
+    func inheritedMask(_ signal: Int32) throws {
+        let block = "import signal, os, sys; signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT, signal.SIGQUIT]); os.execv(sys.argv[1], sys.argv[1:])"
+        let output = try CLI.shell("""
+            exec bash -c 'set -m; python3 -c "\(block)" $MEMBENCH run --size 8MiB --duration 20 & RUN=$!; sleep 1; kill -\(signal) $RUN; wait $RUN; echo "status: $?"'
+            """)
+        #expect(output.stdout == "status: \(128 + signal)\n", "\(output.stdout)")
+    }
 }

@@ -41,7 +41,8 @@ extension InterleaveWeights {
 extension PlacementOptions {
     /// Runs `body` with the interleave weights the options ask for set, and puts back the
     /// weights those nodes had, whether `body` returns or throws, and when a signal ends the
-    /// process meanwhile (`SignalWatcher`). Without weights it runs `body` alone.
+    /// process meanwhile (`SignalWatcher`, whose signals stay blocked in the calling thread and
+    /// the threads it starts until `body` ends). Without weights it runs `body` alone.
     ///
     /// Another process that changes the weights (a second run, `tiers --apply`) waits for this
     /// one's lock (`InterleaveWeights.Lock`), after a line saying so. Only weights that differ
@@ -49,7 +50,8 @@ extension PlacementOptions {
     /// choose them again, a warning says so before the run. Setting weights needs root.
     public func withInterleaveWeights<T>(_ body: () throws -> T) throws -> T {
         guard let interleaveWeights else { return try body() }
-        let watcher = try SignalWatcher.start()
+        let watcher = try SignalWatcher()
+        defer { watcher.stop() }
         let lock: InterleaveWeights.Lock
         do {
             lock = try InterleaveWeights.Lock {
@@ -94,39 +96,27 @@ extension InterleaveWeights {
     }
 }
 
-/// Watches, on a thread of its own (sigwait(3)), every signal whose default is to end the
+/// Watches, on a thread of its own (sigwaitinfo(2)), every signal whose default is to end the
 /// process and that can arrive from outside: SIGHUP, SIGINT, SIGQUIT, SIGABRT, SIGUSR1,
 /// SIGUSR2, SIGPIPE, SIGALRM, SIGTERM, SIGSTKFLT, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGIO,
 /// SIGPWR and the real-time signals, less those the process ignores (as under nohup). Such a
-/// signal puts back any interleave weights set (`set`), says so, and then ends the process by
+/// signal puts back the interleave weights set (`set`), says so, and then ends the process by
 /// the signal's default action, so that a parent sees it end by that signal (a shell reports
 /// 128 + its number) and no result of the interrupted run is written. A crash inside the
 /// process (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS) and SIGKILL cannot be watched.
 ///
-/// The signals are blocked in the thread that starts the watcher and in every thread started
-/// after it: start it first, before any other thread (`membench` does so in `main`).
-public final class SignalWatcher: Sendable {
+/// The signals are blocked in the thread that makes the watcher and in every thread it starts
+/// afterwards, until `stop`.
+public final class SignalWatcher: @unchecked Sendable {
+    // @unchecked: `saved` is a lock-protected value; `thread` and `previous` are written by the
+    // making thread before the watcher thread starts and read by it in `stop` only; `stopping`
+    // is atomic.
     /// The weights to put back, under the lock the watcher takes to restore them, so that a
     /// signal while they are being written waits for them and then puts them all back.
     private let saved = Locked<InterleaveWeights.Saved?>(nil)
-
-    // nonisolated(unsafe): written once, under `starting`, by the first `start`, then only read.
-    nonisolated(unsafe) private static var shared: SignalWatcher?
-    private static let starting = Locked<Void>(())
-
-    /// The process's watcher, started on the first call.
-    @discardableResult
-    public static func start() throws(MembenchError) -> SignalWatcher {
-        try starting.withLock { (_) throws(MembenchError) -> SignalWatcher in
-            if let shared { return shared }
-            let watcher = SignalWatcher()
-            try watcher.run()
-            shared = watcher
-            return watcher
-        }
-    }
-
-    private init() {}
+    private var thread = pthread_t()
+    private var previous = sigset_t()
+    private let stopping = Atomic<Bool>(false)
 
     /// The signals that end a process by default and can come from outside, by name.
     static let fatal: [(Int32, String)] = [
@@ -136,23 +126,67 @@ public final class SignalWatcher: Sendable {
         (SIGPROF, "SIGPROF"), (SIGIO, "SIGIO"), (SIGPWR, "SIGPWR"),
     ] + (__libc_current_sigrtmin()...__libc_current_sigrtmax()).map { ($0, "SIGRTMIN+\($0 - __libc_current_sigrtmin())") }
 
-    /// The signals watched: `fatal` less those the process ignores.
-    static var signals: [Int32] { fatal.map(\.0).filter { !isIgnored($0) } }
+    /// The signals watched: `fatal` less those the process ignores. SIGUSR2 stays, as what
+    /// `stop` sends the watcher's thread.
+    private let signals: [Int32] = fatal.map(\.0).filter { $0 == SIGUSR2 || !isIgnored($0) }
+    /// Whether the process ignored SIGUSR2: one from outside is then ignored.
+    private let ignoresUSR2 = isIgnored(SIGUSR2)
 
     /// Whether the process ignores `signal` (SIG_IGN).
     static func isIgnored(_ signal: Int32) -> Bool {
-        var action = sigaction()
-        sigaction(signal, nil, &action)
-        // Handlers are C function pointers, compared by address (SIG_IGN is address 1).
-        return unsafeBitCast(action.__sigaction_handler.sa_handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
+        handler(signal) == unsafeBitCast(SIG_IGN, to: Int.self)
     }
 
     /// Whether `signal` has a handler of its own (neither SIG_DFL nor SIG_IGN).
     static func hasHandler(_ signal: Int32) -> Bool {
+        let handler = handler(signal)
+        return handler != unsafeBitCast(SIG_DFL, to: Int.self) && handler != unsafeBitCast(SIG_IGN, to: Int.self)
+    }
+
+    /// The address of `signal`'s handler: C function pointers compare by address (SIG_IGN is 1).
+    private static func handler(_ signal: Int32) -> Int {
         var action = sigaction()
         sigaction(signal, nil, &action)
-        let handler = unsafeBitCast(action.__sigaction_handler.sa_handler, to: Int.self)
-        return handler != unsafeBitCast(SIG_DFL, to: Int.self) && handler != unsafeBitCast(SIG_IGN, to: Int.self)
+        return unsafeBitCast(action.__sigaction_handler.sa_handler, to: Int.self)
+    }
+
+    /// Readies a command-line process, first thing in `main`, for signals to end a run: every
+    /// signal of `fatal` is unblocked (a blocked mask is inherited across exec, and a blocked
+    /// SIGINT or SIGQUIT did nothing), and SIGQUIT gets its default action back (the Swift
+    /// runtime's crash reporter catches it, prints a backtrace and lets the run go on, with the
+    /// stalled part in its results). Ignored signals stay ignored.
+    public static func prepareProcess() {
+        if !isIgnored(SIGQUIT) { Glibc.signal(SIGQUIT, SIG_DFL) }
+        var unblocked = sigset_t()
+        sigemptyset(&unblocked)
+        for (signal, _) in fatal { sigaddset(&unblocked, signal) }
+        pthread_sigmask(SIG_UNBLOCK, &unblocked, nil)
+    }
+
+    /// Blocks the signals in this thread and starts the watcher's thread.
+    init() throws(MembenchError) {
+        var blocked = sigset_t()
+        sigemptyset(&blocked)
+        for signal in signals { sigaddset(&blocked, signal) }
+        pthread_sigmask(SIG_BLOCK, &blocked, &previous)
+        let context = Unmanaged.passRetained(self).toOpaque()
+        let rc = pthread_create(&thread, nil, { context in
+            Unmanaged<SignalWatcher>.fromOpaque(context!).takeRetainedValue().watch()
+            return nil
+        }, context)
+        if rc != 0 {
+            Unmanaged<SignalWatcher>.fromOpaque(context).release()
+            pthread_sigmask(SIG_SETMASK, &previous, nil)
+            throw .refused("cannot start a thread to watch for signals: \(String(cString: strerror(rc)))")
+        }
+    }
+
+    /// Ends the watch (SIGUSR2 to the watcher's thread) and unblocks the signals; call once.
+    func stop() {
+        stopping.store(true, ordering: .releasing)
+        pthread_kill(thread, SIGUSR2)
+        pthread_join(thread, nil)
+        pthread_sigmask(SIG_SETMASK, &previous, nil)
     }
 
     /// Sets the weights and keeps what they replace until `restore`.
@@ -182,67 +216,54 @@ public final class SignalWatcher: Sendable {
         }
     }
 
-    private func run() throws(MembenchError) {
-        var blocked = sigset_t()
-        sigemptyset(&blocked)
-        for signal in Self.signals { sigaddset(&blocked, signal) }
-        pthread_sigmask(SIG_BLOCK, &blocked, nil)
-        var thread = pthread_t()
-        let context = Unmanaged.passRetained(self).toOpaque()
-        let rc = pthread_create(&thread, nil, { context in
-            Unmanaged<SignalWatcher>.fromOpaque(context!).takeRetainedValue().watch()
-        }, context)
-        guard rc == 0 else {
-            Unmanaged<SignalWatcher>.fromOpaque(context).release()
-            pthread_sigmask(SIG_UNBLOCK, &blocked, nil)
-            throw .refused("cannot start a thread to watch for signals: \(String(cString: strerror(rc)))")
-        }
-        pthread_detach(thread)
-    }
-
-    private func watch() -> Never {
+    private func watch() {
         var waited = sigset_t()
         sigemptyset(&waited)
-        for signal in Self.signals { sigaddset(&waited, signal) }
+        for signal in signals { sigaddset(&waited, signal) }
         var signal: Int32 = 0
         var info = siginfo_t()
         while true {
             signal = sigwaitinfo(&waited, &info)
             guard signal > 0 else { continue }
-            // A signal this process sent itself is not a request to end: the Swift runtime's
-            // crash reporter sends SIGUSR1 to every thread (tgkill, which glibc reports as
-            // SI_USER) and waits for its handler to read the thread's stack. It goes to the
-            // handler as if this thread had not blocked it.
-            let sent = info.si_code == SI_USER || info.si_code == SI_TKILL
-            guard sent && info._sifields._kill.si_pid == getpid() else { break }
-            if Self.hasHandler(signal) {
-                var only = sigset_t()
-                sigemptyset(&only)
-                sigaddset(&only, signal)
-                pthread_kill(pthread_self(), signal)
-                pthread_sigmask(SIG_UNBLOCK, &only, nil)
-                pthread_sigmask(SIG_BLOCK, &only, nil)
+            // A signal this process sent itself is not a request to end: `stop`'s SIGUSR2, or
+            // the Swift runtime's crash reporter, which sends SIGUSR1 to every thread (tgkill,
+            // which glibc reports as SI_USER) and waits for its handler to read the thread's
+            // stack; that one goes to the handler as if this thread had not blocked it.
+            let sent = (info.si_code == SI_USER || info.si_code == SI_TKILL) && info._sifields._kill.si_pid == getpid()
+            if sent {
+                if signal == SIGUSR2 && stopping.load(ordering: .acquiring) { return }
+                if Self.hasHandler(signal) {
+                    var only = sigset_t()
+                    sigemptyset(&only)
+                    sigaddset(&only, signal)
+                    pthread_kill(pthread_self(), signal)
+                    pthread_sigmask(SIG_UNBLOCK, &only, nil)
+                    pthread_sigmask(SIG_BLOCK, &only, nil)
+                }
+                continue
             }
+            if signal == SIGUSR2 && ignoresUSR2 { continue }
+            break
         }
         let name = Self.fatal.first { $0.0 == signal }?.1 ?? "signal \(signal)"
         // Held until the process ends, so that the weights cannot be set after their restore.
         saved.withLock { saved in
-            guard let taken = saved else { return }
-            saved = nil
-            let outcome: String
-            do throws(NUMAError) {
-                if let lost = try InterleaveWeights.restore(taken) {
-                    outcome = "the interleave weights are back; \(lost.message)"
-                } else {
-                    outcome = "the interleave weights are back as they were"
+            if let taken = saved {
+                saved = nil
+                let outcome: String
+                do throws(NUMAError) {
+                    if let lost = try InterleaveWeights.restore(taken) {
+                        outcome = "the interleave weights are back; \(lost.message)"
+                    } else {
+                        outcome = "the interleave weights are back as they were"
+                    }
+                } catch {
+                    outcome = "the interleave weights were not put back: \(error.message)"
                 }
-            } catch {
-                outcome = "the interleave weights were not put back: \(error.message)"
+                StandardStreams.report("membench: \(name) ended the run; \(outcome)\n")
             }
-            StandardStreams.report("membench: \(name) ended the run; \(outcome)\n")
             Self.endBy(signal)
         }
-        Self.endBy(signal)
     }
 
     /// Ends the process by `signal`'s default action, or, should that not end it, with exit
