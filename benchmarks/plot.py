@@ -111,11 +111,12 @@ def loaded_curve():
     if not data:
         return
     figure, axis = plt.subplots(figsize=(7, 4.2))
-    load = [float(r["load_gb_per_s"]) for r in data]
+    # The idle step runs no load: its load_gb_per_s is empty, plotted at 0.
+    load = [float(r["load_gb_per_s"] or 0) for r in data]
     axis.plot(load, [float(r["mean_ns"]) for r in data], marker="o", label="mean")
     axis.plot(load, [float(r["p99_ns"]) for r in data], marker="s", alpha=0.6, label="p99")
     for r in data:
-        axis.annotate(r["delay"] or "idle", (float(r["load_gb_per_s"]), float(r["mean_ns"])), fontsize=7,
+        axis.annotate(r["delay"] or "idle", (float(r["load_gb_per_s"] or 0), float(r["mean_ns"])), fontsize=7,
                       textcoords="offset points", xytext=(3, 4))
     axis.set_xlabel("load bandwidth (GB/s, load threads together)")
     axis.set_ylabel("chase latency (ns per access)")

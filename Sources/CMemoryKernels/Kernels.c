@@ -180,6 +180,12 @@ size_t CMemoryKernels_load_lines(CMemoryKernels_load_kind kind, void *a, const v
                 for (int w = 0; w < 8; w++) line[w] = source[w];
                 break;
             }
+            if (delay != 0) {
+                // With a delay, each line counts as soon as it is done: a step shorter than
+                // eight lines' delays still sees the lines it had.
+                __atomic_store_n(moved, __atomic_load_n(moved, __ATOMIC_RELAXED) + step, __ATOMIC_RELAXED);
+                counted = i + 64;
+            }
             // The delay in rounds of up to 1024 turns, the state looked at after each round.
             for (uint64_t d = 0; d < delay; d += 1024) {
                 uint64_t turns = delay - d < 1024 ? delay - d : 1024;

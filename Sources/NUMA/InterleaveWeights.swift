@@ -92,8 +92,15 @@ public enum InterleaveWeights {
             do {
                 try write(String(weight), to: "\(directory)/node\(node)")
             } catch {
-                _ = try? restore(Saved(weights: written, automatic: automatic))
-                throw error
+                // What was written goes back; the error says what could not.
+                var left: String?
+                do {
+                    left = try restore(Saved(weights: written, automatic: automatic))?.message
+                } catch let failure {
+                    left = "the weights written before it were not all put back: \(failure.message)"
+                }
+                guard let left else { throw error }
+                throw NUMAError(operation: error.operation, errno: error.errno, message: "\(error.message); \(left)")
             }
             written[node] = before[node]
         }
@@ -151,8 +158,8 @@ public enum InterleaveWeights {
 extension InterleaveWeights {
     /// An exclusive lock on the weights directory (flock(2)), which processes that change the
     /// weights take for as long as theirs are in force, so that one never restores weights
-    /// over another's and the weights left are those from before both. Released by `release`,
-    /// at deinit, or when the process ends.
+    /// over another's and the weights left are those from before both. Released at deinit, or
+    /// when the process ends.
     public final class Lock: Sendable {
         private let descriptor: Int32
 

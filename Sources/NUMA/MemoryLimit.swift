@@ -3,10 +3,11 @@ import Glibc
 #endif
 
 /// A limit on the memory this process may take beyond what the machine has free: its memory
-/// cgroup (`memory.max` of cgroup v2, `memory.limit_in_bytes` of v1, the tightest of its own
-/// and its ancestors') or a resource limit (getrlimit(2): `RLIMIT_AS`, `RLIMIT_DATA`). A
-/// process that goes over the cgroup's limit is reclaimed into thrashing or killed by the OOM
-/// killer; one over an rlimit has its mappings refused.
+/// cgroup's (`memory.max` and `memory.high` of cgroup v2, `memory.limit_in_bytes` of v1, of its
+/// own cgroup and each above it) or a resource limit (getrlimit(2): `RLIMIT_AS`,
+/// `RLIMIT_DATA`). A process that goes over a cgroup's limit is throttled into thrashing
+/// (`memory.high`) or killed by the OOM killer (`memory.max`); one over an rlimit has its
+/// mappings refused.
 public struct MemoryLimit: Sendable, Equatable, CustomStringConvertible {
     /// The bytes the process may still take under this limit.
     public let available: UInt64
@@ -32,47 +33,85 @@ public struct MemoryLimit: Sendable, Equatable, CustomStringConvertible {
         (cgroupLimits() + resourceLimits()).sorted { $0.available < $1.available }
     }
 
-    /// The cgroup's limit, where one is set: v2's `memory.max` of each cgroup from the process's
-    /// own to the root (less `memory.current`, plus the page cache, which the kernel reclaims
-    /// first), or v1's hierarchical limit of the memory controller's cgroup.
+    /// The cgroup's limits, where set: of the process's own cgroup and each above it (as far as
+    /// the hierarchy is mounted here), v2's `memory.max` and `memory.high` less `memory.current`,
+    /// or v1's `memory.limit_in_bytes` less `memory.usage_in_bytes`; the page cache, which the
+    /// kernel reclaims first, counts as free, less its shared memory (tmpfs), which it cannot.
     static func cgroupLimits() -> [MemoryLimit] {
         guard let membership = SysFS.read("/proc/self/cgroup") else { return [] }
+        let mounts = cgroupMounts()
         var limits: [MemoryLimit] = []
         for line in membership.split(separator: "\n") {
             let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
             guard fields.count == 3 else { continue }
-            if fields[0] == "0" && fields[1].isEmpty {
-                // v2: every level may set memory.max.
-                var path = String(fields[2])
-                while true {
-                    let directory = "/sys/fs/cgroup" + (path == "/" ? "" : path)
-                    if let limit = v2Limit(directory) { limits.append(limit) }
-                    if path == "/" || path.isEmpty { break }
-                    path = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
-                    if path.isEmpty { path = "/" }
-                }
-            } else if fields[1].split(separator: ",").contains("memory") {
-                if let limit = v1Limit("/sys/fs/cgroup/memory" + (fields[2] == "/" ? "" : fields[2])) { limits.append(limit) }
+            let v2 = fields[0] == "0" && fields[1].isEmpty
+            guard v2 || fields[1].split(separator: ",").contains("memory"),
+                  let mount = mounts[v2 ? "" : "memory"] else { continue }
+            for directory in levels(of: String(fields[2]), in: mount) {
+                limits += v2 ? v2Limits(directory) : v1Limit(directory).map { [$0] } ?? []
             }
         }
         return limits
     }
 
-    private static func v2Limit(_ directory: String) -> MemoryLimit? {
-        guard let max = SysFS.read("\(directory)/memory.max").flatMap({ UInt64($0) }),
-              let current = SysFS.read("\(directory)/memory.current").flatMap({ UInt64($0) }) else { return nil }
-        let cache = statistic(directory + "/memory.stat", "file") ?? 0
-        return MemoryLimit(available: max - min(max, current - min(current, cache)), limit: max, source: "\(directory)/memory.max")
+    /// Where this process sees the cgroup hierarchies (/proc/self/mountinfo): for v2 (key "")
+    /// and v1's memory controller (key "memory"), the cgroup the mount shows at its mount point
+    /// and that mount point. In a container the mount point may show the container's own cgroup.
+    static func cgroupMounts() -> [String: (root: String, point: String)] {
+        var mounts: [String: (root: String, point: String)] = [:]
+        for line in (SysFS.read("/proc/self/mountinfo") ?? "").split(separator: "\n") {
+            // "id parent dev root point options [optional fields] - type source superoptions"
+            guard let separator = line.firstRange(of: " - ") else { continue }
+            let mount = line[..<separator.lowerBound].split(separator: " "), filesystem = line[separator.upperBound...].split(separator: " ")
+            guard mount.count >= 5, filesystem.count >= 3 else { continue }
+            let key: String
+            if filesystem[0] == "cgroup2" {
+                key = ""
+            } else if filesystem[0] == "cgroup", filesystem[2].split(separator: ",").contains("memory") {
+                key = "memory"
+            } else {
+                continue
+            }
+            if mounts[key] == nil { mounts[key] = (String(mount[3]), String(mount[4])) }
+        }
+        return mounts
+    }
+
+    /// The directories of the cgroup at `path` in its hierarchy and of each cgroup above it that
+    /// `mount` shows, innermost first.
+    static func levels(of path: String, in mount: (root: String, point: String)) -> [String] {
+        let root = mount.root == "/" ? "" : mount.root
+        // A path outside what the mount shows (another cgroup namespace): the mount's own cgroup.
+        var inside = path.hasPrefix(root + "/") || path == root || root.isEmpty ? String(path.dropFirst(root.count)) : ""
+        if inside == "/" { inside = "" }
+        var levels: [String] = []
+        while true {
+            levels.append(mount.point + inside)
+            guard let slash = inside.lastIndex(of: "/") else { break }
+            inside = String(inside[..<slash])
+        }
+        return levels
+    }
+
+    private static func v2Limits(_ directory: String) -> [MemoryLimit] {
+        guard let current = SysFS.read("\(directory)/memory.current").flatMap({ UInt64($0) }) else { return [] }
+        let stat = directory + "/memory.stat"
+        let cache = (statistic(stat, "file") ?? 0) - min(statistic(stat, "file") ?? 0, statistic(stat, "shmem") ?? 0)
+        let used = current - min(current, cache)
+        return ["memory.max", "memory.high"].compactMap { file in
+            guard let limit = SysFS.read("\(directory)/\(file)").flatMap({ UInt64($0) }) else { return nil }  // "max": none
+            return MemoryLimit(available: limit - min(limit, used), limit: limit, source: "\(directory)/\(file)")
+        }
     }
 
     private static func v1Limit(_ directory: String) -> MemoryLimit? {
-        // hierarchical_memory_limit: the tightest limit of the cgroup and its ancestors.
-        guard let max = statistic(directory + "/memory.stat", "hierarchical_memory_limit"),
-              max < UInt64(Int64.max) / 2,
+        guard let limit = SysFS.read("\(directory)/memory.limit_in_bytes").flatMap({ UInt64($0) }),
+              limit < UInt64(Int64.max) / 2,  // unlimited reads as about 2^63
               let usage = SysFS.read("\(directory)/memory.usage_in_bytes").flatMap({ UInt64($0) }) else { return nil }
-        let cache = statistic(directory + "/memory.stat", "total_cache") ?? 0
-        return MemoryLimit(available: max - min(max, usage - min(usage, cache)), limit: max,
-                           source: "\(directory)/memory.limit_in_bytes")
+        let stat = directory + "/memory.stat"
+        let cache = (statistic(stat, "total_cache") ?? 0) - min(statistic(stat, "total_cache") ?? 0, statistic(stat, "total_shmem") ?? 0)
+        let used = usage - min(usage, cache)
+        return MemoryLimit(available: limit - min(limit, used), limit: limit, source: "\(directory)/memory.limit_in_bytes")
     }
 
     /// A value of a `memory.stat` file ("name value" lines).

@@ -55,14 +55,23 @@ enum CommandLineRules {
         }
     }
 
-    /// The parser's message for a value it could not read, a value missing or an unknown flag,
-    /// in membench's form; any other message as it is.
-    static func reworded(_ message: String) -> String {
+    /// The parser's message (all its lines) for a value it could not read, a value missing or
+    /// an unknown flag, in membench's form, one line; any other message's first line as it is.
+    static func reworded(_ full: String) -> String {
+        let lines = full.split(separator: "\n").map(String.init)
+        let message = lines.first ?? full
         if let match = message.firstMatch(of: /^The value '(.*)' is invalid for '(-[^ ']+)(?: <([^>]*)>)?'(.*)$/) {
             let value = match.1, flag = match.2, kind = match.3.map(String.init) ?? "", rest = match.4
-            if let list = rest.firstMatch(of: /Please provide one of (.*)\.$/) {
-                let choices = list.1.replacingOccurrences(of: "'", with: "").replacingOccurrences(of: " or ", with: ", ")
-                return "\(flag): '\(value)' is not one of \(choices)"
+            // The choices: "'a', 'b' or 'c'", "'a' and 'b'" (two), or one per line after
+            // "the following:" (six or more).
+            var choices: [String] = []
+            if rest.contains("Please provide one of the following:") {
+                choices = lines.dropFirst().compactMap { $0.firstMatch(of: /^\s*- ([^:\s]+)/).map { String($0.1) } }
+            } else if let list = rest.firstMatch(of: /Please provide one of (.*)\.$/) {
+                choices = list.1.matches(of: /'([^']*)'/).map { String($0.1) }
+            }
+            if !choices.isEmpty {
+                return "\(flag): '\(value)' is not one of \(choices.joined(separator: ", "))"
             }
             switch kind {
             case "size": return "\(flag): '\(value)' is not a size: a whole number of bytes, or with B, KiB, MiB or GiB (256MiB)"

@@ -40,7 +40,7 @@ struct Membench: ParsableCommand {
                 }
                 Foundation.exit(0)
             }
-            let message = CommandLineRules.reworded(message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)")
+            let message = CommandLineRules.reworded(message(for: error))
             fail(message, code: code.rawValue)
         }
     }

@@ -74,7 +74,7 @@ struct WeightSafetyTests {
             $MEMBENCH bandwidth --weighted-interleave 0:3 \(Self.quick) --duration 1 >/dev/null &
             FIRST=$!
             until [ "$(cat $W/node0)" = 3 ]; do kill -0 $FIRST || exit 98; sleep 0.05; done
-            $MEMBENCH bandwidth --weighted-interleave 0:5 \(Self.quick) --duration 2 >/dev/null 2>&1 &
+            $MEMBENCH bandwidth --weighted-interleave 0:5 \(Self.quick) --duration 2 >/dev/null &
             SECOND=$!
             sleep 0.5
             echo "during: $(cat $W/node0)"
@@ -82,6 +82,7 @@ struct WeightSafetyTests {
             wait $SECOND; echo "second: $?"
             """)
         #expect(output.stdout.contains("during: 3"), "the second run waited: \(output.stdout)")
+        #expect(output.stderr.contains("membench: waiting for another process that has set interleave weights"), "\(output.stderr)")
         #expect(output.stdout.contains("first: 0") && output.stdout.contains("second: 0"), "\(output.stdout)\(output.stderr)")
         #expect(try sandbox.weight(0) == 1, "the weight before both runs is back")
     }
@@ -133,6 +134,8 @@ struct WeightSafetyTests {
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stderr.isEmpty, "no warning when nothing is written: \(run.stderr)")
         // tiers --apply checks up front that it may write: node0's modification time tells.
+        // One memory node here, whose proposed weight is 1 (the copy's).
+        guard Topology.current.bindableNodes.count == 1 else { return }
         let apply = try sandbox.run("""
             BEFORE=$(stat -c %y $W/node0); sleep 0.01
             $MEMBENCH tiers --apply --size 32MiB --duration 0.2 && [ "$(stat -c %y $W/node0)" = "$BEFORE" ] && echo untouched

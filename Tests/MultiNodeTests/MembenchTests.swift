@@ -255,10 +255,14 @@ struct MultiNodeCLITests {
             let output = try CLI.run(["loaded", "--cpunodebind", "0", "--membind", String(chaseNode), "--load-membind", String(loadNode),
                                       "--load-cpus", "1", "--delays", "0", "--size", "4MiB", "--duration", "0.2", "--csv", csv])
             #expect(output.status == 0, "\(output.stderr)")
-            for row in try CLI.rows(csv) {
-                #expect(row["chase_node"] == "0" && row["load_cpus"] == "1", "\(row)")
+            let rows = try CLI.rows(csv)
+            #expect(rows.map { $0["delay"] } == ["0", ""], "the delay's row and the idle row")
+            for row in rows {
+                // The idle row runs no load: its load fields are empty.
+                let loaded = row["delay"] != ""
+                #expect(row["chase_node"] == "0" && row["load_cpus"] == (loaded ? "1" : ""), "\(row)")
                 #expect(row["chase_pages_per_node"] == "\(chaseNode):1024", "\(row)")
-                #expect(row["load_pages_per_node"] == "\(loadNode):1024", "\(row)")
+                #expect(row["load_pages_per_node"] == (loaded ? "\(loadNode):1024" : ""), "\(row)")
                 #expect(Double(row["chase_remote_share"] ?? "") == (chaseNode == 0 ? 0 : 1), "\(row)")
             }
         }

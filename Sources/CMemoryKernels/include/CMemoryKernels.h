@@ -31,9 +31,9 @@ typedef enum CMemoryKernels_load_kind {
 
 /// A load generator's walk: over `bytes` of `a` (and of `b` for a copy), one 64-byte line at a
 /// time, reads, writes or copies b to a a line, as `kind` says, then waits `delay` turns of an
-/// empty loop (about a cycle each) before the next line. After every eight lines it adds the
-/// bytes moved (64 a line, 128 for a copy) to `*moved`, which only this thread writes and
-/// others may read (CMemoryKernels_counter_load). It stops early once `*state` no longer holds
+/// empty loop (about a cycle each) before the next line. After every eight lines (with a
+/// delay, after each line) it adds the bytes moved (64 a line, 128 for a copy) to `*moved`,
+/// which only this thread writes and others may read (CMemoryKernels_counter_load). It stops early once `*state` no longer holds
 /// `expected`, looked at after every eight lines and every 1024 turns of the delay, so that a
 /// change of state is seen on time whatever the delay. Returns the bytes of `a` walked; `*sum` takes a value that
 /// depends on the memory.

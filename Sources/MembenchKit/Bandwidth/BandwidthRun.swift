@@ -214,12 +214,18 @@ public enum BandwidthRunner {
             let began = monotonicNanoseconds()
             let deadline = began + UInt64(options.duration * 1e9)
             var now = began
+            var reported = began
             repeat {
                 let t0 = now
                 keep &+= kernel.pass(arrays, length: length)
                 now = monotonicNanoseconds()
                 statistics.record(moved / (Double(now - t0) / 1e9) / 1e6)  // MB/s: the histogram keeps 3 digits
-                progress?((Double(k) + min(1, Double(now - began) / Double(max(1, deadline - began)))) / Double(kernels.count))
+                if let progress, now - reported >= 100_000_000 {
+                    // A tenth of a second apart, outside the next pass's time.
+                    progress((Double(k) + min(1, Double(now - began) / Double(max(1, deadline - began)))) / Double(kernels.count))
+                    reported = now
+                    now = monotonicNanoseconds()
+                }
             } while now < deadline
             let seconds = Double(now - began) / 1e9
             results.append(BandwidthThreadResult(

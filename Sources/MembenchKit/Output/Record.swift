@@ -3,7 +3,7 @@ import Foundation
 import NUMA
 
 /// One value of a record: typed for JSON, printed for CSV (a number with four decimals, or with
-/// four significant digits, 1.0000e-09, where the decimals would show none). An absent value
+/// four significant digits, 1.000e-09, where the decimals would show none). An absent value
 /// (and a number that is not finite) is `null` in JSON and an empty field in CSV.
 public enum RecordValue: Sendable, Equatable, Encodable {
     case int(Int)
@@ -22,7 +22,7 @@ public enum RecordValue: Sendable, Equatable, Encodable {
         case .int(let value): String(value)
         // Four decimals; a value too small for them (a duration of 1ns) keeps four significant
         // digits instead of printing as 0.0000.
-        case .double(let value) where value != 0 && abs(value) < 0.00005: value.isFinite ? String(format: "%.4e", value) : ""
+        case .double(let value) where value != 0 && abs(value) < 0.00005: value.isFinite ? String(format: "%.3e", value) : ""
         case .double(let value): value.isFinite ? String(format: "%.4f", value) : ""
         case .string(let value): value
         case .bool(let value): value ? "true" : "false"

@@ -71,8 +71,11 @@ extension PlacementOptions {
         do {
             result = try body()
         } catch {
-            if let failure = watcher.restore().failure {
+            let restored = watcher.restore()
+            if let failure = restored.failure {
                 StandardStreams.report("membench: warning: the interleave weights were not put back: \(failure)\n")
+            } else if let lost = restored.automaticModeLost {
+                StandardStreams.report("membench: warning: the interleave weights are back; \(lost)\n")
             }
             throw error
         }

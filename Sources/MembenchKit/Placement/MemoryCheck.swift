@@ -44,8 +44,10 @@ func checkMemory(_ demands: [MemoryDemand], topology: Topology,
         let inside = demands.filter { $0.nodes.isSubset(of: nodes) }
         let available = nodes.reduce(UInt64(0)) { $0 + (topology.node($1)?.memoryAvailable ?? 0) }
         guard let bytes = total(inside), bytes <= available else {
-            let part = inside.count == demands.count ? needed : total(inside).map { ByteSize.format(Int(clamping: $0)) } ?? "more than 16EiB"
-            throw .unavailable(.size, "\(what) \(verb) \(part)\(inside.count == demands.count ? "" : " on nodes \(nodes)"), but \(nodesHave(nodes)) \(available >> 20) MiB available (\(topology.availableMemorySource))")
+            // The buffers that must fit in these nodes, and what they need.
+            let named = inside.map(\.description).joined(separator: " and ")
+            let amount = total(inside).map { ByteSize.format(Int(clamping: $0)) } ?? "more than 16EiB"
+            throw .unavailable(.size, "\(named) \(inside.count == 1 ? "needs" : "need") \(amount), but \(nodesHave(nodes)) \(available >> 20) MiB available (\(topology.availableMemorySource))")
         }
     }
     for limit in limits where everything.map({ $0 > limit.available }) ?? true {
