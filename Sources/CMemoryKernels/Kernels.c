@@ -156,52 +156,55 @@ void CMemoryKernels_dirty_lines(void *a, size_t bytes) {
     }
 }
 
+/// One line of a load: read it (adding to `*sum`), write it, or copy `source` into it.
+static inline void load_line(CMemoryKernels_load_kind kind, uint64_t *line, const uint64_t *source, size_t i, uint64_t *sum) {
+    switch (kind) {
+    case CMemoryKernels_load_read:
+        *sum += line[0] + line[1] + line[2] + line[3] + line[4] + line[5] + line[6] + line[7];
+        break;
+    case CMemoryKernels_load_write:
+        for (int w = 0; w < 8; w++) line[w] = i;
+        break;
+    case CMemoryKernels_load_copy:
+        for (int w = 0; w < 8; w++) line[w] = source[w];
+        break;
+    }
+}
+
+/// Adds `bytes` to a count only this thread writes: a plain add, published with a relaxed store.
+static inline void count(uint64_t *moved, uint64_t bytes) {
+    __atomic_store_n(moved, __atomic_load_n(moved, __ATOMIC_RELAXED) + bytes, __ATOMIC_RELAXED);
+}
+
 size_t CMemoryKernels_load_lines(CMemoryKernels_load_kind kind, void *a, const void *b, size_t bytes, uint64_t delay,
                                  uint64_t *moved, const int64_t *state, int64_t expected, uint64_t *total) {
     uint64_t sum = 0;
     const uint64_t step = kind == CMemoryKernels_load_copy ? 128 : 64;
-    size_t i = 0, counted = 0;
-    int stopped = 0;
-    while (i < bytes && !stopped) {
-        // Eight lines at a time between looks at the state and updates of the count, which
-        // cost a twentieth of the load's rate when done line by line with no delay.
-        size_t end = bytes - i < 512 ? bytes : i + 512;
-        for (; i < end; i += 64) {
-            uint64_t *line = (uint64_t *)((char *)a + i);
-            const uint64_t *source = (const uint64_t *)((const char *)b + i);
-            switch (kind) {
-            case CMemoryKernels_load_read:
-                sum += line[0] + line[1] + line[2] + line[3] + line[4] + line[5] + line[6] + line[7];
-                break;
-            case CMemoryKernels_load_write:
-                for (int w = 0; w < 8; w++) line[w] = i;
-                break;
-            case CMemoryKernels_load_copy:
-                for (int w = 0; w < 8; w++) line[w] = source[w];
-                break;
+    size_t i = 0;
+    if (delay == 0) {
+        // No delay: a page (64 lines) at a time between looks at the state and updates of the
+        // count, which cost a twentieth of the load's rate when done line by line.
+        while (i < bytes) {
+            size_t start = i, end = bytes - i < 4096 ? bytes : i + 4096;
+            for (; i < end; i += 64) {
+                load_line(kind, (uint64_t *)((char *)a + i), (const uint64_t *)((const char *)b + i), i, &sum);
             }
-            if (delay != 0) {
-                // With a delay, each line counts as soon as it is done: a step shorter than
-                // eight lines' delays still sees the lines it had.
-                __atomic_store_n(moved, __atomic_load_n(moved, __ATOMIC_RELAXED) + step, __ATOMIC_RELAXED);
-                counted = i + 64;
-            }
-            // The delay in rounds of up to 1024 turns, the state looked at after each round.
-            for (uint64_t d = 0; d < delay; d += 1024) {
+            count(moved, (i - start) / 64 * step);
+            if (__atomic_load_n(state, __ATOMIC_RELAXED) != expected) break;
+        }
+    } else {
+        // A delay: each line counts as soon as it is done, and the state is looked at after
+        // every round of up to 1024 turns of the delay, so a step ends on time whatever it is.
+        int stopped = 0;
+        for (; i < bytes && !stopped; i += 64) {
+            load_line(kind, (uint64_t *)((char *)a + i), (const uint64_t *)((const char *)b + i), i, &sum);
+            count(moved, step);
+            for (uint64_t d = 0; d < delay && !stopped; d += 1024) {
                 uint64_t turns = delay - d < 1024 ? delay - d : 1024;
                 for (uint64_t t = 0; t < turns; t++) __asm__ volatile("" ::: "memory");
-                if (__atomic_load_n(state, __ATOMIC_RELAXED) != expected) {
-                    stopped = 1;
-                    i += 64;
-                    break;
-                }
+                stopped = __atomic_load_n(state, __ATOMIC_RELAXED) != expected;
             }
-            if (stopped) break;
         }
-        // Only this thread writes the count: a plain add, published with a relaxed store.
-        __atomic_store_n(moved, __atomic_load_n(moved, __ATOMIC_RELAXED) + (i - counted) / 64 * step, __ATOMIC_RELAXED);
-        counted = i;
-        if (__atomic_load_n(state, __ATOMIC_RELAXED) != expected) stopped = 1;
     }
     *total += sum + *(const volatile uint64_t *)a;
     return i;

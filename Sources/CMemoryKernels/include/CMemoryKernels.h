@@ -31,11 +31,12 @@ typedef enum CMemoryKernels_load_kind {
 
 /// A load generator's walk: over `bytes` of `a` (and of `b` for a copy), one 64-byte line at a
 /// time, reads, writes or copies b to a a line, as `kind` says, then waits `delay` turns of an
-/// empty loop (about a cycle each) before the next line. After every eight lines (with a
-/// delay, after each line) it adds the bytes moved (64 a line, 128 for a copy) to `*moved`,
-/// which only this thread writes and others may read (CMemoryKernels_counter_load). It stops early once `*state` no longer holds
-/// `expected`, looked at after every eight lines and every 1024 turns of the delay, so that a
-/// change of state is seen on time whatever the delay. Returns the bytes of `a` walked; `*sum` takes a value that
+/// empty loop (about a cycle each) before the next line. With a delay, after each line it
+/// adds the bytes moved (64 a line, 128 for a copy) to `*moved`, which only this thread writes
+/// and others may read (CMemoryKernels_counter_load), and it looks at `*state` after every
+/// 1024 turns of the delay; without one, it does both after every 4 KiB. It stops once
+/// `*state` no longer holds `expected`, so that a change of state is seen on time whatever
+/// the delay. Returns the bytes of `a` walked; `*sum` takes a value that
 /// depends on the memory.
 size_t CMemoryKernels_load_lines(CMemoryKernels_load_kind kind, void *a, const void *b, size_t bytes, uint64_t delay,
                                  uint64_t *moved, const int64_t *state, int64_t expected, uint64_t *sum);
