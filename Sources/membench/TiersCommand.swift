@@ -60,9 +60,7 @@ struct TiersCommand: ParsableCommand {
         if apply {
             let lock: InterleaveWeights.Lock
             do {
-                lock = try InterleaveWeights.Lock {
-                    StandardStreams.report("membench: waiting for another process that has set interleave weights (a membench run or tiers --apply) to end\n")
-                }
+                lock = try InterleaveWeights.lockSayingWhenWaiting()
             } catch {
                 throw MembenchError.unavailable(.apply, error.message)
             }

@@ -40,8 +40,7 @@ struct CommandLineTests {
     @Test("a value that repeats a flag's name is a value, not a repeat")
     func valueLikeFlag() throws {
         // --csv's value is the file named --json; --json itself is given once.
-        let directory = CLI.temporaryPath(".dir")
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        let directory = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let output = try CLI.shell("cd '\(directory)' && $MEMBENCH run --size 8MiB --duration 0.1 --warmup 0 --csv --json --json")
         #expect(output.status == 0, "\(output.stderr)")

@@ -62,8 +62,7 @@ struct OutputPathTests {
     /// Foundation's deletingLastPathComponent trapped on a one-letter name without a directory.
     @Test("--csv a bare one-letter file name creates it in the working directory")
     func bareName() throws {
-        let directory = CLI.temporaryPath(".dir")
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        let directory = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let output = try CLI.shell("cd '\(directory)' && $MEMBENCH run --size 8MiB --duration 0.1 --warmup 0 --csv r")
         #expect(output.status == 0, "\(output.stderr)")

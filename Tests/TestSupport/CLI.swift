@@ -64,6 +64,13 @@ package enum CLI {
         return rows
     }
 
+    /// Makes a new empty directory under the temporary directory and returns its path.
+    package static func temporaryDirectory() throws -> String {
+        let path = temporaryPath(".dir")
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+        return path
+    }
+
     package static func temporaryPath(_ suffix: String) -> String {
         FileManager.default.temporaryDirectory.appendingPathComponent("membench-\(UUID().uuidString)\(suffix)").path
     }

@@ -54,9 +54,7 @@ extension PlacementOptions {
         defer { watcher.stop() }
         let lock: InterleaveWeights.Lock
         do {
-            lock = try InterleaveWeights.Lock {
-                StandardStreams.report("membench: waiting for another process that has set interleave weights (a membench run or tiers --apply) to end\n")
-            }
+            lock = try InterleaveWeights.lockSayingWhenWaiting()
         } catch {
             throw MembenchError.from(error, setting: .weightedInterleave)
         }
@@ -91,6 +89,13 @@ extension PlacementOptions {
 }
 
 extension InterleaveWeights {
+    /// Takes the weights' lock (`Lock`), saying on stderr when it waits for another process.
+    public static func lockSayingWhenWaiting() throws(NUMAError) -> Lock {
+        try Lock {
+            StandardStreams.report("membench: waiting for another process that has set interleave weights (a membench run or tiers --apply) to end\n")
+        }
+    }
+
     /// Warns, before anything is written, when writing `weights` turns off the kernel's `auto`
     /// mode and the kernel could not turn it back on.
     public static func warnIfAutomaticModeIsLost(by weights: [Int: Int]) {
