@@ -16,6 +16,7 @@ public struct MemoryLimit: Sendable, Equatable, CustomStringConvertible {
     /// What sets the limit: a cgroup file's path or an rlimit's name.
     public let source: String
 
+    /// A limit of `limit` bytes set by `source`, under which `available` bytes may still be taken.
     public init(available: UInt64, limit: UInt64, source: String) {
         self.available = available
         self.limit = limit
