@@ -87,12 +87,13 @@ def allocator_bars():
 
 
 def matrix_heatmap():
-    data = rows("matrix.csv")
+    # One cell per total record (a cell's thread records are beside it).
+    data = [r for r in rows("matrix.csv") if r["scope"] == "total"]
     if not data:
         return
-    cpu_nodes = sorted({int(r["node"]) for r in data})
-    memory_nodes = sorted({int(r["membind"]) for r in data})
-    grid = [[next(float(r["mean_ns"]) for r in data if int(r["node"]) == c and int(r["membind"]) == m)
+    cpu_nodes = sorted({int(r["cpu_node"]) for r in data})
+    memory_nodes = sorted({int(r["memory_node"]) for r in data})
+    grid = [[next(float(r["mean_ns"]) for r in data if int(r["cpu_node"]) == c and int(r["memory_node"]) == m)
              for m in memory_nodes] for c in cpu_nodes]
     figure, axis = plt.subplots(figsize=(3 + len(memory_nodes), 2.5 + len(cpu_nodes)))
     image = axis.imshow(grid, cmap="viridis")
