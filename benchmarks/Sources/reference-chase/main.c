@@ -126,8 +126,9 @@ static void **link_offsets(char *base, const uint64_t *offsets, size_t n) {
     return (void **)(base + offsets[0]);
 }
 
-// Reads a chain file (see the top): its offsets, checked to be word-aligned, distinct and one
-// cycle once linked; the buffer size it needs in *bytes.
+// Reads a chain file (see the top): its offsets, each checked to be a word of a buffer of at
+// most 1 TiB, and in *bytes the buffer size they need. That they form one cycle is checked
+// once they are linked.
 static uint64_t *read_chain(const char *path, size_t *n, size_t *bytes) {
     FILE *f = fopen(path, "rb");
     if (!f) { perror(path); exit(1); }
