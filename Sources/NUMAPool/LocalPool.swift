@@ -8,7 +8,7 @@ import NUMA
 /// - A thread takes blocks from the arena of the node it runs on (getcpu(3) and a CPU→arena
 ///   table built once). A CPU whose node has no memory, or no arena, uses the first arena in
 ///   its fallback order (`Topology.fallbackOrder`: fastest memory tier first, then nearest).
-/// - The thread's cache holds blocks of one arena only. A block freed by a thread whose cache
+/// - The thread's cache (`ThreadCache`) holds blocks of one arena only. A block freed by a thread whose cache
 ///   belongs to another node goes home to its own arena, found from its address, in batches of
 ///   `homeBatch`; it never enters that thread's cache.
 /// - A thread that moves to another node is noticed when its cache next refills from an arena
@@ -90,13 +90,14 @@ public final class LocalPool: BlockPool {
     /// cache yet, an empty cache) is `allocateSlow()`.
     @inlinable @inline(__always)
     public func allocate() throws(PoolError) -> UnsafeMutableRawPointer {
-        let cache = CNuma_slot(slot)
-        let (top, empty) = cache.load(fromByteOffset: BlockCache.count, as: UInt.self).subtractingReportingOverflow(1)
+        let cache = ThreadCache(CNuma_slot(slot))
+        let head = cache.head
+        let (top, empty) = UInt(bitPattern: head.pointee.count).subtractingReportingOverflow(1)
         if _fastPath(!empty) {
-            cache.storeBytes(of: top, toByteOffset: BlockCache.count, as: UInt.self)
-            let block = BlockCache.block(cache, at: Int(bitPattern: top))
+            head.pointee.count = Int(bitPattern: top)
+            let block = cache.stack[Int(bitPattern: top)]
             block.storeBytes(of: 0, as: UInt64.self)
-            BlockCache.bump(cache, BlockCache.gets)
+            cache.bump(.gets)
             return block
         }
         return try core.allocateSlow()
@@ -109,23 +110,19 @@ public final class LocalPool: BlockPool {
     /// and stops the program for a pointer that is not a live block of this pool.
     @inlinable @inline(__always)
     public func deallocate(_ block: UnsafeMutableRawPointer) {
-        let cache = CNuma_slot(slot)
-        let marker = cache.load(fromByteOffset: BlockCache.marker, as: UInt64.self)
-        let index = BlockGuard.index(of: UInt(bitPattern: block),
-                                     base: cache.load(fromByteOffset: BlockCache.base, as: UInt.self),
-                                     inverse: cache.load(fromByteOffset: BlockCache.inverse, as: UInt64.self),
+        let cache = ThreadCache(CNuma_slot(slot))
+        let head = cache.head
+        let marker = head.pointee.marker
+        let index = BlockGuard.index(of: UInt(bitPattern: block), base: head.pointee.base, inverse: head.pointee.inverse,
                                      shift: marker)
-        let count = cache.load(fromByteOffset: BlockCache.count, as: Int.self)
-        if _fastPath(index < cache.load(fromByteOffset: BlockCache.limit, as: UInt64.self)
-                     && count < cache.load(fromByteOffset: BlockCache.capacity, as: Int.self)
-                     && block.load(as: UInt64.self) != marker) {
+        let count = head.pointee.count
+        if _fastPath(index < head.pointee.limit && count < head.pointee.capacity && block.load(as: UInt64.self) != marker) {
             block.storeBytes(of: marker, as: UInt64.self)
-            BlockCache.setBlock(cache, at: count, block)
+            cache.stack[count] = block
             // Read again rather than reuse `count`: after the two stores the compiler cannot
             // assume it unchanged, so the load, add and store become one `inc` of memory.
-            cache.storeBytes(of: cache.load(fromByteOffset: BlockCache.count, as: Int.self) &+ 1,
-                             toByteOffset: BlockCache.count, as: Int.self)
-            BlockCache.bumpReleasing(cache, BlockCache.puts)
+            head.pointee.count = head.pointee.count &+ 1
+            cache.bumpReleasing(.puts)
             return
         }
         core.deallocateSlow(block)

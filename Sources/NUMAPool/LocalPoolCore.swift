@@ -3,7 +3,7 @@ import CNuma
 import NUMA
 
 /// The shared state of a `LocalPool` and every slow path: arenas, the CPU table, the registry
-/// of thread caches (`BlockCache`), statistics, and what happens when a thread ends, moves, or
+/// of thread caches (`ThreadCache`), statistics, and what happens when a thread ends, moves, or
 /// did not survive a fork.
 @usableFromInline
 final class LocalPoolCore: SlotOwner, @unchecked Sendable {
@@ -27,29 +27,9 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
     let arenaOfCPU: [Int]
     /// For each arena, the other arenas in fallback order (`Topology.fallbackOrder`).
     let fallbackOrder: [[Int]]
-    // Made before the arenas' locks: it is taken first where both are held.
-    private let registry = Locked(Registry())
-
-    struct Registry {
-        /// Every live thread cache.
-        var caches: Set<UnsafeMutableRawPointer> = []
-        /// The counters of caches whose threads ended (or were written off).
-        var retired = Counters()
-        var writtenOff: UInt64 = 0
-    }
-
-    struct Counters {
-        var gets: UInt64 = 0, puts: UInt64 = 0, misses: UInt64 = 0
-        var remoteReturns: UInt64 = 0, fallbacks: UInt64 = 0
-
-        mutating func add(_ cache: UnsafeMutableRawPointer) {
-            gets &+= BlockCache.read(cache, BlockCache.gets)
-            puts &+= BlockCache.read(cache, BlockCache.puts)
-            misses &+= BlockCache.read(cache, BlockCache.misses)
-            remoteReturns &+= BlockCache.read(cache, BlockCache.remoteReturns)
-            fallbacks &+= BlockCache.read(cache, BlockCache.fallbacks)
-        }
-    }
+    /// The thread caches (`ThreadCache`), made before the arenas' locks: it is taken first
+    /// where both are held.
+    private let registry = CacheRegistry()
 
     private static let made = ManagedAtomic<Int>(0)
 
@@ -83,7 +63,7 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
     deinit {
         // The slot is clear in every thread (ThreadSlots.release ran), so no thread can reach
         // these caches any more.
-        for cache in registry.withLock({ $0.caches }) { cache.deallocate() }
+        for cache in registry.removeAll() { cache.free() }
     }
 
     // MARK: Finding arenas
@@ -102,77 +82,83 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
 
     // MARK: Thread caches
 
+    /// What a `LocalPool` cache keeps after its stack (`ThreadCache.extra`): the run of fresh
+    /// blocks not yet handed out; after it, per arena the count of blocks waiting to go home,
+    /// then per arena `homeBatch` of those blocks.
+    private struct Pending {
+        var freshNext: UInt
+        var freshEnd: UInt
+    }
+
+    private func pending(_ cache: ThreadCache) -> UnsafeMutablePointer<Pending> {
+        cache.extra(capacity: cacheCapacity).assumingMemoryBound(to: Pending.self)
+    }
+
     /// The calling thread's cache, made and installed on first use. If a trim deactivated it,
     /// it is active again and looks at its arena again (after the activation, so that a trim
     /// that comes between is seen by the next call).
-    func ownCache() -> UnsafeMutableRawPointer {
-        guard let cache = ThreadSlots.ownState(slot) else { return makeCache() }
-        let arena = arena(of: cache)
+    func ownCache() -> ThreadCache {
+        guard let raw = ThreadSlots.ownState(slot) else { return makeCache() }
+        let cache = ThreadCache(raw)
+        let arena = cache.head.pointee.home
         if arena >= 0 { refreshLimit(cache, arena: arena) }
         return cache
     }
 
-    private func makeCache() -> UnsafeMutableRawPointer {
-        let bytes = BlockCache.size(capacity: cacheCapacity, arenas: arenas.count, batch: homeBatch)
-        let cache = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-        cache.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
-        for offset in stride(from: BlockCache.gets, to: BlockCache.gets + 64, by: 8) {
-            (cache + offset).bindMemory(to: UInt64.AtomicRepresentation.self, capacity: 1)
-        }
-        BlockCache.setInt(cache, BlockCache.capacity, cacheCapacity)
-        cache.storeBytes(of: blockGuard.inverse, toByteOffset: BlockCache.inverse, as: UInt64.self)
-        cache.storeBytes(of: blockGuard.marker, toByteOffset: BlockCache.marker, as: UInt64.self)
-        BlockCache.setInt(cache, BlockCache.arena, -1)
-        registry.withLock { _ = $0.caches.insert(cache) }
-        ThreadSlots.install(cache, slot: slot)
+    private func makeCache() -> ThreadCache {
+        let extra = MemoryLayout<Pending>.stride + arenas.count * 8 + arenas.count * homeBatch * 8
+        let cache = ThreadCache.make(capacity: cacheCapacity, extra: extra)
+        let memory = cache.extra(capacity: cacheCapacity)
+        memory.bindMemory(to: Pending.self, capacity: 1)
+        (memory + MemoryLayout<Pending>.stride).bindMemory(to: Int.self, capacity: arenas.count)
+        (memory + MemoryLayout<Pending>.stride + arenas.count * 8)
+            .bindMemory(to: UnsafeMutableRawPointer.self, capacity: arenas.count * homeBatch)
+        cache.head.pointee.inverse = blockGuard.inverse
+        cache.head.pointee.marker = blockGuard.marker
+        registry.insert(cache)
+        ThreadSlots.install(cache.raw, slot: slot)
         return cache
     }
 
-    /// The cache's arena, or -1 before it has one.
-    private func arena(of cache: UnsafeMutableRawPointer) -> Int { BlockCache.int(cache, BlockCache.arena) }
-
     /// Points the cache at `arena`: its range for the fast path, and what it knows is carved.
-    private func bind(_ cache: UnsafeMutableRawPointer, to arena: Int) {
-        BlockCache.setInt(cache, BlockCache.arena, arena)
-        cache.storeBytes(of: arenas[arena].base, toByteOffset: BlockCache.base, as: UInt.self)
+    private func bind(_ cache: ThreadCache, to arena: Int) {
+        cache.head.pointee.home = arena
+        cache.head.pointee.base = arenas[arena].base
         refreshLimit(cache, arena: arena)
     }
 
-    private func refreshLimit(_ cache: UnsafeMutableRawPointer, arena: Int) {
-        cache.storeBytes(of: UInt64(arenas[arena].carvedBlocks), toByteOffset: BlockCache.limit, as: UInt64.self)
+    private func refreshLimit(_ cache: ThreadCache, arena: Int) {
+        cache.head.pointee.limit = UInt64(arenas[arena].carvedBlocks)
     }
 
     /// Gives everything the cache holds of its arena back to it: the stack and the fresh run.
-    private func empty(_ cache: UnsafeMutableRawPointer) {
-        let arena = arena(of: cache)
+    private func empty(_ cache: ThreadCache) {
+        let arena = cache.head.pointee.home
         guard arena >= 0 else { return }
-        let count = BlockCache.int(cache, BlockCache.count)
-        let stack = (cache + BlockCache.stack).assumingMemoryBound(to: UnsafeMutableRawPointer.self)
-        arenas[arena].give(UnsafeBufferPointer(start: stack, count: count), remote: false)
-        BlockCache.setInt(cache, BlockCache.count, 0)
-        let (next, end) = (BlockCache.int(cache, BlockCache.freshNext), BlockCache.int(cache, BlockCache.freshEnd))
-        arenas[arena].giveFresh(start: UInt(next), count: (end - next) / blockSize)
-        BlockCache.setInt(cache, BlockCache.freshNext, 0)
-        BlockCache.setInt(cache, BlockCache.freshEnd, 0)
+        arenas[arena].give(UnsafeBufferPointer(start: cache.stack, count: cache.head.pointee.count), remote: false)
+        cache.head.pointee.count = 0
+        let run = pending(cache)
+        arenas[arena].giveFresh(start: run.pointee.freshNext,
+                                count: Int(run.pointee.freshEnd - run.pointee.freshNext) / blockSize)
+        run.pointee = Pending(freshNext: 0, freshEnd: 0)
     }
 
     /// The thread now runs on another arena's node: its blocks go home first.
-    private func rebind(_ cache: UnsafeMutableRawPointer, to arena: Int) {
+    private func rebind(_ cache: ThreadCache, to arena: Int) {
         empty(cache)
         bind(cache, to: arena)
     }
 
-    /// The home batches: per arena a count, then per arena `homeBatch` blocks.
-    private func homeCount(_ cache: UnsafeMutableRawPointer, _ arena: Int) -> UnsafeMutablePointer<Int> {
-        (cache + BlockCache.stack + cacheCapacity * 8 + arena * 8).assumingMemoryBound(to: Int.self)
+    private func homeCount(_ cache: ThreadCache, _ arena: Int) -> UnsafeMutablePointer<Int> {
+        (cache.extra(capacity: cacheCapacity) + MemoryLayout<Pending>.stride + arena * 8).assumingMemoryBound(to: Int.self)
     }
 
-    private func homeBlocks(_ cache: UnsafeMutableRawPointer, _ arena: Int) -> UnsafeMutablePointer<UnsafeMutableRawPointer> {
-        (cache + BlockCache.stack + cacheCapacity * 8 + arenas.count * 8 + arena * homeBatch * 8)
+    private func homeBlocks(_ cache: ThreadCache, _ arena: Int) -> UnsafeMutablePointer<UnsafeMutableRawPointer> {
+        (cache.extra(capacity: cacheCapacity) + MemoryLayout<Pending>.stride + arenas.count * 8 + arena * homeBatch * 8)
             .assumingMemoryBound(to: UnsafeMutableRawPointer.self)
     }
 
-    private func sendHome(_ cache: UnsafeMutableRawPointer, _ arena: Int) {
+    private func sendHome(_ cache: ThreadCache, _ arena: Int) {
         let count = homeCount(cache, arena)
         arenas[arena].give(UnsafeBufferPointer(start: homeBlocks(cache, arena), count: count.pointee), remote: true)
         count.pointee = 0
@@ -181,9 +167,9 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
     /// Blocks the cache holds: the stack, the fresh run, the home batches. Plain loops only: it
     /// runs in a fork child, where code that needs the Swift runtime's lazy set-up (generic
     /// algorithms in an unspecialised build) could wait on a lock of a thread that is gone.
-    private func heldBlocks(_ cache: UnsafeMutableRawPointer) -> Int {
-        let fresh = (BlockCache.int(cache, BlockCache.freshEnd) - BlockCache.int(cache, BlockCache.freshNext)) / blockSize
-        var held = BlockCache.int(cache, BlockCache.count) + fresh
+    private func heldBlocks(_ cache: ThreadCache) -> Int {
+        let run = pending(cache).pointee
+        var held = cache.head.pointee.count + Int(run.freshEnd - run.freshNext) / blockSize
         var arena = 0
         while arena < arenas.count {
             held += homeCount(cache, arena).pointee
@@ -200,54 +186,51 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
     func allocateSlow() throws(PoolError) -> UnsafeMutableRawPointer {
         ThreadSlots.reapIfForked()
         let cache = ownCache()
-        var count = BlockCache.int(cache, BlockCache.count)
-        if count == 0, let fresh = takeFresh(cache) { return fresh }
-        if count == 0 {
+        let head = cache.head
+        if head.pointee.count == 0, let fresh = takeFresh(cache) { return fresh }
+        if head.pointee.count == 0 {
             let current = currentArena()
-            if current != arena(of: cache) { rebind(cache, to: current) }
-            let stack = (cache + BlockCache.stack).assumingMemoryBound(to: UnsafeMutableRawPointer.self)
-            count = arenas[current].takeReused(refillBatch, into: stack)
-            BlockCache.setInt(cache, BlockCache.count, count)
-            if count == 0 {
+            if current != head.pointee.home { rebind(cache, to: current) }
+            head.pointee.count = arenas[current].takeReused(refillBatch, into: cache.stack)
+            if head.pointee.count == 0 {
                 if let run = arenas[current].carve(refillBatch, guard: blockGuard) {
-                    BlockCache.setInt(cache, BlockCache.freshNext, Int(bitPattern: UInt(bitPattern: run.start)))
-                    BlockCache.setInt(cache, BlockCache.freshEnd, Int(bitPattern: UInt(bitPattern: run.start + run.count * blockSize)))
+                    let start = UInt(bitPattern: run.start)
+                    pending(cache).pointee = Pending(freshNext: start, freshEnd: start + UInt(run.count * blockSize))
                     refreshLimit(cache, arena: current)
                     return takeFresh(cache)!
                 }
                 return try fallback(cache, from: current)
             }
         }
-        let top = count - 1
-        BlockCache.setInt(cache, BlockCache.count, top)
-        let block = BlockCache.block(cache, at: top)
+        head.pointee.count -= 1
+        let block = cache.stack[head.pointee.count]
         block.storeBytes(of: 0, as: UInt64.self)
-        BlockCache.bump(cache, BlockCache.gets)
+        cache.bump(.gets)
         return block
     }
 
     /// The next block of the cache's fresh run, counted as a get and a miss.
-    private func takeFresh(_ cache: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer? {
-        let next = BlockCache.int(cache, BlockCache.freshNext)
-        guard next < BlockCache.int(cache, BlockCache.freshEnd) else { return nil }
-        BlockCache.setInt(cache, BlockCache.freshNext, next + blockSize)
-        let block = UnsafeMutableRawPointer(bitPattern: next)!
+    private func takeFresh(_ cache: ThreadCache) -> UnsafeMutableRawPointer? {
+        let run = pending(cache)
+        guard run.pointee.freshNext < run.pointee.freshEnd else { return nil }
+        let block = UnsafeMutableRawPointer(bitPattern: run.pointee.freshNext)!
+        run.pointee.freshNext += UInt(blockSize)
         block.storeBytes(of: 0, as: UInt64.self)
-        BlockCache.bump(cache, BlockCache.gets)
-        BlockCache.bumpReleasing(cache, BlockCache.misses)
+        cache.bump(.gets)
+        cache.bumpReleasing(.misses)
         return block
     }
 
     /// The local arena is full: under preferred binding, one block from the first arena in
     /// fallback order with room; under strict binding, `exhausted`.
-    private func fallback(_ cache: UnsafeMutableRawPointer, from arena: Int) throws(PoolError) -> UnsafeMutableRawPointer {
+    private func fallback(_ cache: ThreadCache, from arena: Int) throws(PoolError) -> UnsafeMutableRawPointer {
         if !strict {
             for other in fallbackOrder[arena] {
                 guard let (block, fresh) = arenas[other].takeOne(guard: blockGuard) else { continue }
                 block.storeBytes(of: 0, as: UInt64.self)
-                BlockCache.bump(cache, BlockCache.gets)
-                if fresh { BlockCache.bumpReleasing(cache, BlockCache.misses) }
-                BlockCache.bump(cache, BlockCache.fallbacks)
+                cache.bump(.gets)
+                if fresh { cache.bumpReleasing(.misses) }
+                cache.bump(.fallbacks)
                 return block
             }
         }
@@ -266,7 +249,8 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
         let arena = arenas[home]
         _ = blockGuard.check(block, base: arena.base, blockCount: arena.blockCount, carved: arena.carvedBlocks, pool: name)
         let cache = ownCache()
-        var own = self.arena(of: cache)
+        let head = cache.head
+        var own = head.pointee.home
         if own != home {
             // A block of another arena: if the thread has moved, its cache moves first.
             let current = currentArena()
@@ -277,36 +261,31 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
         }
         blockGuard.markFree(block)
         if home == own {
-            var count = BlockCache.int(cache, BlockCache.count)
-            if count == cacheCapacity {
-                spill(cache)
-                count = BlockCache.int(cache, BlockCache.count)
-            }
-            BlockCache.setBlock(cache, at: count, block)
-            BlockCache.setInt(cache, BlockCache.count, count + 1)
+            if head.pointee.count == cacheCapacity { spill(cache) }
+            cache.stack[head.pointee.count] = block
+            head.pointee.count += 1
             refreshLimit(cache, arena: home)
         } else {
             let count = homeCount(cache, home)
             homeBlocks(cache, home)[count.pointee] = block
             count.pointee += 1
-            BlockCache.bump(cache, BlockCache.remoteReturns)
+            cache.bump(.remoteReturns)
             if count.pointee == homeBatch { sendHome(cache, home) }
         }
-        BlockCache.bumpReleasing(cache, BlockCache.puts)
+        cache.bumpReleasing(.puts)
     }
 
     /// The cache is full: the older half goes back to the arena.
-    private func spill(_ cache: UnsafeMutableRawPointer) {
-        let count = BlockCache.int(cache, BlockCache.count)
+    private func spill(_ cache: ThreadCache) {
+        let count = cache.head.pointee.count
         let half = count / 2
-        let stack = (cache + BlockCache.stack).assumingMemoryBound(to: UnsafeMutableRawPointer.self)
-        arenas[arena(of: cache)].give(UnsafeBufferPointer(start: stack, count: half), remote: false)
-        stack.update(from: stack + half, count: count - half)
-        BlockCache.setInt(cache, BlockCache.count, count - half)
+        arenas[cache.head.pointee.home].give(UnsafeBufferPointer(start: cache.stack, count: half), remote: false)
+        cache.stack.update(from: cache.stack + half, count: count - half)
+        cache.head.pointee.count = count - half
     }
 
     /// Everything the cache holds goes back to the arenas.
-    private func flush(_ cache: UnsafeMutableRawPointer) {
+    private func flush(_ cache: ThreadCache) {
         empty(cache)
         for arena in arenas.indices where homeCount(cache, arena).pointee > 0 { sendHome(cache, arena) }
     }
@@ -317,12 +296,12 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
     /// next call looks at the arena again before it accepts a block.
     func trim() {
         ThreadSlots.reapIfForked()
-        let cache = ThreadSlots.ownState(slot)
+        let cache = ThreadSlots.ownState(slot).map(ThreadCache.init)
         if let cache { flush(cache) }
         var trimmed = false
         for arena in arenas where arena.trim() { trimmed = true }
         if trimmed {
-            if let cache { cache.storeBytes(of: 0, toByteOffset: BlockCache.limit, as: UInt64.self) }
+            cache?.head.pointee.limit = 0
             ThreadSlots.deactivateOthers(slot)
         }
     }
@@ -330,54 +309,36 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
     // MARK: SlotOwner
 
     func retire(_ state: UnsafeMutableRawPointer) {
-        flush(state)
-        registry.withLock { registry in
-            registry.retired.add(state)
-            registry.caches.remove(state)
-        }
-        state.deallocate()
+        let cache = ThreadCache(state)
+        flush(cache)
+        registry.remove(cache)
+        cache.free()
     }
 
     func writeOff(_ state: UnsafeMutableRawPointer) {
-        let lost = heldBlocks(state)
-        registry.withLock { registry in
-            registry.retired.add(state)
-            registry.writtenOff += UInt64(lost)
-            registry.caches.remove(state)
-        }
-        state.deallocate()
+        let cache = ThreadCache(state)
+        registry.remove(cache, writtenOff: heldBlocks(cache))
+        cache.free()
     }
 
     func threadMoved(_ state: UnsafeMutableRawPointer) {
+        let cache = ThreadCache(state)
         let current = currentArena()
-        if arena(of: state) >= 0 && arena(of: state) != current { rebind(state, to: current) }
+        let arena = cache.head.pointee.home
+        if arena >= 0 && arena != current { rebind(cache, to: current) }
     }
 
     // MARK: Statistics
 
-    /// A snapshot taken while threads run. Counters are read in the order that keeps it
-    /// consistent: every cache's puts, then misses, then gets (each thread counts a put or a
-    /// miss after the get it follows, with release ordering), then the arenas under their
-    /// locks. So puts ≤ gets and misses ≤ gets in every snapshot; bytes in use, (gets − puts)
-    /// × block size, is bounded by the blocks the arenas have out, which never exceed what
-    /// they reserved.
+    /// A snapshot taken while threads run. The caches' counters are read in the order that
+    /// keeps it consistent (`CacheCounter.readPhase`), then the arenas under their locks. So
+    /// puts ≤ gets and misses ≤ gets in every snapshot; bytes in use, (gets − puts) × block
+    /// size, is bounded by the blocks the arenas have out, which never exceed what they
+    /// reserved.
     func statistics() -> PoolStatistics {
         ThreadSlots.reapIfForked()
         var stats = PoolStatistics()
-        let counters = registry.withLock { registry in
-            var total = registry.retired
-            for cache in registry.caches {
-                total.puts &+= BlockCache.read(cache, BlockCache.puts)
-                total.remoteReturns &+= BlockCache.read(cache, BlockCache.remoteReturns)
-            }
-            for cache in registry.caches {
-                total.misses &+= BlockCache.read(cache, BlockCache.misses)
-                total.fallbacks &+= BlockCache.read(cache, BlockCache.fallbacks)
-            }
-            for cache in registry.caches { total.gets &+= BlockCache.read(cache, BlockCache.gets) }
-            stats.writtenOff = registry.writtenOff
-            return total
-        }
+        let (counters, writtenOff) = registry.total()
         var out = 0
         for arena in arenas {
             let (node, outstanding, peak) = arena.snapshot()
@@ -387,13 +348,14 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
             stats.exhausted += node.exhausted
             out += outstanding
         }
-        stats.gets = counters.gets
-        stats.puts = counters.puts
-        stats.misses = counters.misses
-        stats.hits = counters.gets - counters.misses
-        stats.remoteReturns = counters.remoteReturns
-        stats.fallbacks = counters.fallbacks
-        stats.bytesInUse = min(Int(counters.gets - counters.puts), out) * blockSize
+        stats.gets = counters[.gets]
+        stats.puts = counters[.puts]
+        stats.misses = counters[.misses]
+        stats.hits = counters[.gets] - counters[.misses]
+        stats.remoteReturns = counters[.remoteReturns]
+        stats.fallbacks = counters[.fallbacks]
+        stats.writtenOff = writtenOff
+        stats.bytesInUse = min(Int(counters[.gets] - counters[.puts]), out) * blockSize
         return stats
     }
 }

@@ -4,7 +4,7 @@ import NUMA
 
 /// A typed pool of reusable objects, stored in the blocks of a `BlockPool` of either strategy.
 ///
-/// Each thread keeps a small cache of idle objects (`ObjectCache`) of one partition of the
+/// Each thread keeps a small cache of idle objects (a `ThreadCache`) of one partition of the
 /// backing pool (its node's, for a `LocalPool`), reached like `LocalPool`'s block cache: a
 /// lease or a return that the cache can serve takes no lock. Behind the caches, idle objects
 /// are kept per partition, so a lease reuses an object of the calling thread's node and a
@@ -96,13 +96,13 @@ public final class ObjectPool<Object>: @unchecked Sendable {
     /// thread's cache.
     @inlinable @inline(__always)
     public func lease() throws(PoolError) -> Lease<Object> {
-        let cache = CNuma_slot(slot)
-        let count = ObjectCache.count(cache)
+        let cache = ThreadCache(CNuma_slot(slot))
+        let count = cache.sharedCount
         if _fastPath(count != 0 && validate == nil) {
             let top = count &- 1
-            ObjectCache.setCount(cache, top)
-            let object = ObjectCache.object(cache, at: top)
-            ObjectCache.bump(cache, ObjectCache.gets)
+            cache.sharedCount = top
+            let object = cache.stack[top]
+            cache.bump(.gets)
             return Lease(pool: self, slot: object.assumingMemoryBound(to: Object.self))
         }
         return try leaseSlow()
@@ -117,14 +117,14 @@ public final class ObjectPool<Object>: @unchecked Sendable {
                 core.reject(cache, object)
                 continue
             }
-            ObjectCache.bump(cache, ObjectCache.gets)
+            cache.bump(.gets)
             return Lease(pool: self, slot: slot)
         }
         let block = try core.backing.allocate()
         let slot = block.bindMemory(to: Object.self, capacity: 1)
         slot.initialize(to: factory())
-        ObjectCache.bump(cache, ObjectCache.gets)
-        ObjectCache.bumpReleasing(cache, ObjectCache.misses)
+        cache.bump(.gets)
+        cache.bumpReleasing(.misses)
         return Lease(pool: self, slot: slot)
     }
 
@@ -156,14 +156,14 @@ public final class ObjectPool<Object>: @unchecked Sendable {
             if !unique { return core.escape(raw) }
         }
         reset(&object.pointee)
-        let cache = CNuma_slot(slot)
-        let count = ObjectCache.count(cache)
-        if _fastPath(UInt(bitPattern: raw) &- cache.load(fromByteOffset: ObjectCache.base, as: UInt.self)
-                        < cache.load(fromByteOffset: ObjectCache.size, as: UInt.self)
-                     && count < cache.load(fromByteOffset: ObjectCache.capacity, as: Int.self)) {
-            ObjectCache.setObject(cache, at: count, raw)
-            ObjectCache.setCount(cache, count &+ 1)
-            ObjectCache.bumpReleasing(cache, ObjectCache.puts)
+        let cache = ThreadCache(CNuma_slot(slot))
+        let head = cache.head
+        let count = cache.sharedCount
+        if _fastPath(UInt(bitPattern: raw) &- head.pointee.base < UInt(truncatingIfNeeded: head.pointee.limit)
+                     && count < head.pointee.capacity) {
+            cache.stack[count] = raw
+            cache.sharedCount = count &+ 1
+            cache.bumpReleasing(.puts)
             return
         }
         core.putSlow(raw)
