@@ -61,7 +61,9 @@ void CNuma_lock_destroy(CNuma_lock *lock) {
 
 // MARK: slot tables
 
-const uint64_t CNuma_empty_state[32] __attribute__((aligned(64))) = {0};
+const uint64_t CNuma_empty_state[CNUMA_EMPTY_STATE_WORDS] __attribute__((aligned(64))) = {0};
+
+uint8_t CNuma_heap_class_of[CNUMA_HEAP_CLASS_TABLE] = {0};
 
 __thread CNuma_slot_table CNuma_slots __attribute__((tls_model("initial-exec"))) = {
     .active = { [0 ... CNUMA_SLOT_COUNT - 1] = (void *)CNuma_empty_state },

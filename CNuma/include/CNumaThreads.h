@@ -56,8 +56,25 @@ typedef struct CNuma_slot_table {
 
 extern __thread CNuma_slot_table CNuma_slots __attribute__((tls_model("initial-exec")));
 
-/// 256 zero bytes, aligned to a cache line: the state of a slot that holds none. Read-only.
-extern const uint64_t CNuma_empty_state[32] __attribute__((aligned(64)));
+/// Words of `CNuma_empty_state`: 24 KiB, enough for every line a fast path reads at a fixed
+/// offset from its state (the heap's per-class caches lie up to 44 × 512 bytes in).
+enum { CNUMA_EMPTY_STATE_WORDS = 3072 };
+
+/// Zero bytes, aligned to a cache line: the state of a slot that holds none. Read-only.
+extern const uint64_t CNuma_empty_state[CNUMA_EMPTY_STATE_WORDS] __attribute__((aligned(64)));
+
+/// Entries of `CNuma_heap_class_of`: one per 16 bytes of size, up to 64 KiB.
+enum { CNUMA_HEAP_CLASS_TABLE = 4097 };
+
+/// The heap's size class for each size rounded up to 16 bytes (index: (size + 15) / 16), 0 for
+/// size 0. Written once, before the first heap is made, by `NUMAHeap`; read by its fast path.
+extern uint8_t CNuma_heap_class_of[CNUMA_HEAP_CLASS_TABLE];
+
+/// `CNuma_heap_class_of[index]`, for Swift (which sees a C array as a tuple). Inline.
+static inline uint8_t CNuma_heap_class(uintptr_t index) { return CNuma_heap_class_of[index]; }
+
+/// Sets `CNuma_heap_class_of[index]`.
+static inline void CNuma_heap_class_set(uintptr_t index, uint8_t sizeClass) { CNuma_heap_class_of[index] = sizeClass; }
 
 /// The calling thread's active state in `slot` (never NULL): a relaxed atomic load, which on
 /// x86-64 is one %fs-relative `mov`. Inline.

@@ -1,0 +1,341 @@
+import NUMA
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One node's memory for `NUMAHeap`: a region bound to the node, cut into chunks of
+/// `HeapArena.chunkBytes` (256 KiB).
+///
+/// - A chunk serves one size class at a time: its blocks lie at multiples of the class's size
+///   from the chunk's start. When a class takes a chunk, every block of it is marked free (the
+///   class's marker in its first word) and the class goes into `classOfChunk`, the byte per
+///   chunk that `deallocate` reads to find a block's size from its address.
+/// - Blocks given back wait in their chunk's free list (linked through each block's second
+///   word); blocks never handed out are taken in address order (`carved`).
+/// - A chunk whose every block is back is free: it waits for reuse, and after the heap's decay
+///   time (or at `trim()`) its pages go back to the kernel (`MADV_DONTNEED`). When a class or a
+///   large run takes it again, its pages come back on this node, since the region is bound to it.
+/// - An allocation over `SizeClasses.largest` takes a run of whole chunks of its own.
+///
+/// Everything but `classOfChunk` and the constants is guarded by one lock.
+final class HeapArena: @unchecked Sendable {
+    // @unchecked: `classOfChunk` is written under the lock, before any block of the chunk is
+    // handed out, and read without it only for blocks a caller was handed (so after that
+    // write); the rest is immutable or behind `state`.
+    static var chunkShift: Int { NUMAHeap.chunkShift }
+    static var chunkBytes: Int { 1 << chunkShift }
+
+    let node: Int
+    let base: UInt
+    let chunkCount: Int
+    private let region: MemoryRegion
+    /// The class of each chunk, 0 when it holds no class (free, or part of a large run).
+    let classOfChunk: UnsafeMutablePointer<UInt8>
+    private let state: Locked<State>
+
+    enum Kind: Equatable {
+        /// Past the frontier: never used.
+        case unused
+        case free(since: ContinuousClock.Instant, returned: Bool)
+        case small
+        case largeHead(chunks: Int, bytes: Int)
+        case largeTail
+    }
+
+    struct Chunk {
+        var kind = Kind.unused
+        /// Blocks out of the chunk: in thread caches or held by callers.
+        var used = 0
+        /// Blocks handed out at least once, in address order.
+        var carved = 0
+        /// The first block of the free list, 0 for none.
+        var freeHead: UInt = 0
+        var freeCount = 0
+        /// Whether it is in its class's list of chunks with blocks to give.
+        var listed = false
+    }
+
+    struct State {
+        var chunks: [Chunk]
+        /// Chunks at or past it were never used.
+        var frontier = 0
+        /// Free chunks below the frontier, the most recently freed last.
+        var freeChunks: [Int] = []
+        /// By class, chunks with blocks to give (free-listed or not yet carved).
+        var available: [[Int]]
+        var counters: HeapNodeStatistics
+    }
+
+    init(node: Int, capacity: Int, strict: Bool, topology: Topology) throws(NUMAError) {
+        self.node = node
+        let chunks = max(1, capacity >> Self.chunkShift)
+        region = try MemoryRegion(size: chunks << Self.chunkShift, policy: strict ? .bind([node]) : .preferred(node),
+                                  pages: .base, topology: topology)
+        base = UInt(bitPattern: region.baseAddress)
+        chunkCount = chunks
+        classOfChunk = .allocate(capacity: chunks)
+        classOfChunk.initialize(repeating: 0, count: chunks)
+        var counters = HeapNodeStatistics()
+        counters.bytesInUseByClass = [Int](repeating: 0, count: SizeClasses.count + 1)
+        state = Locked(State(chunks: [Chunk](repeating: Chunk(), count: chunks),
+                             available: [[Int]](repeating: [], count: SizeClasses.count + 1), counters: counters))
+    }
+
+    deinit { classOfChunk.deallocate() }
+
+    var capacity: Int { chunkCount << Self.chunkShift }
+
+    func contains(_ address: UInt) -> Bool { address &- base < UInt(capacity) }
+
+    func chunkIndex(_ address: UInt) -> Int { Int((address &- base) >> UInt(Self.chunkShift)) }
+
+    func chunkStart(_ index: Int) -> UInt { base + UInt(index << Self.chunkShift) }
+
+    // MARK: Chunks
+
+    /// A free chunk for a class or a run: the most recently freed, or the next never used.
+    private func takeChunks(_ state: inout State, count: Int) -> Int? {
+        if count == 1, let index = state.freeChunks.popLast() {
+            reuse(&state, index)
+            return index
+        }
+        if count > 1 {
+            // A run of free chunks below the frontier, else at the frontier.
+            var start = 0
+            while start + count <= state.frontier {
+                var length = 0
+                while length < count, case .free = state.chunks[start + length].kind { length += 1 }
+                if length == count {
+                    let run = start..<(start + count)
+                    state.freeChunks.removeAll { run.contains($0) }
+                    for index in run { reuse(&state, index) }
+                    return start
+                }
+                start += length + 1
+            }
+        }
+        guard state.frontier + count <= chunkCount else { return nil }
+        defer { state.frontier += count }
+        return state.frontier
+    }
+
+    private func reuse(_ state: inout State, _ index: Int) {
+        if case .free(_, true) = state.chunks[index].kind { state.counters.bytesReturned -= Self.chunkBytes }
+        state.chunks[index] = Chunk()
+    }
+
+    /// Gives a chunk back to the free chunks.
+    private func freeChunk(_ state: inout State, _ index: Int, now: ContinuousClock.Instant) {
+        classOfChunk[index] = 0
+        state.chunks[index] = Chunk(kind: .free(since: now, returned: false))
+        state.freeChunks.append(index)
+    }
+
+    // MARK: Small blocks
+
+    /// Moves up to `count` blocks of `sizeClass` into `out`; returns how many, and how many of
+    /// them were never handed out before. Fewer than asked (0) only when the arena has no room.
+    func take(_ count: Int, of sizeClass: Int, marker: UInt64,
+              into out: UnsafeMutablePointer<UnsafeMutableRawPointer>) -> Int {
+        let size = SizeClasses.sizes[sizeClass]
+        let perChunk = Self.chunkBytes / size
+        return state.withLock { state in
+            var taken = 0
+            while taken < count {
+                var index = state.available[sizeClass].last ?? -1
+                if index < 0 {
+                    guard let fresh = takeChunks(&state, count: 1) else { break }
+                    index = fresh
+                    state.chunks[index].kind = .small
+                    state.chunks[index].listed = true
+                    state.available[sizeClass].append(index)
+                    state.counters.bytesInChunks += Self.chunkBytes
+                    // Every block carries the marker until it is handed out (see BlockGuard).
+                    let start = chunkStart(index)
+                    var block = 0
+                    while block < perChunk {
+                        UnsafeMutableRawPointer(bitPattern: start + UInt(block * size))!.storeBytes(of: marker, as: UInt64.self)
+                        block += 1
+                    }
+                    classOfChunk[index] = UInt8(sizeClass)
+                }
+                var chunk = state.chunks[index]
+                let before = taken
+                while taken < count && chunk.freeCount > 0 {
+                    let block = UnsafeMutableRawPointer(bitPattern: chunk.freeHead)!
+                    chunk.freeHead = block.load(fromByteOffset: 8, as: UInt.self)
+                    chunk.freeCount -= 1
+                    out[taken] = block
+                    taken += 1
+                }
+                while taken < count && chunk.carved < perChunk {
+                    out[taken] = UnsafeMutableRawPointer(bitPattern: chunkStart(index) + UInt(chunk.carved * size))!
+                    chunk.carved += 1
+                    taken += 1
+                }
+                chunk.used += taken - before
+                if chunk.freeCount == 0 && chunk.carved == perChunk {
+                    chunk.listed = false
+                    state.available[sizeClass].removeLast()
+                }
+                state.chunks[index] = chunk
+            }
+            state.counters.bytesOut += taken * size
+            state.counters.bytesInUseByClass[sizeClass] += taken * size
+            return taken
+        }
+    }
+
+    /// Gives blocks of this arena back (already marked free). `remote` counts blocks sent home
+    /// by a thread on another node.
+    func give(_ blocks: UnsafeBufferPointer<UnsafeMutableRawPointer>, remote: Bool) {
+        guard !blocks.isEmpty else { return }
+        let now = ContinuousClock.now
+        state.withLock { state in
+            var i = 0
+            while i < blocks.count {
+                let block = blocks[i]
+                i += 1
+                let index = chunkIndex(UInt(bitPattern: block))
+                let sizeClass = Int(classOfChunk[index])
+                let size = SizeClasses.sizes[sizeClass]
+                state.counters.bytesOut -= size
+                state.counters.bytesInUseByClass[sizeClass] -= size
+                var chunk = state.chunks[index]
+                chunk.used -= 1
+                if chunk.used == 0 {
+                    if chunk.listed, let at = state.available[sizeClass].lastIndex(of: index) {
+                        state.available[sizeClass].remove(at: at)
+                    }
+                    state.counters.bytesInChunks -= Self.chunkBytes
+                    freeChunk(&state, index, now: now)
+                    continue
+                }
+                block.storeBytes(of: chunk.freeHead, toByteOffset: 8, as: UInt.self)
+                chunk.freeHead = UInt(bitPattern: block)
+                chunk.freeCount += 1
+                if !chunk.listed {
+                    chunk.listed = true
+                    state.available[sizeClass].append(index)
+                }
+                state.chunks[index] = chunk
+            }
+            if remote { state.counters.remoteFrees += UInt64(blocks.count) }
+        }
+    }
+
+    // MARK: Large runs
+
+    /// A run of whole chunks for `bytes` (over `SizeClasses.largest`), or nil when the arena has
+    /// no such run.
+    func takeLarge(_ bytes: Int) -> UnsafeMutableRawPointer? {
+        let count = (bytes + Self.chunkBytes - 1) >> Self.chunkShift
+        return state.withLock { state in
+            guard let start = takeChunks(&state, count: count) else { return nil }
+            state.chunks[start].kind = .largeHead(chunks: count, bytes: bytes)
+            for index in (start + 1)..<(start + count) { state.chunks[index].kind = .largeTail }
+            state.counters.bytesInChunks += count * Self.chunkBytes
+            state.counters.bytesOut += count * Self.chunkBytes
+            state.counters.bytesInUseByClass[0] += count * Self.chunkBytes
+            return UnsafeMutableRawPointer(bitPattern: chunkStart(start))!
+        }
+    }
+
+    /// What the arena knows of an address in a chunk of no class: the bytes of the large run
+    /// that starts there, or why it is not one.
+    enum LargeLookup {
+        case run(chunks: Int)
+        case inside(start: UInt)
+        case notHandedOut
+    }
+
+    func lookupLarge(_ address: UInt) -> LargeLookup {
+        state.withLock { state in
+            var index = chunkIndex(address)
+            switch state.chunks[index].kind {
+            case .largeHead(let chunks, _):
+                return address == chunkStart(index) ? .run(chunks: chunks) : .inside(start: chunkStart(index))
+            case .largeTail:
+                while index > 0, case .largeTail = state.chunks[index].kind { index -= 1 }
+                return .inside(start: chunkStart(index))
+            default:
+                return .notHandedOut
+            }
+        }
+    }
+
+    /// Gives back the large run at `address`; false when it is not the start of a live run
+    /// (the caller stops the program).
+    func giveLarge(_ address: UInt) -> Bool {
+        let now = ContinuousClock.now
+        return state.withLock { state in
+            let start = chunkIndex(address)
+            guard address == chunkStart(start), case .largeHead(let count, _) = state.chunks[start].kind else { return false }
+            for index in start..<(start + count) { freeChunk(&state, index, now: now) }
+            state.counters.bytesInChunks -= count * Self.chunkBytes
+            state.counters.bytesOut -= count * Self.chunkBytes
+            state.counters.bytesInUseByClass[0] -= count * Self.chunkBytes
+            return true
+        }
+    }
+
+    // MARK: Giving memory back
+
+    /// Gives the pages of every free chunk that has been free for `decay` (all of them for
+    /// nil) back to the kernel. Returns the bytes given back.
+    @discardableResult
+    func release(freeFor decay: Duration?) -> Int {
+        let now = ContinuousClock.now
+        return state.withLock { state in
+            var released = 0
+            for index in state.freeChunks {
+                guard case .free(let since, false) = state.chunks[index].kind else { continue }
+                if let decay, now - since < decay { continue }
+                region.release(offset: index << Self.chunkShift, length: Self.chunkBytes)
+                state.chunks[index].kind = .free(since: since, returned: true)
+                released += Self.chunkBytes
+            }
+            state.counters.bytesReturned += released
+            let pages = UInt64(released / PagePlacement.basePageSize)
+            if decay == nil { state.counters.pagesTrimmed += pages } else { state.counters.pagesDecayed += pages }
+            return released
+        }
+    }
+
+    func countExhausted() { state.withLock { $0.counters.exhausted += 1 } }
+
+    // MARK: Statistics
+
+    /// This node's figures: what the arena counts, free bytes in its chunks, and the resident
+    /// bytes of its region (mincore(2)).
+    func snapshot() -> HeapNodeStatistics {
+        var counters = state.withLock { state in
+            var counters = state.counters
+            var free = 0
+            for index in 0..<state.frontier {
+                let chunk = state.chunks[index]
+                switch chunk.kind {
+                case .small:
+                    let size = SizeClasses.sizes[Int(classOfChunk[index])]
+                    free += (chunk.freeCount + Self.chunkBytes / size - chunk.carved) * size
+                case .free(_, false): free += Self.chunkBytes
+                default: break
+                }
+            }
+            counters.bytesFree = free
+            counters.frontierBytes = state.frontier << Self.chunkShift
+            return counters
+        }
+        counters.bytesResident = residentBytes(length: counters.frontierBytes)
+        return counters
+    }
+
+    /// Resident bytes of the region's first `length` bytes (mincore(2)).
+    private func residentBytes(length: Int) -> Int {
+        guard length > 0 else { return 0 }
+        let page = PagePlacement.basePageSize
+        var vector = [UInt8](repeating: 0, count: (length + page - 1) / page)
+        guard mincore(region.baseAddress, length, &vector) == 0 else { return 0 }
+        return vector.reduce(0) { $0 + Int($1 & 1) } * page
+    }
+}

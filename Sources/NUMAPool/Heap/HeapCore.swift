@@ -1,0 +1,548 @@
+import Atomics
+import CNuma
+import NUMA
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The shared state of a `NUMAHeap` and every slow path: arenas, the CPU table, the threads'
+/// heap caches, the purger, statistics.
+///
+/// A thread's heap cache is one allocation that the heap's slot entry points at: one
+/// `ThreadCache` per class at `NUMAHeap.classStride` bytes apart (class `c` at `c × stride`),
+/// class 0 (large allocations: its head reads as empty, its counters count them) holding the
+/// `HeapHeader` in its stack area; then, per arena, blocks waiting to go home.
+@usableFromInline
+final class HeapCore: SlotOwner, @unchecked Sendable {
+    // @unchecked: `slot` is written once by NUMAHeap.init before the heap is shared; the
+    // arenas, the registry and the purger's state are behind locks or atomic; a heap cache
+    // belongs to its thread but for counters and counts (atomic) and retire/write-off.
+    let name: String
+    let arenas: [HeapArena]
+    let strict: Bool
+    let decay: Duration
+    var slot = 0
+    /// Per class: the stack's capacity, bounded by the cache's bytes.
+    let capacities: [Int]
+    /// Per class: the block arithmetic and marker.
+    let guards: [BlockGuard?]
+    /// Blocks of another arena a cache collects before it sends them home.
+    let homeBatch = 32
+    let arenaOfCPU: [Int]
+    let fallbackOrder: [[Int]]
+    /// The thread caches, grouped by class (group 0: large allocations).
+    private let registry = CacheRegistry()
+    /// Raised by `trim()`: every cache flushes at its owner's next slow path.
+    private let epoch = ManagedAtomic<UInt64>(0)
+    /// Raised by the purger at each period.
+    private let tick = ManagedAtomic<UInt64>(0)
+    private let counters = Locked(Counters())
+    private let purger = Locked(PurgerState())
+
+    struct Counters {
+        var flushes: UInt64 = 0
+        var trims: UInt64 = 0
+    }
+
+    struct PurgerState {
+        var thread: pthread_t?
+        var process: pid_t = 0
+        var cpuSeconds = 0.0
+    }
+
+    private let stopping = ManagedAtomic<Bool>(false)
+
+    private static let made = ManagedAtomic<Int>(0)
+
+    /// Idle ticks after which a thread's cache is flushed at its next call.
+    let idleTicks: UInt64 = 2
+
+    init(capacity: Int, strict: Bool, nodes: [Int], cacheBytes: Int, decay: Duration, name: String?,
+         topology: Topology) throws(PoolError) {
+        _ = SizeClasses.tableFilled
+        let number = Self.made.wrappingIncrementThenLoad(ordering: .relaxed)
+        self.name = name ?? "NUMAHeap #\(number)"
+        self.strict = strict
+        self.decay = decay
+        var arenas: [HeapArena] = []
+        for node in nodes {
+            do {
+                arenas.append(try HeapArena(node: node, capacity: capacity, strict: strict, topology: topology))
+            } catch {
+                throw .numa(error)
+            }
+        }
+        self.arenas = arenas
+        let stackRoom = (NUMAHeap.classStride - ThreadCache.stackOffset) / 8
+        capacities = SizeClasses.sizes.enumerated().map { c, size in
+            c == 0 ? 0 : max(1, min(stackRoom, cacheBytes / size))
+        }
+        guards = SizeClasses.sizes.enumerated().map { c, size in c == 0 ? nil : BlockGuard(blockSize: size) }
+        let arenaNodes = arenas.map(\.node)
+        func nearest(to node: Int) -> [Int] {
+            topology.fallbackOrder(arenaNodes, from: node).compactMap { arenaNodes.firstIndex(of: $0) }
+        }
+        arenaOfCPU = topology.cpuToNode.map { node in node < 0 ? 0 : nearest(to: node).first ?? 0 }
+        fallbackOrder = arenas.map { arena in nearest(to: arena.node).filter { arenas[$0].node != arena.node } }
+    }
+
+    deinit {
+        for state in Set(registry.removeAll().map { cacheBase($0) }) { state.deallocate() }
+    }
+
+    // MARK: Finding arenas
+
+    func currentArena() -> Int {
+        let cpu = Topology.currentCPU().cpu
+        return cpu >= 0 && cpu < arenaOfCPU.count ? arenaOfCPU[cpu] : 0
+    }
+
+    func arena(of address: UInt) -> Int? { arenas.firstIndex { $0.contains(address) } }
+
+    // MARK: Heap caches
+
+    private var cacheBytes: Int {
+        NUMAHeap.classStride * (SizeClasses.count + 1) + arenas.count * 8 + arenas.count * homeBatch * 8
+    }
+
+    private func classCache(_ state: UnsafeMutableRawPointer, _ sizeClass: Int) -> ThreadCache {
+        ThreadCache(state + sizeClass * NUMAHeap.classStride)
+    }
+
+    private func header(_ state: UnsafeMutableRawPointer) -> UnsafeMutablePointer<HeapHeader> {
+        (state + NUMAHeap.headerOffset).assumingMemoryBound(to: HeapHeader.self)
+    }
+
+    /// The heap cache a class cache lies in.
+    private func cacheBase(_ cache: ThreadCache) -> UnsafeMutableRawPointer {
+        let sizeClass = Int(cache.head.pointee.home)
+        return cache.raw - sizeClass * NUMAHeap.classStride
+    }
+
+    private func homeCount(_ state: UnsafeMutableRawPointer, _ arena: Int) -> UnsafeMutablePointer<Int> {
+        (state + NUMAHeap.classStride * (SizeClasses.count + 1) + arena * 8).assumingMemoryBound(to: Int.self)
+    }
+
+    private func homeBlocks(_ state: UnsafeMutableRawPointer, _ arena: Int) -> UnsafeMutablePointer<UnsafeMutableRawPointer> {
+        (state + NUMAHeap.classStride * (SizeClasses.count + 1) + arenas.count * 8 + arena * homeBatch * 8)
+            .assumingMemoryBound(to: UnsafeMutableRawPointer.self)
+    }
+
+    /// The calling thread's heap cache, made on first use. A trim's epoch or a long idle time
+    /// makes it flush first.
+    private func ownCache() -> UnsafeMutableRawPointer {
+        guard let state = ThreadSlots.ownState(slot) else { return makeCache() }
+        let header = header(state)
+        let now = tick.load(ordering: .relaxed)
+        let current = epoch.load(ordering: .acquiring)
+        if header.pointee.epoch != current || now &- header.pointee.tick > idleTicks {
+            flushAll(state)
+            header.pointee.epoch = current
+        }
+        header.pointee.tick = now
+        return state
+    }
+
+    private func makeCache() -> UnsafeMutableRawPointer {
+        let bytes = cacheBytes
+        let state = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        state.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        for sizeClass in 0...SizeClasses.count {
+            let cache = ThreadCache.initialize(state + sizeClass * NUMAHeap.classStride, capacity: capacities[sizeClass])
+            cache.head.pointee.home = sizeClass
+            if let guardOfClass = guards[sizeClass] {
+                cache.head.pointee.inverse = guardOfClass.inverse
+                cache.head.pointee.marker = guardOfClass.marker
+                cache.head.pointee.limit = UInt64(HeapArena.chunkBytes / SizeClasses.sizes[sizeClass])
+            }
+            registry.insert(cache, group: sizeClass)
+        }
+        let header = (state + NUMAHeap.headerOffset).bindMemory(to: HeapHeader.self, capacity: 1)
+        header.initialize(to: HeapHeader(base: 0, chunks: 0, classOfChunk: arenas[0].classOfChunk, arena: -1,
+                                         epoch: epoch.load(ordering: .acquiring), tick: tick.load(ordering: .relaxed)))
+        let homes = state + NUMAHeap.classStride * (SizeClasses.count + 1)
+        homes.bindMemory(to: Int.self, capacity: arenas.count)
+        (homes + arenas.count * 8).bindMemory(to: UnsafeMutableRawPointer.self, capacity: arenas.count * homeBatch)
+        bind(state, to: currentArena())
+        ThreadSlots.install(state, slot: slot)
+        return state
+    }
+
+    /// Points the heap cache at `arena`: the range and chunk classes its fast path checks.
+    private func bind(_ state: UnsafeMutableRawPointer, to arena: Int) {
+        header(state).pointee.arena = arena
+        header(state).pointee.base = arenas[arena].base
+        header(state).pointee.classOfChunk = arenas[arena].classOfChunk
+        header(state).pointee.chunks = UInt(arenas[arena].chunkCount)
+    }
+
+    /// Every class cache and home batch goes back to the arenas.
+    private func flushAll(_ state: UnsafeMutableRawPointer) {
+        let arena = header(state).pointee.arena
+        var flushed = false
+        if arena >= 0 {
+            for sizeClass in 1...SizeClasses.count {
+                let cache = classCache(state, sizeClass)
+                let count = cache.sharedCount
+                guard count > 0 else { continue }
+                arenas[arena].give(UnsafeBufferPointer(start: cache.stack, count: count), remote: false)
+                cache.sharedCount = 0
+                flushed = true
+            }
+        }
+        for other in arenas.indices where homeCount(state, other).pointee > 0 {
+            sendHome(state, other)
+            flushed = true
+        }
+        if flushed { counters.withLock { $0.flushes += 1 } }
+    }
+
+    private func sendHome(_ state: UnsafeMutableRawPointer, _ arena: Int) {
+        let count = homeCount(state, arena)
+        arenas[arena].give(UnsafeBufferPointer(start: homeBlocks(state, arena), count: count.pointee), remote: true)
+        count.pointee = 0
+    }
+
+    /// The thread runs on another arena's node now: its caches go back first.
+    private func followThread(_ state: UnsafeMutableRawPointer) -> Int {
+        let current = currentArena()
+        if header(state).pointee.arena != current {
+            flushAll(state)
+            bind(state, to: current)
+        }
+        return current
+    }
+
+    // MARK: Slow paths
+
+    /// Everything the fast path of `allocate` did not serve: checks the arguments, then a
+    /// refill of the class's cache from the arena of the thread's node (or `node`'s arena, for
+    /// an explicit node, without the cache), a large run, or a fallback.
+    @usableFromInline @inline(never)
+    func allocateSlow(byteCount: Int, alignment: Int, node: Int?) throws(PoolError) -> UnsafeMutableRawPointer {
+        guard byteCount > 0 else { throw .invalidArgument("\(name): size must be positive, got \(byteCount)") }
+        guard alignment > 0 && alignment & (alignment - 1) == 0 && alignment <= PagePlacement.basePageSize else {
+            throw .invalidArgument("\(name): alignment must be a power of two of at most \(PagePlacement.basePageSize) bytes, got \(alignment)")
+        }
+        guard byteCount <= arenas[0].capacity else {
+            throw .invalidArgument("\(name): size \(byteCount) is larger than an arena (\(arenas[0].capacity) bytes)")
+        }
+        ThreadSlots.reapIfForked()
+        let state = ownCache()
+        let sizeClass = SizeClasses.sizeClass(for: byteCount, alignment: alignment)
+        var target: Int
+        if let node {
+            guard let index = arenas.firstIndex(where: { $0.node == node }) else {
+                throw .invalidArgument("\(name): no arena on node \(node) (arenas on \(arenas.map(\.node)))")
+            }
+            target = index
+        } else {
+            target = followThread(state)
+        }
+        guard let sizeClass else {
+            classCache(state, 0).bump(.gets)
+            classCache(state, 0).bumpReleasing(.misses)
+            return try large(byteCount, from: target, state: state)
+        }
+        let cache = classCache(state, sizeClass)
+        if node == nil && alignment <= 16 {
+            var count = cache.sharedCount
+            if count == 0 {
+                let batch = max(1, (capacities[sizeClass] + 1) / 2)
+                count = arenas[target].take(batch, of: sizeClass, marker: guards[sizeClass]!.marker, into: cache.stack)
+                if count == 0 { flushAll(state) }
+                count = count == 0 ? arenas[target].take(batch, of: sizeClass, marker: guards[sizeClass]!.marker,
+                                                        into: cache.stack) : count
+                cache.bumpReleasing(.misses)
+                if count > 0 {
+                    cache.sharedCount = count - 1
+                    return handOut(cache.stack[count - 1], cache)
+                }
+                return try fallback(sizeClass, from: target, cache: cache)
+            }
+            cache.sharedCount = count - 1
+            return handOut(cache.stack[count - 1], cache)
+        }
+        // An explicit node or a larger alignment: one block straight from the arena.
+        cache.bumpReleasing(.misses)
+        var one = UnsafeMutableRawPointer(bitPattern: 16)!
+        if arenas[target].take(1, of: sizeClass, marker: guards[sizeClass]!.marker, into: &one) == 1 {
+            return handOut(one, cache)
+        }
+        return try fallback(sizeClass, from: target, cache: cache)
+    }
+
+    private func handOut(_ block: UnsafeMutableRawPointer, _ cache: ThreadCache) -> UnsafeMutableRawPointer {
+        block.storeBytes(of: 0, as: UInt64.self)
+        cache.bump(.gets)
+        return block
+    }
+
+    private func large(_ bytes: Int, from arena: Int, state: UnsafeMutableRawPointer) throws(PoolError) -> UnsafeMutableRawPointer {
+        if let run = arenas[arena].takeLarge(bytes) { return run }
+        if !strict {
+            for other in fallbackOrder[arena] {
+                if let run = arenas[other].takeLarge(bytes) {
+                    classCache(state, 0).bump(.fallbacks)
+                    return run
+                }
+            }
+        }
+        arenas[arena].countExhausted()
+        throw .exhausted(node: arenas[arena].node, capacity: arenas[arena].capacity)
+    }
+
+    /// The arena is full: under preferred binding, a block from the nearest arena with room.
+    private func fallback(_ sizeClass: Int, from arena: Int, cache: ThreadCache) throws(PoolError) -> UnsafeMutableRawPointer {
+        if !strict {
+            var one = UnsafeMutableRawPointer(bitPattern: 16)!
+            for other in fallbackOrder[arena]
+            where arenas[other].take(1, of: sizeClass, marker: guards[sizeClass]!.marker, into: &one) == 1 {
+                cache.bump(.fallbacks)
+                return handOut(one, cache)
+            }
+        }
+        arenas[arena].countExhausted()
+        throw .exhausted(node: arenas[arena].node, capacity: arenas[arena].capacity)
+    }
+
+    /// The block and its class, checked: the program stops when `block` is not a live block
+    /// or large run of this heap.
+    private func check(_ block: UnsafeRawPointer) -> (arena: Int, sizeClass: Int) {
+        let address = UInt(bitPattern: block)
+        guard let arena = arena(of: address) else { corruption(name, block, "is not memory of this heap") }
+        let chunk = arenas[arena].chunkIndex(address)
+        let sizeClass = Int(arenas[arena].classOfChunk[chunk])
+        if sizeClass == 0 {
+            switch arenas[arena].lookupLarge(address) {
+            case .run: return (arena, 0)
+            case .inside(let start):
+                corruption(name, block, "points \(address - start) bytes into the block at 0x\(String(start, radix: 16))")
+            case .notHandedOut:
+                corruption(name, block, "is not a block this heap has handed out (never handed out, or already given back)")
+            }
+        }
+        let size = UInt(SizeClasses.sizes[sizeClass])
+        let offset = address - arenas[arena].chunkStart(chunk)
+        if offset % size != 0 {
+            let start = address - offset % size
+            corruption(name, block, "points \(offset % size) bytes into the block at 0x\(String(start, radix: 16))")
+        }
+        if offset / size >= UInt(HeapArena.chunkBytes) / size {
+            corruption(name, block, "is not a block this heap has handed out")
+        }
+        if guards[sizeClass]!.isMarkedFree(block) {
+            corruption(name, block, "was already given back (double free), or was never handed out")
+        }
+        return (arena, sizeClass)
+    }
+
+    /// Everything the fast path of `deallocate` did not take.
+    @usableFromInline @inline(never)
+    func deallocateSlow(_ block: UnsafeMutableRawPointer) {
+        ThreadSlots.reapIfForked()
+        let (home, sizeClass) = check(block)
+        let state = ownCache()
+        if sizeClass == 0 {
+            _ = arenas[home].giveLarge(UInt(bitPattern: block))
+            classCache(state, 0).bumpReleasing(.puts)
+            return
+        }
+        let cache = classCache(state, sizeClass)
+        var own = header(state).pointee.arena
+        if own != home { own = followThread(state) }
+        guards[sizeClass]!.markFree(block)
+        if home == own {
+            if cache.sharedCount >= capacities[sizeClass] { spill(cache, arena: own) }
+            cache.stack[cache.sharedCount] = block
+            cache.sharedCount += 1
+        } else {
+            let count = homeCount(state, home)
+            homeBlocks(state, home)[count.pointee] = block
+            count.pointee += 1
+            cache.bump(.remoteReturns)
+            if count.pointee == homeBatch { sendHome(state, home) }
+        }
+        cache.bumpReleasing(.puts)
+    }
+
+    /// A full class cache: the older half goes back to the arena.
+    private func spill(_ cache: ThreadCache, arena: Int) {
+        let count = cache.sharedCount
+        let half = max(1, count / 2)
+        arenas[arena].give(UnsafeBufferPointer(start: cache.stack, count: half), remote: false)
+        cache.stack.update(from: cache.stack + half, count: count - half)
+        cache.sharedCount = count - half
+    }
+
+    func usableSize(of pointer: UnsafeRawPointer) -> Int {
+        let (arena, sizeClass) = check(pointer)
+        if sizeClass > 0 { return SizeClasses.sizes[sizeClass] }
+        guard case .run(let chunks) = arenas[arena].lookupLarge(UInt(bitPattern: pointer)) else { return 0 }
+        return chunks * HeapArena.chunkBytes
+    }
+
+    // MARK: Giving memory back
+
+    /// The calling thread's cache goes back, every other thread's cache goes back at its next
+    /// call (the epoch, and its slot entry deactivated so that the call takes the slow path),
+    /// and every free chunk's pages go back to the kernel now.
+    func trim() {
+        ThreadSlots.reapIfForked()
+        epoch.wrappingIncrement(ordering: .releasing)
+        ThreadSlots.deactivateOthers(slot)
+        if let state = ThreadSlots.ownState(slot) {
+            flushAll(state)
+            header(state).pointee.epoch = epoch.load(ordering: .acquiring)
+        }
+        for arena in arenas { arena.release(freeFor: nil) }
+        counters.withLock { $0.trims += 1 }
+    }
+
+    /// One period of the purger: a tick (threads whose caches sat idle for `idleTicks` flush
+    /// at their next call: every entry is deactivated, so that each active thread's next call
+    /// records the tick), then decayed chunks go back to the kernel.
+    func purge() {
+        tick.wrappingIncrement(ordering: .relaxed)
+        ThreadSlots.deactivateOthers(slot)
+        for arena in arenas { arena.release(freeFor: decay) }
+    }
+
+    /// Starts the purger thread: `purge()` every quarter of the decay time (at least 10 ms,
+    /// at most 1 s).
+    func startPurger() {
+        purger.withLock { purger in
+            guard purger.thread == nil else { return }
+            stopping.store(false, ordering: .relaxed)
+            let context = Unmanaged.passRetained(self).toOpaque()
+            var thread = pthread_t()
+            let rc = pthread_create(&thread, nil, { context in
+                let core = Unmanaged<HeapCore>.fromOpaque(context!).takeRetainedValue()
+                core.runPurger()
+                return nil
+            }, context)
+            if rc == 0 {
+                purger.thread = thread
+                purger.process = getpid()
+            } else {
+                Unmanaged<HeapCore>.fromOpaque(context).release()
+            }
+        }
+    }
+
+    private func runPurger() {
+        let period = min(max(decay / 4, .milliseconds(10)), .seconds(1))
+        let slice = Duration.milliseconds(10)
+        var start = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &start)
+        while !stopping.load(ordering: .acquiring) {
+            var waited = Duration.zero
+            while waited < period && !stopping.load(ordering: .acquiring) {
+                usleep(UInt32(slice.components.attoseconds / 1_000_000_000_000))
+                waited += slice
+            }
+            if stopping.load(ordering: .acquiring) { break }
+            purge()
+            var now = timespec()
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
+            let seconds = Double(now.tv_sec - start.tv_sec) + Double(now.tv_nsec - start.tv_nsec) / 1e9
+            purger.withLock { $0.cpuSeconds = seconds }
+        }
+    }
+
+    /// Ends the purger thread and waits for it (not in a fork child, where it does not exist).
+    func stopPurger() {
+        let thread = purger.withLock { purger -> pthread_t? in
+            defer { purger.thread = nil }
+            return purger.process == getpid() ? purger.thread : nil
+        }
+        guard let thread else { return }
+        stopping.store(true, ordering: .releasing)
+        pthread_join(thread, nil)
+    }
+
+    // MARK: SlotOwner
+
+    func retire(_ state: UnsafeMutableRawPointer) {
+        flushAll(state)
+        for sizeClass in 0...SizeClasses.count { registry.remove(classCache(state, sizeClass)) }
+        state.deallocate()
+    }
+
+    func writeOff(_ state: UnsafeMutableRawPointer) {
+        var lost = 0
+        var sizeClass = 1
+        while sizeClass <= SizeClasses.count {
+            lost += classCache(state, sizeClass).sharedCount
+            sizeClass += 1
+        }
+        var arena = 0
+        while arena < arenas.count {
+            lost += homeCount(state, arena).pointee
+            arena += 1
+        }
+        for sizeClass in 0...SizeClasses.count {
+            registry.remove(classCache(state, sizeClass), writtenOff: sizeClass == 0 ? lost : 0)
+        }
+        state.deallocate()
+    }
+
+    func threadMoved(_ state: UnsafeMutableRawPointer) { _ = followThread(state) }
+
+    // MARK: Statistics
+
+    func statistics() -> HeapStatistics {
+        ThreadSlots.reapIfForked()
+        var stats = HeapStatistics()
+        let (byClass, writtenOff) = registry.totals()
+        // Blocks in caches per arena and class: counts read atomically, home batches by class.
+        var cached = [[Int]](repeating: [Int](repeating: 0, count: SizeClasses.count + 1), count: arenas.count)
+        registry.forEach { cache, sizeClass in
+            guard sizeClass > 0 else { return }
+            let arena = header(cacheBase(cache)).pointee.arena
+            if arena >= 0 { cached[arena][sizeClass] += cache.sharedCount * SizeClasses.sizes[sizeClass] }
+        }
+        for (index, arena) in arenas.enumerated() {
+            var node = arena.snapshot()
+            let inCaches = cached[index].reduce(0, +)
+            node.bytesCached = min(inCaches, node.bytesOut)
+            node.bytesInUse = node.bytesOut - node.bytesCached
+            stats.perNode[arena.node] = node
+        }
+        for sizeClass in 0...SizeClasses.count {
+            let totals = byClass[sizeClass] ?? CacheTotals()
+            var entry = HeapClassStatistics()
+            entry.size = SizeClasses.sizes[sizeClass]
+            entry.gets = totals[.gets]
+            entry.puts = totals[.puts]
+            entry.misses = totals[.misses]
+            entry.hits = totals[.gets] &- min(totals[.misses], totals[.gets])
+            entry.bytesInUse = sizeClass == 0
+                ? stats.perNode.values.reduce(0) { $0 + $1.bytesInUseByClass[0] }
+                : max(0, Int(totals[.gets]) - Int(totals[.puts])) * entry.size
+            stats.gets &+= entry.gets
+            stats.puts &+= entry.puts
+            stats.misses &+= entry.misses
+            stats.remoteFrees &+= totals[.remoteReturns]
+            if sizeClass > 0 { stats.perClass.append(entry) }
+            if sizeClass == SizeClasses.count { stats.perClass.append(byClassLarge(byClass, stats)) }
+        }
+        stats.hits = stats.gets &- min(stats.misses, stats.gets)
+        stats.writtenOff = writtenOff
+        let (flushes, trims) = counters.withLock { ($0.flushes, $0.trims) }
+        stats.flushes = flushes
+        stats.trims = trims
+        stats.purgerCPUSeconds = purger.withLock { $0.cpuSeconds }
+        return stats
+    }
+
+    private func byClassLarge(_ byClass: [Int: CacheTotals], _ stats: HeapStatistics) -> HeapClassStatistics {
+        let totals = byClass[0] ?? CacheTotals()
+        var entry = HeapClassStatistics()
+        entry.gets = totals[.gets]
+        entry.puts = totals[.puts]
+        entry.misses = totals[.misses]
+        entry.bytesInUse = stats.perNode.values.reduce(0) { $0 + $1.bytesInUseByClass[0] }
+        return entry
+    }
+}
