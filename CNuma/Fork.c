@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <unistd.h>
 
 // MARK: locks
 
@@ -131,3 +132,5 @@ static void kill_other_tables(void) {
     }
 }
 #endif
+
+int32_t CNuma_thread_id(void) { return (int32_t)gettid(); }

@@ -111,6 +111,14 @@ static inline void CNuma_slot_deactivate(CNuma_slot_table *_Nonnull table, intpt
     __atomic_store_n(&table->active[slot], (void *)CNuma_empty_state, __ATOMIC_RELAXED);
 }
 
+/// The active entry `slot` of `table` (any thread; a relaxed atomic load).
+static inline void *_Nonnull CNuma_slot_active(const CNuma_slot_table *_Nonnull table, intptr_t slot) {
+    return __atomic_load_n(&table->active[slot], __ATOMIC_RELAXED);
+}
+
+/// The calling thread's id, gettid(2).
+int32_t CNuma_thread_id(void);
+
 /// Guards the list of tables and the pools' slot registry; the first lock in fork order.
 extern CNuma_lock CNuma_slots_lock;
 

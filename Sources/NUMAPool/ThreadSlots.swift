@@ -107,6 +107,17 @@ enum ThreadSlots {
         return home
     }
 
+    /// The calling thread's state in `slot`, not made active; nil when it has none.
+    static func homeState(_ slot: Int) -> UnsafeMutableRawPointer? {
+        let home = CNuma_slot_get(CNuma_slots_self(), slot)
+        return isEmpty(home) ? nil : home
+    }
+
+    /// Makes the calling thread's state in `slot` active again, if it was deactivated.
+    static func activate(_ slot: Int) {
+        if CNuma_slot(slot) != CNuma_slot_get(CNuma_slots_self(), slot) { CNuma_slot_activate(slot) }
+    }
+
     /// Deactivates `slot` in every other thread's table: their next call on the pool takes the
     /// slow path, which activates it again (`ownState`).
     static func deactivateOthers(_ slot: Int) {

@@ -244,3 +244,100 @@ func show(_ pointer: UnsafeRawPointer) {
     let line = "0x" + String(UInt(bitPattern: pointer), radix: 16) + "\n"
     _ = line.utf8CString.withUnsafeBufferPointer { write(1, $0.baseAddress, $0.count - 1) }
 }
+
+/// The heap stops the program as the pools do, naming the heap and the address.
+@Suite("A pointer that is not a live block of the heap stops the program")
+struct HeapCorruptionTests {
+    @Test("heap: a block given back twice")
+    func doubleFree() async {
+        let result = await #expect(processExitsWith: .failure, observing: CorruptionTests.observed) {
+            let heap = try NUMAHeap(capacityPerNode: 4 << 20, purger: false, name: "pool under test")
+            let a = try heap.allocate(byteCount: 100)
+            show(a)
+            heap.deallocate(a)
+            heap.deallocate(a)
+        }
+        CorruptionTests.expectStop(result, reason: "double free")
+    }
+
+    @Test("heap: a block given back twice after the cache sent it back to its arena")
+    func doubleFreeAfterSpill() async {
+        let result = await #expect(processExitsWith: .failure, observing: CorruptionTests.observed) {
+            let heap = try NUMAHeap(capacityPerNode: 4 << 20, cacheBytesPerClass: 0, purger: false, name: "pool under test")
+            let a = try heap.allocate(byteCount: 2000)
+            let others = try (0..<10).map { _ in try heap.allocate(byteCount: 2000) }
+            show(a)
+            heap.deallocate(a)
+            for block in others { heap.deallocate(block) }
+            heap.deallocate(a)
+        }
+        CorruptionTests.expectStop(result, reason: "double free")
+    }
+
+    @Test("heap: a pointer into a live block")
+    func interior() async {
+        let result = await #expect(processExitsWith: .failure, observing: CorruptionTests.observed) {
+            let heap = try NUMAHeap(capacityPerNode: 4 << 20, purger: false, name: "pool under test")
+            let a = try heap.allocate(byteCount: 96)
+            show(a + 16)
+            heap.deallocate(a + 16)
+        }
+        CorruptionTests.expectStop(result, reason: "bytes into the block at")
+    }
+
+    @Test("heap: a pointer into a large allocation")
+    func interiorLarge() async {
+        let result = await #expect(processExitsWith: .failure, observing: CorruptionTests.observed) {
+            let heap = try NUMAHeap(capacityPerNode: 4 << 20, purger: false, name: "pool under test")
+            let a = try heap.allocate(byteCount: 600_000)
+            show(a + 300_000)
+            heap.deallocate(a + 300_000)
+        }
+        CorruptionTests.expectStop(result, reason: "bytes into the block at")
+    }
+
+    @Test("heap: a large allocation given back twice")
+    func doubleFreeLarge() async {
+        let result = await #expect(processExitsWith: .failure, observing: CorruptionTests.observed) {
+            let heap = try NUMAHeap(capacityPerNode: 4 << 20, purger: false, name: "pool under test")
+            let a = try heap.allocate(byteCount: 100_000)
+            show(a)
+            heap.deallocate(a)
+            heap.deallocate(a)
+        }
+        CorruptionTests.expectStop(result, reason: "already given back")
+    }
+
+    @Test("heap: an address in a chunk the heap never handed out")
+    func neverHandedOut() async {
+        let result = await #expect(processExitsWith: .failure, observing: CorruptionTests.observed) {
+            let heap = try NUMAHeap(capacityPerNode: 4 << 20, purger: false, name: "pool under test")
+            let a = try heap.allocate(byteCount: 64)
+            show(a + 1 << 20)
+            heap.deallocate(a + 1 << 20)
+        }
+        CorruptionTests.expectStop(result, reason: "not a block this heap has handed out")
+    }
+
+    @Test("heap: a block of a chunk that was never handed out")
+    func carvedNotHandedOut() async {
+        let result = await #expect(processExitsWith: .failure, observing: CorruptionTests.observed) {
+            let heap = try NUMAHeap(capacityPerNode: 4 << 20, purger: false, name: "pool under test")
+            let a = try heap.allocate(byteCount: 64)
+            show(a + 64 * 1000)
+            heap.deallocate(a + 64 * 1000)
+        }
+        CorruptionTests.expectStop(result, reason: "never handed out")
+    }
+
+    @Test("heap: memory of another allocator")
+    func foreign() async {
+        let result = await #expect(processExitsWith: .failure, observing: CorruptionTests.observed) {
+            let heap = try NUMAHeap(capacityPerNode: 4 << 20, purger: false, name: "pool under test")
+            let foreign = malloc(64)!
+            show(foreign)
+            heap.deallocate(foreign)
+        }
+        CorruptionTests.expectStop(result, reason: "is not memory of this heap")
+    }
+}

@@ -167,3 +167,154 @@ struct HeapTests {
         #expect(stats.perNode.values.reduce(0) { $0 + $1.bytesCached } == 0)
     }
 }
+
+@Suite("NUMAHeap gives memory back")
+struct HeapReleaseTests {
+    /// Allocates `count` blocks of `size`, fills each, frees all but every `keep`-th; returns
+    /// the kept ones.
+    static func churn(_ heap: NUMAHeap, count: Int, size: Int, keep: Int) throws -> [UnsafeMutableRawPointer] {
+        var blocks: [UnsafeMutableRawPointer] = []
+        for i in 0..<count {
+            let block = try heap.allocate(byteCount: size)
+            memset(block, Int32(i & 0xff), size)
+            blocks.append(block)
+        }
+        var kept: [UnsafeMutableRawPointer] = []
+        for (i, block) in blocks.enumerated() {
+            if i % keep == 0 { kept.append(block) } else { heap.deallocate(block) }
+        }
+        return kept
+    }
+
+    @Test("trim() with blocks still live: resident memory drops, the live blocks keep their contents")
+    func partialTrim() throws {
+        let heap = try NUMAHeap(capacityPerNode: 64 << 20, purger: false)
+        let kept = try Self.churn(heap, count: 100_000, size: 100, keep: 100_000)
+        let before = heap.statistics()
+        heap.trim()
+        let after = heap.statistics()
+        #expect(before.bytesResident >= 10 << 20, "resident before: \(before.bytesResident)")
+        #expect(after.bytesResident <= 1 << 20, "resident after trim: \(after.bytesResident)")
+        #expect(after.bytesInUse == 112 && kept.count == 1)
+        #expect(after.perNode.values.reduce(0) { $0 + $1.bytesReturned } >= 10 << 20)
+        #expect(UnsafeRawBufferPointer(start: kept[0], count: 100).allSatisfy { $0 == 0 })
+        // What came back is usable again.
+        let more = try Self.churn(heap, count: 1000, size: 100, keep: 1)
+        for block in more + kept { heap.deallocate(block) }
+    }
+
+    @Test("decay: with no call at all, the purger gives free chunks back after the decay time")
+    func decayWhileIdle() throws {
+        let heap = try NUMAHeap(capacityPerNode: 64 << 20, decay: .milliseconds(200))
+        let kept = try Self.churn(heap, count: 50_000, size: 200, keep: 50_000)
+        // The calling thread's cache holds at most 32 KiB per class; the rest is in the arena.
+        let before = heap.statistics().bytesResident
+        var after = before
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            Thread.sleep(forTimeInterval: 0.1)
+            after = heap.statistics().bytesResident  // a snapshot makes no heap call of a thread
+            if after < before / 4 { break }
+        }
+        #expect(before >= 8 << 20, "resident before: \(before)")
+        #expect(after < before / 4, "resident after the decay time: \(after) of \(before)")
+        let stats = heap.statistics()
+        #expect(stats.perNode.values.reduce(0) { $0 + $1.pagesDecayed } > 0)
+        #expect(stats.purgerCPUSeconds >= 0)
+        heap.deallocate(kept[0])
+    }
+
+    @Test("the purger can be stopped, and then nothing decays")
+    func stopPurger() throws {
+        let heap = try NUMAHeap(capacityPerNode: 16 << 20, decay: .milliseconds(20))
+        heap.stopPurger()
+        let kept = try Self.churn(heap, count: 10_000, size: 200, keep: 10_000)
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(heap.statistics().perNode.values.reduce(0) { $0 + $1.pagesDecayed } == 0)
+        heap.deallocate(kept[0])
+    }
+}
+
+/// Caches of threads that stopped calling the heap: reclaimed while the thread is parked
+/// (blocked in a system call), by `trim()` from another thread and by the purger. Not under
+/// ThreadSanitizer, where the heap leaves parked caches to their owners' next call.
+@Suite("NUMAHeap reclaims the caches of parked threads", .disabled(if: underThreadSanitizer, "the heap does not reclaim parked caches under ThreadSanitizer"))
+struct HeapParkedTests {
+    /// A thread that fills its caches of several classes, then parks until `resume`; then it
+    /// checks that it can still allocate and free.
+    static func parkedWorker(_ heap: NUMAHeap, parked: DispatchSemaphore, resume: DispatchSemaphore) throws -> PinnedThread<Int> {
+        try PinnedThread(cpus: Topology.current.allowedCPUs) { () throws -> Int in
+            for size in [64, 500, 3000] {
+                let blocks = try (0..<200).map { _ in try heap.allocate(byteCount: size) }
+                for block in blocks { heap.deallocate(block) }
+            }
+            parked.signal()
+            resume.wait()
+            var done = 0
+            for size in [64, 500, 3000, 100_000] {
+                let blocks = try (0..<100).map { _ in try heap.allocate(byteCount: size) }
+                for block in blocks { heap.deallocate(block) }
+                done += blocks.count
+            }
+            return done
+        }
+    }
+
+    static func cachedBytes(_ heap: NUMAHeap) -> Int { heap.statistics().perNode.values.reduce(0) { $0 + $1.bytesCached } }
+
+    @Test("trim() from another thread reclaims a parked thread's cache")
+    func trimReclaims() throws {
+        let heap = try NUMAHeap(capacityPerNode: 64 << 20, purger: false)
+        let parked = DispatchSemaphore(value: 0), resume = DispatchSemaphore(value: 0)
+        let worker = try Self.parkedWorker(heap, parked: parked, resume: resume)
+        parked.wait()
+        Thread.sleep(forTimeInterval: 0.05)  // into its wait
+        #expect(Self.cachedBytes(heap) > 0)
+        heap.trim()
+        #expect(Self.cachedBytes(heap) == 0)
+        #expect(heap.statistics().parkedReclaims >= 1)
+        resume.signal()
+        #expect(try worker.join() == 400)
+        let stats = heap.statistics()
+        #expect(stats.gets == stats.puts && stats.bytesInUse == 0)
+    }
+
+    @Test("the purger reclaims a parked thread's cache with no call at all")
+    func purgerReclaims() throws {
+        let heap = try NUMAHeap(capacityPerNode: 64 << 20, decay: .milliseconds(40))
+        let parked = DispatchSemaphore(value: 0), resume = DispatchSemaphore(value: 0)
+        let worker = try Self.parkedWorker(heap, parked: parked, resume: resume)
+        parked.wait()
+        var cached = Self.cachedBytes(heap)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while cached > 0 && ContinuousClock.now < deadline {
+            Thread.sleep(forTimeInterval: 0.02)
+            cached = Self.cachedBytes(heap)
+        }
+        #expect(cached == 0)
+        #expect(heap.statistics().parkedReclaims >= 1)
+        resume.signal()
+        #expect(try worker.join() == 400)
+    }
+
+    @Test("a strict arena that parked caches would exhaust succeeds after they are reclaimed")
+    func strictArenaReclaims() throws {
+        // Two chunks: the parked thread's caches hold blocks of two classes, one chunk each.
+        let heap = try NUMAHeap(capacityPerNode: 2 << 18, binding: .strict, cacheBytesPerClass: 64 << 10, purger: false)
+        let parked = DispatchSemaphore(value: 0), resume = DispatchSemaphore(value: 0)
+        let worker = try PinnedThread(cpus: Topology.current.allowedCPUs) { () throws -> Int in
+            for size in [64, 3000] { heap.deallocate(try heap.allocate(byteCount: size)) }
+            parked.signal()
+            resume.wait()
+            return 0
+        }
+        parked.wait()
+        Thread.sleep(forTimeInterval: 0.05)
+        // Both chunks are taken by the parked thread's two classes: a large run needs them back.
+        let run = try heap.allocate(byteCount: 300_000)
+        #expect(heap.usableSize(of: run) == 2 << 18)
+        heap.deallocate(run)
+        resume.signal()
+        _ = try worker.join()
+    }
+}

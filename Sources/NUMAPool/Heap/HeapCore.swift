@@ -42,6 +42,8 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
     struct Counters {
         var flushes: UInt64 = 0
         var trims: UInt64 = 0
+        /// Caches of parked threads flushed by another thread.
+        var reclaims: UInt64 = 0
     }
 
     struct PurgerState {
@@ -128,10 +130,32 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
             .assumingMemoryBound(to: UnsafeMutableRawPointer.self)
     }
 
-    /// The calling thread's heap cache, made on first use. A trim's epoch or a long idle time
-    /// makes it flush first.
-    private func ownCache() -> UnsafeMutableRawPointer {
-        guard let state = ThreadSlots.ownState(slot) else { return makeCache() }
+    private func holder(_ state: UnsafeMutableRawPointer) -> UnsafeAtomic<UInt64> {
+        UnsafeAtomic(at: (UnsafeMutableRawPointer(header(state)) + MemoryLayout<HeapHeader>.offset(of: \HeapHeader.holder)!)
+            .assumingMemoryBound(to: UInt64.AtomicRepresentation.self))
+    }
+
+    /// Claims the calling thread's own heap cache for a slow path, waiting while another thread
+    /// reclaims it. A claim left by a thread of the parent process (fork) is taken over.
+    private func claim(_ state: UnsafeMutableRawPointer) {
+        let word = holder(state)
+        let process = UInt64(getpid())
+        while true {
+            let (done, original) = word.compareExchange(expected: 0, desired: process << 2 | 1, ordering: .acquiring)
+            if done { return }
+            if original >> 2 != process { _ = word.compareExchange(expected: original, desired: 0, ordering: .relaxed) }
+            sched_yield()
+        }
+    }
+
+    private func leave(_ state: UnsafeMutableRawPointer) { holder(state).store(0, ordering: .releasing) }
+
+    /// The calling thread's heap cache, made on first use, claimed (`leave` ends the claim) and
+    /// active. A trim's epoch or a long idle time makes it flush first.
+    private func enter() -> UnsafeMutableRawPointer {
+        guard let state = ThreadSlots.homeState(slot) else { return makeCache() }
+        claim(state)
+        ThreadSlots.activate(slot)
         let header = header(state)
         let now = tick.load(ordering: .relaxed)
         let current = epoch.load(ordering: .acquiring)
@@ -159,7 +183,8 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
         }
         let header = (state + NUMAHeap.headerOffset).bindMemory(to: HeapHeader.self, capacity: 1)
         header.initialize(to: HeapHeader(base: 0, chunks: 0, classOfChunk: arenas[0].classOfChunk, arena: -1,
-                                         epoch: epoch.load(ordering: .acquiring), tick: tick.load(ordering: .relaxed)))
+                                         epoch: epoch.load(ordering: .acquiring), tick: tick.load(ordering: .relaxed),
+                                         table: CNuma_slots_self(), owner: CNuma_thread_id(), holder: UInt64(getpid()) << 2 | 1))
         let homes = state + NUMAHeap.classStride * (SizeClasses.count + 1)
         homes.bindMemory(to: Int.self, capacity: arenas.count)
         (homes + arenas.count * 8).bindMemory(to: UnsafeMutableRawPointer.self, capacity: arenas.count * homeBatch)
@@ -228,7 +253,8 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
             throw .invalidArgument("\(name): size \(byteCount) is larger than an arena (\(arenas[0].capacity) bytes)")
         }
         ThreadSlots.reapIfForked()
-        let state = ownCache()
+        let state = enter()
+        defer { leave(state) }
         let sizeClass = SizeClasses.sizeClass(for: byteCount, alignment: alignment)
         var target: Int
         if let node {
@@ -250,9 +276,9 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
             if count == 0 {
                 let batch = max(1, (capacities[sizeClass] + 1) / 2)
                 count = arenas[target].take(batch, of: sizeClass, marker: guards[sizeClass]!.marker, into: cache.stack)
-                if count == 0 { flushAll(state) }
-                count = count == 0 ? arenas[target].take(batch, of: sizeClass, marker: guards[sizeClass]!.marker,
-                                                        into: cache.stack) : count
+                if count == 0 && makeRoom(state) {
+                    count = arenas[target].take(batch, of: sizeClass, marker: guards[sizeClass]!.marker, into: cache.stack)
+                }
                 cache.bumpReleasing(.misses)
                 if count > 0 {
                     cache.sharedCount = count - 1
@@ -278,8 +304,19 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
         return block
     }
 
+    /// The arena is full: the calling thread's cache and the caches of parked threads go back
+    /// (other threads' caches at their next call). Returns true, for the caller to try again.
+    private func makeRoom(_ state: UnsafeMutableRawPointer) -> Bool {
+        flushAll(state)
+        epoch.wrappingIncrement(ordering: .releasing)
+        header(state).pointee.epoch = epoch.load(ordering: .acquiring)
+        reclaimParked(idleOnly: false)
+        return true
+    }
+
     private func large(_ bytes: Int, from arena: Int, state: UnsafeMutableRawPointer) throws(PoolError) -> UnsafeMutableRawPointer {
         if let run = arenas[arena].takeLarge(bytes) { return run }
+        if makeRoom(state), let run = arenas[arena].takeLarge(bytes) { return run }
         if !strict {
             for other in fallbackOrder[arena] {
                 if let run = arenas[other].takeLarge(bytes) {
@@ -342,7 +379,8 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
     func deallocateSlow(_ block: UnsafeMutableRawPointer) {
         ThreadSlots.reapIfForked()
         let (home, sizeClass) = check(block)
-        let state = ownCache()
+        let state = enter()
+        defer { leave(state) }
         if sizeClass == 0 {
             _ = arenas[home].giveLarge(UInt(bitPattern: block))
             classCache(state, 0).bumpReleasing(.puts)
@@ -384,28 +422,94 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
 
     // MARK: Giving memory back
 
-    /// The calling thread's cache goes back, every other thread's cache goes back at its next
-    /// call (the epoch, and its slot entry deactivated so that the call takes the slow path),
-    /// and every free chunk's pages go back to the kernel now.
+    /// The calling thread's cache goes back; every other thread's cache goes back now if the
+    /// thread is parked (`reclaimParked`), else at its next call (the epoch, and its slot entry
+    /// deactivated so that the call takes the slow path); then every free chunk's pages go back
+    /// to the kernel.
     func trim() {
         ThreadSlots.reapIfForked()
         epoch.wrappingIncrement(ordering: .releasing)
         ThreadSlots.deactivateOthers(slot)
-        if let state = ThreadSlots.ownState(slot) {
+        if let state = ThreadSlots.homeState(slot) {
+            claim(state)
+            ThreadSlots.activate(slot)
             flushAll(state)
             header(state).pointee.epoch = epoch.load(ordering: .acquiring)
+            leave(state)
         }
+        reclaimParked(idleOnly: false)
         for arena in arenas { arena.release(freeFor: nil) }
         counters.withLock { $0.trims += 1 }
     }
 
-    /// One period of the purger: a tick (threads whose caches sat idle for `idleTicks` flush
-    /// at their next call: every entry is deactivated, so that each active thread's next call
-    /// records the tick), then decayed chunks go back to the kernel.
+    /// One period of the purger: a tick (every entry is deactivated, so that each thread's next
+    /// call records the tick; a thread idle for `idleTicks` flushes at that call), the caches
+    /// of threads idle that long and parked now go back, then decayed chunks go back to the
+    /// kernel.
     func purge() {
         tick.wrappingIncrement(ordering: .relaxed)
         ThreadSlots.deactivateOthers(slot)
+        reclaimParked(idleOnly: true)
         for arena in arenas { arena.release(freeFor: decay) }
+    }
+
+    /// Whether other threads' caches may be reclaimed while they are parked. Not under
+    /// ThreadSanitizer: what orders the owner's last fast path before the reclaim is the
+    /// kernel's (the owner is blocked in a system call), which it cannot see.
+    private static let reclaimsParked = dlsym(nil, "__tsan_init") == nil  // nil: RTLD_DEFAULT
+
+    /// Flushes the caches of other threads that are blocked in a system call now (sleeping,
+    /// waiting on a lock, a condition or I/O), with `idleOnly` only of those that have not
+    /// called the heap for `idleTicks` purger periods. For each: claim the cache (skipped if
+    /// its owner is in a slow path), deactivate the owner's entry (so that its next call takes
+    /// the slow path, which waits for the claim), then read `/proc/self/task/TID/syscall`: a
+    /// thread blocked in a system call is in none of the heap's fast paths, which make none, and
+    /// when it comes back its next call sees the deactivated entry. Returns how many.
+    @discardableResult
+    func reclaimParked(idleOnly: Bool) -> Int {
+        guard Self.reclaimsParked else { return 0 }
+        let own = ThreadSlots.homeState(slot)
+        let now = tick.load(ordering: .relaxed)
+        let process = UInt64(getpid())
+        var reclaimed = 0
+        // The registry's lock keeps every listed cache alive: a thread that ends takes its cache
+        // out of the registry before freeing it.
+        registry.forEach { cache, sizeClass in
+            guard sizeClass == 0 else { return }
+            let state = cacheBase(cache)
+            guard state != own, holder(state).compareExchange(expected: 0, desired: process << 2 | 2,
+                                                              ordering: .acquiring).exchanged else { return }
+            defer { leave(state) }
+            let header = header(state)
+            guard !idleOnly || now &- header.pointee.tick > idleTicks, holdsBlocks(state) else { return }
+            CNuma_slot_deactivate(header.pointee.table, slot)
+            guard Self.isBlockedInSystemCall(header.pointee.owner) else { return }
+            flushAll(state)
+            reclaimed += 1
+        }
+        if reclaimed > 0 { counters.withLock { $0.reclaims += UInt64(reclaimed) } }
+        return reclaimed
+    }
+
+    /// Whether any class cache or home batch of `state` holds a block.
+    private func holdsBlocks(_ state: UnsafeMutableRawPointer) -> Bool {
+        for sizeClass in 1...SizeClasses.count where classCache(state, sizeClass).sharedCount > 0 { return true }
+        return arenas.indices.contains { homeCount(state, $0).pointee > 0 }
+    }
+
+    /// Whether thread `tid` of this process is blocked in a system call: the first field of
+    /// `/proc/self/task/TID/syscall` is a system call number (not `running`, and not -1, which
+    /// means blocked outside a system call, such as in a page fault).
+    static func isBlockedInSystemCall(_ tid: Int32) -> Bool {
+        let fd = open("/proc/self/task/\(tid)/syscall", O_RDONLY)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 32)
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard count > 0 else { return false }
+        let text = String(decoding: buffer[0..<count], as: UTF8.self)
+        guard let first = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).first, let number = Int(first) else { return false }
+        return number >= 0
     }
 
     /// Starts the purger thread: `purge()` every quarter of the decay time (at least 10 ms,
@@ -464,6 +568,7 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
     // MARK: SlotOwner
 
     func retire(_ state: UnsafeMutableRawPointer) {
+        claim(state)
         flushAll(state)
         for sizeClass in 0...SizeClasses.count { registry.remove(classCache(state, sizeClass)) }
         state.deallocate()
@@ -487,7 +592,11 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
         state.deallocate()
     }
 
-    func threadMoved(_ state: UnsafeMutableRawPointer) { _ = followThread(state) }
+    func threadMoved(_ state: UnsafeMutableRawPointer) {
+        claim(state)
+        _ = followThread(state)
+        leave(state)
+    }
 
     // MARK: Statistics
 
@@ -529,9 +638,10 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
         }
         stats.hits = stats.gets &- min(stats.misses, stats.gets)
         stats.writtenOff = writtenOff
-        let (flushes, trims) = counters.withLock { ($0.flushes, $0.trims) }
+        let (flushes, trims, reclaims) = counters.withLock { ($0.flushes, $0.trims, $0.reclaims) }
         stats.flushes = flushes
         stats.trims = trims
+        stats.parkedReclaims = reclaims
         stats.purgerCPUSeconds = purger.withLock { $0.cpuSeconds }
         return stats
     }

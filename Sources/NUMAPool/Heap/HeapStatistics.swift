@@ -13,6 +13,8 @@ public struct HeapStatistics: Sendable, Equatable {
     public var remoteFrees: UInt64 = 0
     /// Times a thread's cache was flushed whole (a trim's epoch, an idle thread, a move).
     public var flushes: UInt64 = 0
+    /// Caches of parked threads (blocked in a system call) flushed by `trim()` or the purger.
+    public var parkedReclaims: UInt64 = 0
     /// Calls of `trim()`.
     public var trims: UInt64 = 0
     /// Blocks held by threads that a fork(2) did not copy: written off, never handed out.

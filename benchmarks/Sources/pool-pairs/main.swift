@@ -1,9 +1,9 @@
 // Get+put pairs through one allocator, for counting instructions with callgrind.
 //
-//   pool-pairs local|object|malloc ITERATIONS
+//   pool-pairs local|object|heap|malloc ITERATIONS
 //
 // One get+put pair per iteration, in an out-of-line function per allocator (`localPairs`,
-// `objectPairs`, `mallocPairs`), so that `valgrind --tool=callgrind --toggle-collect=<function>`
+// `objectPairs`, `heapPairs`, `mallocPairs`), so that `valgrind --tool=callgrind --toggle-collect=<function>`
 // counts the loop alone. benchmarks/run counts ITERATIONS and 2 × ITERATIONS in two runs; the
 // difference over ITERATIONS is the loop's instructions per iteration, without the one-time
 // set-up of the first call. Of those, three are the loop's own (count down, branch out, jump
@@ -34,6 +34,11 @@ func objectPairs(_ pool: ObjectPool<Item>, _ iterations: Int) throws {
 }
 
 @inline(never)
+func heapPairs(_ heap: NUMAHeap, _ iterations: Int) throws {
+    for _ in 0..<iterations { heap.deallocate(try heap.allocate(byteCount: 64)) }
+}
+
+@inline(never)
 func mallocPairs(_ sink: UnsafeMutablePointer<UnsafeMutableRawPointer?>, _ iterations: Int) {
     for _ in 0..<iterations {
         let block = malloc(64)
@@ -49,7 +54,7 @@ func fail(_ message: String) -> Never {
 
 let arguments = CommandLine.arguments
 guard arguments.count == 3, let iterations = Int(arguments[2]), iterations > 0 else {
-    fail("usage: pool-pairs local|object|malloc ITERATIONS")
+    fail("usage: pool-pairs local|object|heap|malloc ITERATIONS")
 }
 func timed(_ body: () throws -> Void) rethrows -> Double {
     let start = ContinuousClock.now
@@ -66,6 +71,9 @@ case "object":
     let pool = try ObjectPool(backing: LocalPool(blockSize: 64, capacityPerNode: 64 << 20), factory: { Item() },
                               reset: { $0.length = 0 })
     seconds = try timed { try objectPairs(pool, iterations) }
+case "heap":
+    let heap = try NUMAHeap(capacityPerNode: 64 << 20, purger: false)
+    seconds = try timed { try heapPairs(heap, iterations) }
 case "malloc":
     let sink = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: 1)
     seconds = timed { mallocPairs(sink, iterations) }
