@@ -13,6 +13,7 @@ public enum Setting: String, Sendable, CaseIterable {
     case samples, duration, window, warmup, rounds
     case allocators
     case blockSize = "block size"
+    case sizes, frees
     case batch, capacity, threads
     case cpus = "CPU list"
     case cpuNodes = "CPU nodes"

@@ -3,11 +3,18 @@ import MembenchKit
 import NUMAPool
 
 extension AllocStrategy: ExpressibleByArgument {}
+extension AllocFrees: ExpressibleByArgument {}
 
 struct AllocCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "alloc",
-        abstract: "Get+put throughput of the local and global pools against malloc/free (swap malloc with LD_PRELOAD)."
+        abstract: "Get+put throughput of the pools and the heap against malloc/free (swap malloc with LD_PRELOAD).",
+        discussion: """
+        --sizes takes a size (64), a uniform range (16-4096) or a named mix: service, mostly small \
+        objects and some 1-64 KiB buffers (50% 16-64 B, 25% 65-256 B, 13% 257 B-1 KiB, 8% 1-16 KiB, \
+        4% 16-64 KiB). Sizes other than one fixed size are for heap and malloc only. --frees remote \
+        pairs the threads: each frees what its partner took.
+        """
     )
 
     @Option(parsing: .unconditional, help: "Allocators to measure, e.g. local,malloc.")
@@ -16,8 +23,15 @@ struct AllocCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Thread counts to measure, e.g. 1,2.")
     var threads = ListArgument<Int>([1])
 
-    @Option(name: .customLong("block-size"), parsing: .unconditional, help: ArgumentHelp("Bytes per block.", valueName: "size"))
-    var blockSize = ByteCount(argument: "64")!
+    @Option(name: .customLong("block-size"), parsing: .unconditional,
+            help: ArgumentHelp("Bytes per block (default 64); the same as --sizes with one size.", valueName: "size"))
+    var blockSize: ByteCount?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Sizes asked for: a size, a range (16-4096) or service.", valueName: "sizes"))
+    var sizes: String?
+
+    @Option(parsing: .unconditional, help: "Who frees a block: local (the thread that took it) or remote (its partner thread).")
+    var frees: AllocFrees = .local
 
     @Option(parsing: .unconditional, help: "Blocks taken before they are given back (1 = a get+put pair).")
     var batch = 32
@@ -46,7 +60,12 @@ struct AllocCommand: ParsableCommand {
         var options = AllocOptions()
         options.strategies = allocators.values
         options.threadCounts = threads.values
-        options.blockSize = blockSize.bytes
+        if blockSize != nil && sizes != nil {
+            throw MembenchError.invalid(.sizes, "give --block-size or --sizes, not both")
+        }
+        options.blockSize = blockSize?.bytes ?? 64
+        options.sizes = try sizes.map { text throws(MembenchError) in try AllocSizes.parse(text) }
+        options.frees = frees
         options.batch = batch
         options.duration = duration.value
         options.rounds = rounds
@@ -58,8 +77,8 @@ struct AllocCommand: ParsableCommand {
         let csv = try output.destination()
         try options.placement.withInterleaveWeights {
             let results = try AllocBenchmark.run(resolved)
-            try output.emit(table: AllocBenchmark.table(results),
-                            records: AllocBenchmark.records(results, options: options, environment: .current()), to: csv)
+            try output.emit(table: AllocBenchmark.table(results, options: resolved.options),
+                            records: AllocBenchmark.records(results, options: resolved.options, environment: .current()), to: csv)
         }
     }
 }

@@ -15,6 +15,8 @@ extension Setting {
         case .rounds: "--rounds"
         case .allocators: "--allocators"
         case .blockSize: "--block-size"
+        case .sizes: "--sizes"
+        case .frees: "--frees"
         case .batch: "--batch"
         case .capacity: "--capacity"
         case .threads: "--threads"

@@ -78,15 +78,16 @@ struct CLITests {
         let output = try CLI.run(["alloc", "--duration", "0.2", "--threads", "1,2", "--csv", csv])
         #expect(output.status == 0, "\(output.stderr)")
         let rows = try CLI.rows(csv)
-        #expect(rows.count == 8)
-        #expect(Set(rows.compactMap { $0["strategy"] }) == ["local", "global", "object", "malloc"])
-        #expect(rows.compactMap { $0["threads"] }.sorted() == ["1", "1", "1", "1", "2", "2", "2", "2"])
+        #expect(rows.count == 10)
+        #expect(Set(rows.compactMap { $0["strategy"] }) == ["local", "global", "object", "malloc", "heap"])
+        #expect(rows.compactMap { $0["threads"] }.sorted() == ["1", "1", "1", "1", "1", "2", "2", "2", "2", "2"])
         for row in rows {
             #expect(Double(row["pairs_per_s"] ?? "") ?? 0 > 0)
             guard row["strategy"] != "malloc" else { continue }
             #expect(Double(row["reuse_rate"] ?? "") ?? 0 > 0.9)
             // The statistics are read while every thread holds one batch of 32 64-byte blocks (the
-            // object pool: 32 leases, each object in a block of its backing pool).
+            // object pool: 32 leases, each object in a block of its backing pool; the heap: 32
+            // blocks of its 64-byte class).
             let threads = try #require(Int(row["threads"] ?? ""))
             let inUse = try #require(Int(row["bytes_in_use"] ?? "")), reserved = try #require(Int(row["bytes_reserved"] ?? ""))
             #expect(inUse == threads * 32 * 64)
@@ -135,7 +136,38 @@ struct CLITests {
         try CLI.run(["alloc", "--threads", "0", "--duration", "0.1"]).expectOneLineError(status: 64, mentioning: "--threads")
     }
 
+    @Test("alloc measures the heap on a mix of sizes with remote frees, and records sizes, frees and the classes' fit")
+    func allocHeapMix() throws {
+        let csv = CLI.temporaryPath(".csv")
+        defer { try? FileManager.default.removeItem(atPath: csv) }
+        let output = try CLI.run(["alloc", "--allocators", "heap,malloc", "--sizes", "service", "--frees", "remote",
+                                  "--threads", "2", "--duration", "0.2", "--csv", csv])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stdout.contains("Sizes service, frees remote"))
+        let rows = try CLI.rows(csv)
+        #expect(rows.count == 2)
+        #expect(rows.allSatisfy { $0["sizes"] == "service" && $0["frees"] == "remote" && $0["block_bytes"] == "" }, "\(rows)")
+        for row in rows { #expect(Double(row["pairs_per_s"] ?? "") ?? 0 > 0) }
+        let heap = try #require(rows.first { $0["strategy"] == "heap" })
+        let fit = try #require(Double(heap["size_fit"] ?? ""))
+        #expect(fit >= 0.85 && fit <= 1)
+        #expect(Double(heap["reuse_rate"] ?? "") ?? 0 > 0.5)
+        let range = try CLI.run(["alloc", "--allocators", "heap", "--sizes", "16-4096", "--batch", "1", "--duration", "0.1"])
+        #expect(range.status == 0, "\(range.stderr)")
+        #expect(range.stdout.contains("Sizes 16-4096, frees local"))
+    }
+
     @Test("alloc refuses bad input with one line naming the flag", arguments: [
+        (["--sizes", "0"], "--sizes"),
+        (["--sizes", "4096-16"], "--sizes"),
+        (["--sizes", "lots"], "--sizes"),
+        (["--sizes", "2GiB"], "--sizes"),
+        (["--sizes", "service", "--allocators", "heap,local"], "--sizes"),
+        (["--sizes", "64", "--block-size", "64"], "--sizes"),
+        (["--frees", "remote", "--allocators", "heap"], "--frees"),
+        (["--frees", "remote", "--threads", "3", "--allocators", "heap"], "--frees"),
+        (["--frees", "remote", "--threads", "2", "--allocators", "object"], "--frees"),
+        (["--frees", "sideways"], "--frees"),
         (["--rounds", "0"], "--rounds"),
         (["--allocators", "local,magic"], "--allocators"),
         (["--threads", "1,x"], "--threads"),

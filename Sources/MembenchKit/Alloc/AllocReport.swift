@@ -48,7 +48,7 @@ public struct AllocSummary: Sendable {
 }
 
 extension AllocBenchmark {
-    public static func table(_ results: [AllocResult]) -> String {
+    public static func table(_ results: [AllocResult], options: AllocOptions? = nil) -> String {
         let summaries = summarize(results)
         let rounds = Set(results.map(\.round)).count
         var columns = ["allocator", "threads", "ns/pair"]
@@ -67,6 +67,9 @@ extension AllocBenchmark {
             table.add(row)
         }
         var text = table.render()
+        if let options, let heap = results.first(where: { $0.strategy == .heap }) {
+            text += "\nSizes \(options.sizes?.description ?? String(options.blockSize)), frees \(options.frees.rawValue); heap: bytes asked for over bytes its size classes take: \(Format.fixed(sizeFit(options, threads: heap.threads), 3))\n"
+        }
         if rounds > 1 {
             text += "\nMedians of \(rounds) rounds; scaling and vs malloc are medians of each round's own ratio.\n"
         }
@@ -101,6 +104,14 @@ extension AllocBenchmark {
         }
     }
 
+    /// The sizes asked for, who freed, and for the heap the fit of its size classes.
+    static func sizeFields(_ result: AllocResult, options: AllocOptions) -> [(name: String, value: RecordValue)] {
+        let fit: RecordValue = result.strategy == .heap ? .double(sizeFit(options, threads: result.threads)) : .null
+        return [("sizes", .string(options.sizes?.description ?? String(options.blockSize))),
+                ("frees", .string(options.frees.rawValue)),
+                ("size_fit", fit)]
+    }
+
     /// One record per round, each carrying its allocator and thread count's summary over the
     /// rounds (the table's medians, range and ratios), so that nobody recomputes them.
     public static func records(_ results: [AllocResult], options: AllocOptions, environment: RunEnvironment) -> [Record] {
@@ -108,14 +119,14 @@ extension AllocBenchmark {
         return results.map { result in
             let stats = result.statistics
             let summary = summaries.first { $0.strategy == result.strategy && $0.threads == result.threads }
-            return Record([
+            let fields: [(name: String, value: RecordValue)] = [
                 ("timestamp", .string(environment.timestamp)),
                 ("command", .string("alloc")),
                 ("allocator", .string(result.allocatorName)),
                 ("strategy", .string(result.strategy.rawValue)),
                 ("threads", .int(result.threads)),
                 ("round", .int(result.round)),
-                ("block_bytes", .int(options.blockSize)),
+                ("block_bytes", .int(options.sizes == nil ? options.blockSize : nil)),
                 ("batch", .int(options.batch)),
                 ("binding", .string(options.binding.rawValue)),
                 ("global_fill", .string(options.globalFill.rawValue)),
@@ -139,7 +150,8 @@ extension AllocBenchmark {
                 ("bytes_reserved", .int(stats?.bytesReserved)),
                 ("bytes_in_use", .int(stats?.bytesInUse)),
                 ("bytes_peak", .int(stats?.bytesPeak)),
-            ] + Record.environmentFields(environment))
+            ]
+            return Record(fields + sizeFields(result, options: options) + Record.environmentFields(environment))
         }
     }
 }

@@ -51,7 +51,7 @@ public final class NUMAHeap: @unchecked Sendable {
     ///   - purger: whether a purger thread gives back decayed memory and idle threads' caches
     ///     while the process does not call the heap; `stopPurger()` ends it.
     public init(capacityPerNode: Int = 1 << 30, binding: LocalPool.Binding = .preferred, nodes: NodeSet? = nil,
-                cacheBytesPerClass: Int = 32 << 10, decay: Duration = .seconds(10), purger: Bool = true,
+                cacheBytesPerClass: Int = 128 << 10, decay: Duration = .seconds(10), purger: Bool = true,
                 name: String? = nil, topology: Topology = .current) throws(PoolError) {
         guard capacityPerNode >= HeapArena.chunkBytes else {
             throw .invalidArgument("capacity per node must be at least one chunk (\(HeapArena.chunkBytes) bytes), got \(capacityPerNode)")
@@ -85,6 +85,15 @@ public final class NUMAHeap: @unchecked Sendable {
     public var nodes: [Int] { core.arenas.map(\.node) }
     /// The largest size a size class serves; larger allocations take 256 KiB chunks of their own.
     public static var largestClassSize: Int { SizeClasses.largest }
+    /// The bytes an allocation of `byteCount` bytes (aligned to 16) takes: its class's size, or
+    /// whole 256 KiB chunks above `largestClassSize`; nil for a size that is not positive.
+    public static func roundedSize(forRequest byteCount: Int) -> Int? {
+        guard byteCount > 0 else { return nil }
+        if let sizeClass = SizeClasses.sizeClass(for: byteCount, alignment: 16) { return SizeClasses.sizes[sizeClass] }
+        let chunk = 1 << chunkShift
+        return (byteCount + chunk - 1) / chunk * chunk
+    }
+
     /// The sizes of the classes, ascending.
     public static var classSizes: [Int] { Array(SizeClasses.sizes.dropFirst()) }
 
