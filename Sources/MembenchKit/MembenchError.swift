@@ -14,6 +14,7 @@ public enum Setting: String, Sendable, CaseIterable {
     case allocators
     case blockSize = "block size"
     case sizes, frees
+    case allocator, workingSet = "working set", keep, phases, interval, decay
     case batch, capacity, threads
     case cpus = "CPU list"
     case cpuNodes = "CPU nodes"

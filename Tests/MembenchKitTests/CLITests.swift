@@ -349,3 +349,56 @@ struct CLITests {
         #expect(rows.allSatisfy { $0["name"] == "a, \"b\"" && $0["value"] == "1.5000" })
     }
 }
+
+@Suite("membench churn")
+struct ChurnCLITests {
+    @Test("churn records a time series per node; the heap gives memory back during the idle phase with no call")
+    func heapSeries() throws {
+        let csv = CLI.temporaryPath(".csv")
+        defer { try? FileManager.default.removeItem(atPath: csv) }
+        let output = try CLI.run(["churn", "--working-set", "32MiB", "--phases", "grow=0.5,shrink=0.3,idle=2,back=0.5",
+                                  "--decay", "200ms", "--interval", "100ms", "--csv", csv])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(output.stdout.contains("End of the idle phase"))
+        let rows = try CLI.rows(csv)
+        #expect(Set(rows.compactMap { $0["phase"] }) == ["grow", "shrink", "idle", "back"])
+        let times = rows.compactMap { Double($0["t_s"] ?? "") }
+        #expect(times == times.sorted() && times.count == rows.count)
+        for field in ["in_use_bytes", "cached_bytes", "free_bytes", "returned_bytes", "rss_bytes", "held_bytes"] {
+            #expect(rows.allSatisfy { Int($0[field] ?? "") != nil }, "\(field) in every row")
+        }
+        let grown = try #require(rows.last { $0["phase"] == "grow" })
+        let idle = try #require(rows.last { $0["phase"] == "idle" })
+        let returned = try #require(Int(idle["returned_bytes"] ?? ""))
+        #expect(returned >= 8 << 20, "returned at the end of the idle phase: \(returned)")
+        #expect(try #require(Int(idle["rss_bytes"] ?? "")) < (try #require(Int(grown["rss_bytes"] ?? ""))))
+        let back = try #require(rows.last { $0["phase"] == "back" })
+        #expect(try #require(Int(back["held_bytes"] ?? "")) >= 32 << 20)
+    }
+
+    @Test("churn watches malloc and the local pool too")
+    func otherAllocators() throws {
+        for arguments in [["--allocator", "malloc"], ["--allocator", "local", "--sizes", "1KiB"]] {
+            let output = try CLI.run(["churn", "--working-set", "8MiB", "--phases", "grow=0.2,idle=0.2,back=0.2",
+                                      "--interval", "100ms"] + arguments)
+            #expect(output.status == 0, "\(arguments): \(output.stderr)")
+            #expect(output.stdout.contains("idle"))
+        }
+    }
+
+    @Test("churn refuses bad input with one line naming the flag", arguments: [
+        (["--allocator", "slab"], "--allocator"),
+        (["--working-set", "100"], "--working-set"),
+        (["--working-set", "1PiB"], "--working-set"),
+        (["--keep", "2"], "--keep"),
+        (["--phases", "grow=1,nap=2"], "--phases"),
+        (["--phases", "grow=-1"], "--phases"),
+        (["--interval", "0"], "--interval"),
+        (["--allocator", "local"], "--sizes"),
+        (["--sizes", "0"], "--sizes"),
+        (["--threads", "0"], "--threads"),
+    ])
+    func usage(arguments: [String], flag: String) throws {
+        try CLI.run(["churn", "--phases", "grow=0.1"] + arguments.filter { _ in true }).expectOneLineError(status: 64, mentioning: flag)
+    }
+}

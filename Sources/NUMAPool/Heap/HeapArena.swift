@@ -53,6 +53,12 @@ final class HeapArena: @unchecked Sendable {
         var freeCount = 0
         /// Whether it is in its class's list of chunks with blocks to give.
         var listed = false
+        /// Since when free blocks wait whose inner pages were not given back (classes of two
+        /// pages or more), nil when none.
+        var dirtySince: ContinuousClock.Instant?
+        /// For classes of two pages or more (at most 32 blocks a chunk): the free blocks whose
+        /// pages after the first went back to the kernel.
+        var purged: UInt64 = 0
     }
 
     struct State {
@@ -126,6 +132,10 @@ final class HeapArena: @unchecked Sendable {
 
     /// Gives a chunk back to the free chunks.
     private func freeChunk(_ state: inout State, _ index: Int, now: ContinuousClock.Instant) {
+        if state.chunks[index].purged != 0, case .small = state.chunks[index].kind {
+            let size = SizeClasses.sizes[Int(classOfChunk[index])]
+            state.counters.bytesReturned -= state.chunks[index].purged.nonzeroBitCount * Self.innerPages(size: size)
+        }
         classOfChunk[index] = 0
         state.chunks[index] = Chunk(kind: .free(since: now, returned: false))
         state.freeChunks.append(index)
@@ -165,6 +175,13 @@ final class HeapArena: @unchecked Sendable {
                     let block = UnsafeMutableRawPointer(bitPattern: chunk.freeHead)!
                     chunk.freeHead = block.load(fromByteOffset: 8, as: UInt.self)
                     chunk.freeCount -= 1
+                    if chunk.purged != 0 {
+                        let bit = UInt64(1) << UInt64((UInt(bitPattern: block) - chunkStart(index)) / UInt(size))
+                        if chunk.purged & bit != 0 {
+                            chunk.purged &= ~bit
+                            state.counters.bytesReturned -= Self.innerPages(size: size)
+                        }
+                    }
                     out[taken] = block
                     taken += 1
                 }
@@ -214,6 +231,7 @@ final class HeapArena: @unchecked Sendable {
                 block.storeBytes(of: chunk.freeHead, toByteOffset: 8, as: UInt.self)
                 chunk.freeHead = UInt(bitPattern: block)
                 chunk.freeCount += 1
+                if chunk.dirtySince == nil && Self.innerPages(size: size) > 0 { chunk.dirtySince = now }
                 if !chunk.listed {
                     chunk.listed = true
                     state.available[sizeClass].append(index)
@@ -281,13 +299,41 @@ final class HeapArena: @unchecked Sendable {
 
     // MARK: Giving memory back
 
+    /// Bytes of a block of `size` after its first page, in whole pages: what can go back to the
+    /// kernel while the block is free (its first page keeps the marker and the free list's
+    /// link); 0 below two pages.
+    static func innerPages(size: Int) -> Int {
+        let page = PagePlacement.basePageSize
+        return size >= 2 * page && size % page == 0 ? size - page : 0
+    }
+
     /// Gives the pages of every free chunk that has been free for `decay` (all of them for
-    /// nil) back to the kernel. Returns the bytes given back.
+    /// nil) back to the kernel, and the pages after the first of free blocks of two pages or
+    /// more that waited as long. Returns the bytes given back.
     @discardableResult
     func release(freeFor decay: Duration?) -> Int {
         let now = ContinuousClock.now
         return state.withLock { state in
             var released = 0
+            for index in 0..<state.frontier {
+                guard case .small = state.chunks[index].kind, let since = state.chunks[index].dirtySince else { continue }
+                if let decay, now - since < decay { continue }
+                let size = SizeClasses.sizes[Int(classOfChunk[index])]
+                let inner = Self.innerPages(size: size)
+                var chunk = state.chunks[index]
+                var block = chunk.freeHead
+                while block != 0 {
+                    let bit = UInt64(1) << UInt64((block - chunkStart(index)) / UInt(size))
+                    if chunk.purged & bit == 0 {
+                        region.release(offset: Int(block - base) + PagePlacement.basePageSize, length: inner)
+                        chunk.purged |= bit
+                        released += inner
+                    }
+                    block = UnsafeRawPointer(bitPattern: block)!.load(fromByteOffset: 8, as: UInt.self)
+                }
+                chunk.dirtySince = nil
+                state.chunks[index] = chunk
+            }
             for index in state.freeChunks {
                 guard case .free(let since, false) = state.chunks[index].kind else { continue }
                 if let decay, now - since < decay { continue }
@@ -318,6 +364,7 @@ final class HeapArena: @unchecked Sendable {
                 case .small:
                     let size = SizeClasses.sizes[Int(classOfChunk[index])]
                     free += (chunk.freeCount + Self.chunkBytes / size - chunk.carved) * size
+                        - chunk.purged.nonzeroBitCount * Self.innerPages(size: size)
                 case .free(_, false): free += Self.chunkBytes
                 default: break
                 }
