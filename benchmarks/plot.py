@@ -127,7 +127,33 @@ def loaded_curve():
     save(figure, "loaded-latency.png")
 
 
+def churn_series():
+    data = rows("churn.csv")
+    if not data:
+        return
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    for allocator in dict.fromkeys(r["allocator"] for r in data):
+        points = [(float(r["t_s"]), int(r["rss_bytes"])) for r in data if r["allocator"] == allocator]
+        axis.plot([p[0] for p in points], [p[1] / 2**20 for p in points], marker=".", label=f"{allocator}: process RSS")
+    held = [(float(r["t_s"]), int(r["held_bytes"])) for r in data if r["allocator"] == "heap"]
+    axis.plot([p[0] for p in held], [p[1] / 2**20 for p in held], color="black", linestyle="--", label="bytes the threads hold")
+    spans, start = [], None
+    for r in (r for r in data if r["allocator"] == "heap"):
+        if r["phase"] == "idle" and start is None:
+            start = float(r["t_s"])
+        if r["phase"] == "idle":
+            spans = [(start, float(r["t_s"]))]
+    for left, right in spans:
+        axis.axvspan(left, right, color="grey", alpha=0.15, label="idle: no allocator call")
+    axis.set_xlabel("seconds")
+    axis.set_ylabel("MiB")
+    axis.set_title("membench churn: memory after the load drops")
+    axis.legend(fontsize=7)
+    save(figure, "churn.png")
+
+
 if __name__ == "__main__":
+    churn_series()
     loaded_curve()
     latency_by_size()
     percentile_curves()

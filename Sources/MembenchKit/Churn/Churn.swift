@@ -64,6 +64,8 @@ public struct ChurnNodeSample: Sendable {
     public var cached: Int?
     public var free: Int?
     public var returned: Int?
+    /// Resident bytes of the allocator's memory on the node (the heap's arenas, mincore(2)).
+    public var resident: Int?
 }
 
 extension ChurnOptions {
@@ -157,7 +159,7 @@ public enum Churn {
             if let heap {
                 return heap.statistics().perNode.sorted { $0.key < $1.key }.map { node, stats in
                     ChurnNodeSample(node: node, inUse: stats.bytesInUse, cached: stats.bytesCached, free: stats.bytesFree,
-                                    returned: stats.bytesReturned)
+                                    returned: stats.bytesReturned, resident: stats.bytesResident)
                 }
             }
             if let pool {

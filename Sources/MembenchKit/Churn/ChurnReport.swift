@@ -42,6 +42,7 @@ extension Churn {
                     ("cached_bytes", .int(node.cached)),
                     ("free_bytes", .int(node.free)),
                     ("returned_bytes", .int(node.returned)),
+                    ("resident_bytes", .int(node.resident)),
                     ("held_bytes", .int(sample.heldBytes)),
                     ("rss_bytes", .int(sample.rssBytes)),
                 ]
