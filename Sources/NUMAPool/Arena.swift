@@ -138,18 +138,38 @@ final class Arena: Sendable {
     /// Counts a get refused because the arena is full.
     func countExhausted() { state.withLock { $0.stats.exhausted += 1 } }
 
-    /// When nothing is out of the arena, gives every faulted page back to the kernel and starts
-    /// over: nothing counts as carved any more. Returns whether it did.
+    /// Gives back to the kernel the pages past the highest block that is out of the arena (held
+    /// by a caller or a thread's cache): what is free at the top goes, while blocks below stay
+    /// live. The blocks past the new top count as never carved again, so that no fast path
+    /// accepts one (their pages read as zero, without the free marker). Returns whether it
+    /// gave anything back.
     func trim() -> Bool {
         state.withLock { state in
-            guard state.outstanding == 0, state.faulted > 0 else { return false }
-            region.release(offset: 0, length: state.faulted)
-            state.stats.bytesReserved -= state.faulted
-            state.free.removeAll(keepingCapacity: false)
-            state.freshRuns.removeAll()
-            state.carved = 0
-            carved.store(0, ordering: .releasing)
-            state.faulted = 0
+            guard state.faulted > 0 else { return false }
+            var top = 0
+            if state.outstanding > 0 {
+                var free = [Bool](repeating: false, count: state.carved)
+                for address in state.free { free[Int((address - base) / UInt(blockSize))] = true }
+                for run in state.freshRuns {
+                    let first = Int((run.start - base) / UInt(blockSize))
+                    for index in first..<(first + run.count) { free[index] = true }
+                }
+                top = state.carved
+                while top > 0 && free[top - 1] { top -= 1 }
+            }
+            let page = PagePlacement.basePageSize
+            let keep = (top * blockSize + page - 1) / page * page
+            guard keep < state.faulted else { return false }
+            region.release(offset: keep, length: state.faulted - keep)
+            state.stats.bytesReserved -= state.faulted - keep
+            state.faulted = keep
+            let limit = base + UInt(top * blockSize)
+            state.free.removeAll { $0 >= limit }
+            state.freshRuns = state.freshRuns.compactMap { run in
+                run.start >= limit ? nil : (run.start, min(run.count, Int((limit - run.start) / UInt(blockSize))))
+            }
+            state.carved = top
+            carved.store(top, ordering: .releasing)
             return true
         }
     }

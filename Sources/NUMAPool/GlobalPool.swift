@@ -57,6 +57,9 @@ public final class GlobalPool: BlockPool {
         var free: [UInt] = []
         /// Blocks handed out at some time; blocks past them never were.
         var carved = 0
+        /// Bytes of the region's start that are faulted in: all of it when made, less after a
+        /// trim gave the free top back.
+        var faulted = 0
         var gets: UInt64 = 0, puts: UInt64 = 0, hits: UInt64 = 0, misses: UInt64 = 0
         var exhausted: UInt64 = 0
         var outstanding = 0, peak = 0
@@ -89,6 +92,8 @@ public final class GlobalPool: BlockPool {
         }
         self.capacity = region.size / self.blockSize * self.blockSize
         base = UInt(bitPattern: region.baseAddress)
+        let size = region.size
+        state.withLock { $0.faulted = size }
     }
 
     /// Places `[address, address + length)` in chunks over `nodes`, in turn: a thread on each
@@ -152,6 +157,11 @@ public final class GlobalPool: BlockPool {
                 state.misses += 1
                 address = base + UInt(state.carved * blockSize)
                 state.carved += 1
+                if state.carved * blockSize > state.faulted {
+                    // Past a trim's top: the page comes back when the block is touched.
+                    let page = PagePlacement.basePageSize
+                    state.faulted = min(region.size, (state.carved * blockSize + page - 1) / page * page)
+                }
             } else {
                 state.exhausted += 1
                 return nil
@@ -215,7 +225,7 @@ public final class GlobalPool: BlockPool {
             stats.bytesInUse = state.outstanding * blockSize
             stats.bytesPeak = state.peak * blockSize
         }
-        stats.bytesReserved = region.size
+        stats.bytesReserved = state.withLock { $0.faulted }
         let page = PagePlacement.basePageSize
         for (node, pages) in pagesPerNode {
             var split = NodeStatistics()
@@ -225,8 +235,27 @@ public final class GlobalPool: BlockPool {
         return stats
     }
 
-    /// The global pool keeps its region faulted in; there is no per-thread state to return.
-    public func trim() {}
+    /// Gives the pages past the highest block still out back to the kernel (`MADV_DONTNEED`):
+    /// the free top of the region, while blocks below stay live. Blocks past the new top count
+    /// as never handed out; when they are handed out again, their pages are faulted in by the
+    /// thread that first touches them, under the region's policy, so the placement made when
+    /// the pool was made no longer holds for them. There is no per-thread state.
+    public func trim() {
+        state.withLock { state in
+            var free = [Bool](repeating: false, count: state.carved)
+            for address in state.free { free[Int((address - base) / UInt(blockSize))] = true }
+            var top = state.carved
+            while top > 0 && free[top - 1] { top -= 1 }
+            let page = PagePlacement.basePageSize
+            let keep = (top * blockSize + page - 1) / page * page
+            guard keep < state.faulted else { return }
+            region.release(offset: keep, length: state.faulted - keep)
+            state.faulted = keep
+            let limit = base + UInt(top * blockSize)
+            state.free.removeAll { $0 >= limit }
+            state.carved = top
+        }
+    }
 
     /// The region's pages per node as placed when the pool was made.
     public var placementHistogram: [Int: Int] { pagesPerNode }

@@ -152,8 +152,10 @@ public final class LocalPool: BlockPool {
     public func statistics() -> PoolStatistics { core.statistics() }
 
     /// Gives the calling thread's cache and pending remote returns back to the arenas, then
-    /// returns the memory of every arena that has no block out to the kernel (`MADV_DONTNEED`).
-    /// When an arena was trimmed, the other threads' caches are deactivated, so that each looks
-    /// at its arena again before it accepts a block.
+    /// returns to the kernel (`MADV_DONTNEED`) each arena's pages past its highest block that is
+    /// still out (held by a caller or another thread's cache): all of an arena with nothing
+    /// out, the free top of one whose lower blocks are live. When an arena was trimmed, the
+    /// other threads' caches are deactivated, so that each looks at its arena again before it
+    /// accepts a block.
     public func trim() { core.trim() }
 }

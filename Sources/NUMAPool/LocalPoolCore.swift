@@ -290,8 +290,8 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
         for arena in arenas.indices where homeCount(cache, arena).pointee > 0 { sendHome(cache, arena) }
     }
 
-    /// The calling thread's cache goes back, then every arena with nothing out gives its
-    /// memory back to the kernel. What the caches knew to be carved is then stale: this
+    /// The calling thread's cache goes back, then every arena gives the pages past its highest
+    /// block still out back to the kernel. What the caches knew to be carved is then stale: this
     /// thread's cache forgets it, and every other thread's cache is deactivated, so that its
     /// next call looks at the arena again before it accepts a block.
     func trim() {

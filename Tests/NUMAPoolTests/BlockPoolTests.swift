@@ -108,6 +108,38 @@ struct BlockPoolTests {
         #expect(throws: PoolError.globalExhausted(capacity: 4 * 4096)) { try pool.allocate() }
     }
 
+    @Test("trim with one block of 100,000 still live gives back the free top of the arena; the live block keeps its contents",
+          arguments: Strategy.allCases)
+    func partialTrim(strategy: Strategy) throws {
+        let pool: any BlockPool = strategy == .local
+            ? try LocalPool(blockSize: 256, capacityPerNode: 32 << 20)
+            : try GlobalPool(blockSize: 256, capacity: 32 << 20)
+        var blocks: [UnsafeMutableRawPointer] = []
+        for i in 0..<100_000 {
+            let block = try pool.allocate()
+            block.storeBytes(of: UInt64(i), toByteOffset: 8, as: UInt64.self)
+            blocks.append(block)
+        }
+        let kept = blocks.min { UInt(bitPattern: $0) < UInt(bitPattern: $1) }!
+        for block in blocks where block != kept { pool.deallocate(block) }
+        let before = pool.statistics().bytesReserved
+        pool.trim()
+        let after = pool.statistics().bytesReserved
+        #expect(before >= 24 << 20)
+        #expect(after <= 64 << 10, "reserved after trim: \(after)")
+        #expect(kept.load(fromByteOffset: 8, as: UInt64.self) == 0)
+        // What went back is handed out again, and works.
+        var again: [UnsafeMutableRawPointer] = []
+        for _ in 0..<10_000 {
+            let block = try pool.allocate()
+            block.initializeMemory(as: UInt8.self, repeating: 7, count: 256)
+            again.append(block)
+        }
+        #expect(Set(again).count == again.count && !again.contains(kept))
+        for block in again + [kept] { pool.deallocate(block) }
+        #expect(pool.statistics().outstanding == 0)
+    }
+
     @Test("trim returns the thread's cache and gives idle memory back")
     func trim() throws {
         let pool = try LocalPool(blockSize: 256, capacityPerNode: 4 << 20)
