@@ -35,6 +35,9 @@ static void after_fork_child(void) {
     for (CNuma_lock *lock = &CNuma_slots_lock; lock != NULL; lock = lock->next) pthread_mutex_init(&lock->mutex, NULL);
     pthread_mutex_init(&list_mutex, NULL);
     kill_other_tables();
+    // The forking thread has another id here; a claim on its table by a reclaiming thread of
+    // the parent is taken over by its next slow path (the holder names the parent's process).
+    CNuma_slots.tid = (int32_t)gettid();
 }
 
 static void install_handlers(void) { pthread_atfork(before_fork, after_fork_parent, after_fork_child); }
@@ -97,6 +100,7 @@ void CNuma_slots_link(void) {
     if (CNuma_slots.linked) return;
     push(&live_head, &CNuma_slots);
     CNuma_slots.linked = 1;
+    CNuma_slots.tid = (int32_t)gettid();
 }
 
 void CNuma_slots_unlink(void) {
@@ -133,4 +137,15 @@ static void kill_other_tables(void) {
 }
 #endif
 
-int32_t CNuma_thread_id(void) { return (int32_t)gettid(); }
+int CNuma_slots_claim(CNuma_slot_table *table, uint64_t holder, uint64_t *found) {
+    uint64_t expected = 0;
+    int done = __atomic_compare_exchange_n(&table->holder, &expected, holder, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+    *found = expected;
+    return done;
+}
+
+void CNuma_slots_drop_claim(CNuma_slot_table *table, uint64_t expected) {
+    __atomic_compare_exchange_n(&table->holder, &expected, 0, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
+void CNuma_slots_unclaim(CNuma_slot_table *table) { __atomic_store_n(&table->holder, 0, __ATOMIC_RELEASE); }

@@ -52,6 +52,14 @@ typedef struct CNuma_slot_table {
     struct CNuma_slot_table *_Nullable prev;
     struct CNuma_slot_table *_Nullable next;
     int linked;
+    /// The owning thread's id (gettid(2)), set when the table is linked.
+    int32_t tid;
+    /// Who holds the thread's pool state: 0 nobody, else a process id shifted left by 2, or'ed
+    /// with 1 (the owner, in a slow path) or 2 (another thread reclaiming it while the owner is
+    /// parked). Atomic; see `CNuma_slots_claim`.
+    uint64_t holder;
+    /// How deeply the owner's claims nest (the owner's only).
+    int32_t depth;
 } CNuma_slot_table;
 
 extern __thread CNuma_slot_table CNuma_slots __attribute__((tls_model("initial-exec")));
@@ -116,8 +124,16 @@ static inline void *_Nonnull CNuma_slot_active(const CNuma_slot_table *_Nonnull 
     return __atomic_load_n(&table->active[slot], __ATOMIC_RELAXED);
 }
 
-/// The calling thread's id, gettid(2).
-int32_t CNuma_thread_id(void);
+/// Sets `table`'s holder from 0 to `holder` (acquire ordering); returns whether it did, and
+/// the value found in `found`.
+int CNuma_slots_claim(CNuma_slot_table *_Nonnull table, uint64_t holder, uint64_t *_Nonnull found);
+
+/// Sets `table`'s holder from `expected` to 0 (relaxed): a claim left by a thread of the
+/// parent process, taken over in a fork child.
+void CNuma_slots_drop_claim(CNuma_slot_table *_Nonnull table, uint64_t expected);
+
+/// Sets `table`'s holder to 0 (release ordering).
+void CNuma_slots_unclaim(CNuma_slot_table *_Nonnull table);
 
 /// Guards the list of tables and the pools' slot registry; the first lock in fork order.
 extern CNuma_lock CNuma_slots_lock;

@@ -185,6 +185,8 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
     @usableFromInline @inline(never)
     func allocateSlow() throws(PoolError) -> UnsafeMutableRawPointer {
         ThreadSlots.reapIfForked()
+        ThreadSlots.enter()
+        defer { ThreadSlots.leave() }
         let cache = ownCache()
         let head = cache.head
         if head.pointee.count == 0, let fresh = takeFresh(cache) { return fresh }
@@ -248,6 +250,8 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
         guard let home = arenaIndex(of: block) else { corruption(name, block, "is not memory of this pool") }
         let arena = arenas[home]
         _ = blockGuard.check(block, base: arena.base, blockCount: arena.blockCount, carved: arena.carvedBlocks, pool: name)
+        ThreadSlots.enter()
+        defer { ThreadSlots.leave() }
         let cache = ownCache()
         let head = cache.head
         var own = head.pointee.home
@@ -290,14 +294,18 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
         for arena in arenas.indices where homeCount(cache, arena).pointee > 0 { sendHome(cache, arena) }
     }
 
-    /// The calling thread's cache goes back, then every arena gives the pages past its highest
-    /// block still out back to the kernel. What the caches knew to be carved is then stale: this
+    /// The calling thread's cache goes back, and the caches of parked threads
+    /// (`ThreadSlots.reclaimParked`); then every arena gives the pages past its highest block
+    /// still out back to the kernel. What the caches knew to be carved is then stale: this
     /// thread's cache forgets it, and every other thread's cache is deactivated, so that its
     /// next call looks at the arena again before it accepts a block.
     func trim() {
         ThreadSlots.reapIfForked()
+        ThreadSlots.enter()
+        defer { ThreadSlots.leave() }
         let cache = ThreadSlots.ownState(slot).map(ThreadCache.init)
         if let cache { flush(cache) }
+        ThreadSlots.reclaimParked(slot, idleOnly: false)
         var trimmed = false
         for arena in arenas where arena.trim() { trimmed = true }
         if trimmed {
@@ -320,6 +328,12 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
         registry.remove(cache, writtenOff: heldBlocks(cache))
         cache.free()
     }
+
+    func wantsReclaim(_ state: UnsafeMutableRawPointer, idleOnly: Bool) -> Bool {
+        !idleOnly && heldBlocks(ThreadCache(state)) > 0
+    }
+
+    func reclaim(_ state: UnsafeMutableRawPointer) { flush(ThreadCache(state)) }
 
     func threadMoved(_ state: UnsafeMutableRawPointer) {
         let cache = ThreadCache(state)

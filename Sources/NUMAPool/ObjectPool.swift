@@ -110,6 +110,8 @@ public final class ObjectPool<Object>: @unchecked Sendable {
 
     @usableFromInline @inline(never)
     func leaseSlow() throws(PoolError) -> Lease<Object> {
+        ThreadSlots.enter()
+        defer { ThreadSlots.leave() }
         let cache = core.prepareLease()
         while let object = core.popIdle(cache) {
             let slot = object.assumingMemoryBound(to: Object.self)
@@ -137,6 +139,10 @@ public final class ObjectPool<Object>: @unchecked Sendable {
     /// Counts of this pool (gets, puts, hits, misses, escaped, rejected, written off), merged
     /// over its threads, and, for bytes and the per-node split, of the backing pool.
     public func statistics() -> PoolStatistics { core.statistics() }
+
+    /// Gives the calling thread's idle objects, and those of threads parked now (blocked in a
+    /// system call), to their partitions' lists; what a list holds over `maxIdle` is destroyed.
+    public func trim() { core.trim() }
 
     /// Objects idle in the pool now, in the threads' caches and the partitions' lists.
     public var idleCount: Int { core.idleCount() }

@@ -130,6 +130,8 @@ final class ObjectPoolCore: SlotOwner, @unchecked Sendable {
     @usableFromInline @inline(never)
     func escape(_ object: UnsafeMutableRawPointer) {
         ThreadSlots.reapIfForked()
+        ThreadSlots.enter()
+        defer { ThreadSlots.leave() }
         let cache = ownCache()
         destroy(object)
         cache.bump(.escaped)
@@ -142,6 +144,8 @@ final class ObjectPoolCore: SlotOwner, @unchecked Sendable {
     @usableFromInline @inline(never)
     func putSlow(_ object: UnsafeMutableRawPointer) {
         ThreadSlots.reapIfForked()
+        ThreadSlots.enter()
+        defer { ThreadSlots.leave() }
         let cache = ownCache()
         let home = min(backing.partition(of: object) ?? 0, partitions.count - 1)
         if home == cache.head.pointee.home {
@@ -173,6 +177,22 @@ final class ObjectPoolCore: SlotOwner, @unchecked Sendable {
         let cache = ThreadCache(state)
         registry.remove(cache, writtenOff: count(cache))
         cache.free()
+    }
+
+    func wantsReclaim(_ state: UnsafeMutableRawPointer, idleOnly: Bool) -> Bool {
+        !idleOnly && count(ThreadCache(state)) > 0
+    }
+
+    func reclaim(_ state: UnsafeMutableRawPointer) { flush(ThreadCache(state)) }
+
+    /// The calling thread's cache goes to its partition's list, and so do the caches of parked
+    /// threads (`ThreadSlots.reclaimParked`); objects over `maxIdle` per partition are destroyed.
+    func trim() {
+        ThreadSlots.reapIfForked()
+        ThreadSlots.claimed {
+            if let raw = ThreadSlots.ownState(slot) { flush(ThreadCache(raw)) }
+        }
+        ThreadSlots.reclaimParked(slot, idleOnly: false)
     }
 
     func threadMoved(_ state: UnsafeMutableRawPointer) {

@@ -17,6 +17,12 @@ protocol SlotOwner: AnyObject, Sendable {
     /// The calling thread, which owns `state`, restricted itself to other CPUs
     /// (`ThreadAffinity`): move the state to the thread's node now.
     func threadMoved(_ state: UnsafeMutableRawPointer)
+    /// Whether `state`, whose owner is claimed by another thread, holds anything to give back
+    /// (with `idleOnly`, only if its owner has also been idle for the owner's idle time).
+    func wantsReclaim(_ state: UnsafeMutableRawPointer, idleOnly: Bool) -> Bool
+    /// The thread that owns `state` is parked (blocked in a system call) and claimed by the
+    /// calling thread: give back what the state holds. The state stays the owner's.
+    func reclaim(_ state: UnsafeMutableRawPointer)
 }
 
 /// The slots of the per-thread tables: which pool owns each slot, and the lifecycle of the
@@ -153,6 +159,10 @@ enum ThreadSlots {
     /// retires (an object's deinit freeing a block, say) installs state again, and the key's
     /// destructor runs again for it.
     private static func threadExit() {
+        // Claimed first, so that a thread reclaiming this table's states finishes before they
+        // go (and the table with the thread).
+        enter()
+        defer { leave() }
         let found = withLock {
             let found = states(in: CNuma_slots_self(), clear: true)
             CNuma_slots_unlink()
@@ -163,8 +173,106 @@ enum ThreadSlots {
 
     /// The calling thread restricted itself to other CPUs.
     private static func threadMoved() {
+        enter()
+        defer { leave() }
         let found = withLock { states(in: CNuma_slots_self(), clear: false) }
         for (owner, state) in found { owner.threadMoved(state) }
+    }
+
+    // MARK: Claims
+
+    /// What a claim by the calling thread as owner, or as reclaimer, stores in a holder.
+    private static func holder(reclaiming: Bool) -> UInt64 { UInt64(getpid()) << 2 | (reclaiming ? 2 : 1) }
+
+    /// Claims the calling thread's own states for a slow path; nested claims count. Waits while
+    /// another thread reclaims them; a claim left by a thread of the parent process (in a fork
+    /// child) is taken over.
+    static func enter() {
+        let table = CNuma_slots_self()
+        if table.pointee.depth > 0 {
+            table.pointee.depth += 1
+            return
+        }
+        let mine = holder(reclaiming: false)
+        var found: UInt64 = 0
+        while CNuma_slots_claim(table, mine, &found) == 0 {
+            if found >> 2 != UInt64(getpid()) { CNuma_slots_drop_claim(table, found) } else { sched_yield() }
+        }
+        table.pointee.depth = 1
+    }
+
+    /// Ends a claim `enter` made.
+    static func leave() {
+        let table = CNuma_slots_self()
+        table.pointee.depth -= 1
+        if table.pointee.depth == 0 { CNuma_slots_unclaim(table) }
+    }
+
+    /// Runs `body` with the calling thread's states claimed.
+    static func claimed<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+        enter()
+        defer { leave() }
+        return try body()
+    }
+
+    /// Whether other threads' states may be reclaimed while they are parked. Not under
+    /// ThreadSanitizer: what orders an owner's last fast path before the reclaim is the kernel's
+    /// (the owner is blocked in a system call), which it cannot see.
+    private static let reclaimsParked = dlsym(nil, "__tsan_init") == nil  // nil: RTLD_DEFAULT
+
+    /// Gives back the states in `slot` of the other threads that are parked now (blocked in a
+    /// system call: sleeping, waiting on a lock, a condition or I/O), through their pool's
+    /// `reclaim`. With `idleOnly`, only states the pool says are idle. For each thread: claim
+    /// its table (skipped while it is in a slow path), deactivate its entry (its next call
+    /// takes the slow path, which waits for the claim), then read `/proc/self/task/TID/syscall`:
+    /// a thread blocked in a system call is in none of the fast paths, which make none, and
+    /// when it comes back its next call sees the deactivated entry. The claim also keeps the
+    /// table alive: an ending thread claims its own first. Returns how many were reclaimed.
+    @discardableResult
+    static func reclaimParked(_ slot: Int, idleOnly: Bool) -> Int {
+        guard reclaimsParked else { return 0 }
+        let reclaimer = holder(reclaiming: true)
+        let (owner, claimedTables) = withLock { () -> ((any SlotOwner)?, [UnsafeMutablePointer<CNuma_slot_table>]) in
+            guard let owner = owners[slot] else { return (nil, []) }
+            let own = CNuma_slots_self()
+            var claimed: [UnsafeMutablePointer<CNuma_slot_table>] = []
+            var table = CNuma_slots_next(nil)
+            var found: UInt64 = 0
+            while let current = table {
+                if current != own && !isEmpty(CNuma_slot_get(current, slot)) && CNuma_slots_claim(current, reclaimer, &found) != 0 {
+                    claimed.append(current)
+                }
+                table = CNuma_slots_next(current)
+            }
+            return (owner, claimed)
+        }
+        guard let owner else { return 0 }
+        var reclaimed = 0
+        for table in claimedTables {
+            defer { CNuma_slots_unclaim(table) }
+            let state = CNuma_slot_get(table, slot)
+            guard !isEmpty(state), owner.wantsReclaim(state, idleOnly: idleOnly) else { continue }
+            CNuma_slot_deactivate(table, slot)
+            guard isBlockedInSystemCall(table.pointee.tid) else { continue }
+            owner.reclaim(state)
+            reclaimed += 1
+        }
+        return reclaimed
+    }
+
+    /// Whether thread `tid` of this process is blocked in a system call: the first field of
+    /// `/proc/self/task/TID/syscall` is a system call number (not `running`, and not -1, which
+    /// means blocked outside a system call, such as in a page fault).
+    static func isBlockedInSystemCall(_ tid: Int32) -> Bool {
+        let fd = open("/proc/self/task/\(tid)/syscall", O_RDONLY)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 32)
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard count > 0 else { return false }
+        let text = String(decoding: buffer[0..<count], as: UTF8.self)
+        guard let first = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).first, let number = Int(first) else { return false }
+        return number >= 0
     }
 
     /// In a fork child: the pools write off the state of the threads that were not copied.

@@ -318,3 +318,66 @@ struct HeapParkedTests {
         _ = try worker.join()
     }
 }
+
+/// The pools reclaim parked threads' caches the same way, through `trim()`.
+@Suite("The pools reclaim the caches of parked threads", .disabled(if: underThreadSanitizer, "no reclaim of parked caches under ThreadSanitizer"))
+struct PoolParkedTests {
+    @Test("LocalPool.trim() from another thread takes back a parked thread's cache, and the thread carries on")
+    func localPool() throws {
+        let pool = try LocalPool(blockSize: 128, capacityPerNode: 8 << 20)
+        let parked = DispatchSemaphore(value: 0), resume = DispatchSemaphore(value: 0)
+        let worker = try PinnedThread(cpus: Topology.current.allowedCPUs) { () throws -> Int in
+            let blocks = try (0..<200).map { _ in try pool.allocate() }
+            for block in blocks { pool.deallocate(block) }
+            parked.signal()
+            resume.wait()
+            let again = try (0..<500).map { _ in try pool.allocate() }
+            for block in again { pool.deallocate(block) }
+            return Set(again).count
+        }
+        parked.wait()
+        Thread.sleep(forTimeInterval: 0.05)
+        let before = pool.statistics().perNode.values.reduce(0) { $0 + $1.bytesOutstanding }
+        pool.trim()
+        let after = pool.statistics()
+        #expect(before > 0)
+        #expect(after.perNode.values.reduce(0) { $0 + $1.bytesOutstanding } == 0)
+        #expect(after.bytesReserved == 0)
+        resume.signal()
+        #expect(try worker.join() == 500)
+    }
+
+    @Test("ObjectPool.trim() from another thread moves a parked thread's idle objects to the pool's lists")
+    func objectPool() throws {
+        final class Box { var value = 0 }
+        let pool = try ObjectPool(backing: LocalPool(blockSize: 64, capacityPerNode: 4 << 20), maxIdle: 1000,
+                                  factory: { Box() }, reset: { $0.value = 0 })
+        let parked = DispatchSemaphore(value: 0), resume = DispatchSemaphore(value: 0)
+        let worker = try PinnedThread(cpus: Topology.current.allowedCPUs) { () throws -> Int in
+            // 40 leases held at once (on the stack), then all given back to this thread's cache.
+            func hold(_ count: Int) throws {
+                guard count > 0 else { return }
+                let lease = try pool.lease()
+                try hold(count - 1)
+                lease.release()
+            }
+            try hold(40)
+            parked.signal()
+            resume.wait()
+            let lease = try pool.lease()
+            lease.value.value = 1
+            return lease.value.value
+        }
+        parked.wait()
+        Thread.sleep(forTimeInterval: 0.05)
+        let idle = pool.idleCount
+        pool.trim()
+        #expect(idle == 40 && pool.idleCount == 40)
+        // Taken from the thread's cache: a lease on this thread now reuses one of them.
+        let lease = try pool.lease()
+        #expect(pool.statistics().misses == 40)
+        lease.release()
+        resume.signal()
+        #expect(try worker.join() == 1)
+    }
+}

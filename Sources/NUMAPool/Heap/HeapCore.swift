@@ -130,31 +130,12 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
             .assumingMemoryBound(to: UnsafeMutableRawPointer.self)
     }
 
-    private func holder(_ state: UnsafeMutableRawPointer) -> UnsafeAtomic<UInt64> {
-        UnsafeAtomic(at: (UnsafeMutableRawPointer(header(state)) + MemoryLayout<HeapHeader>.offset(of: \HeapHeader.holder)!)
-            .assumingMemoryBound(to: UInt64.AtomicRepresentation.self))
-    }
-
-    /// Claims the calling thread's own heap cache for a slow path, waiting while another thread
-    /// reclaims it. A claim left by a thread of the parent process (fork) is taken over.
-    private func claim(_ state: UnsafeMutableRawPointer) {
-        let word = holder(state)
-        let process = UInt64(getpid())
-        while true {
-            let (done, original) = word.compareExchange(expected: 0, desired: process << 2 | 1, ordering: .acquiring)
-            if done { return }
-            if original >> 2 != process { _ = word.compareExchange(expected: original, desired: 0, ordering: .relaxed) }
-            sched_yield()
-        }
-    }
-
-    private func leave(_ state: UnsafeMutableRawPointer) { holder(state).store(0, ordering: .releasing) }
-
-    /// The calling thread's heap cache, made on first use, claimed (`leave` ends the claim) and
-    /// active. A trim's epoch or a long idle time makes it flush first.
+    /// The calling thread's heap cache, made on first use, with the thread's states claimed
+    /// (`leave` ends the claim), and active. A trim's epoch or a long idle time makes it flush
+    /// first.
     private func enter() -> UnsafeMutableRawPointer {
+        ThreadSlots.enter()
         guard let state = ThreadSlots.homeState(slot) else { return makeCache() }
-        claim(state)
         ThreadSlots.activate(slot)
         let header = header(state)
         let now = tick.load(ordering: .relaxed)
@@ -183,8 +164,7 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
         }
         let header = (state + NUMAHeap.headerOffset).bindMemory(to: HeapHeader.self, capacity: 1)
         header.initialize(to: HeapHeader(base: 0, chunks: 0, classOfChunk: arenas[0].classOfChunk, arena: -1,
-                                         epoch: epoch.load(ordering: .acquiring), tick: tick.load(ordering: .relaxed),
-                                         table: CNuma_slots_self(), owner: CNuma_thread_id(), holder: UInt64(getpid()) << 2 | 1))
+                                         epoch: epoch.load(ordering: .acquiring), tick: tick.load(ordering: .relaxed)))
         let homes = state + NUMAHeap.classStride * (SizeClasses.count + 1)
         homes.bindMemory(to: Int.self, capacity: arenas.count)
         (homes + arenas.count * 8).bindMemory(to: UnsafeMutableRawPointer.self, capacity: arenas.count * homeBatch)
@@ -254,7 +234,7 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
         }
         ThreadSlots.reapIfForked()
         let state = enter()
-        defer { leave(state) }
+        defer { ThreadSlots.leave() }
         let sizeClass = SizeClasses.sizeClass(for: byteCount, alignment: alignment)
         var target: Int
         if let node {
@@ -380,7 +360,7 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
         ThreadSlots.reapIfForked()
         let (home, sizeClass) = check(block)
         let state = enter()
-        defer { leave(state) }
+        defer { ThreadSlots.leave() }
         if sizeClass == 0 {
             _ = arenas[home].giveLarge(UInt(bitPattern: block))
             classCache(state, 0).bumpReleasing(.puts)
@@ -430,12 +410,12 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
         ThreadSlots.reapIfForked()
         epoch.wrappingIncrement(ordering: .releasing)
         ThreadSlots.deactivateOthers(slot)
-        if let state = ThreadSlots.homeState(slot) {
-            claim(state)
-            ThreadSlots.activate(slot)
-            flushAll(state)
-            header(state).pointee.epoch = epoch.load(ordering: .acquiring)
-            leave(state)
+        ThreadSlots.claimed {
+            if let state = ThreadSlots.homeState(slot) {
+                ThreadSlots.activate(slot)
+                flushAll(state)
+                header(state).pointee.epoch = epoch.load(ordering: .acquiring)
+            }
         }
         reclaimParked(idleOnly: false)
         for arena in arenas { arena.release(freeFor: nil) }
@@ -453,40 +433,11 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
         for arena in arenas { arena.release(freeFor: decay) }
     }
 
-    /// Whether other threads' caches may be reclaimed while they are parked. Not under
-    /// ThreadSanitizer: what orders the owner's last fast path before the reclaim is the
-    /// kernel's (the owner is blocked in a system call), which it cannot see.
-    private static let reclaimsParked = dlsym(nil, "__tsan_init") == nil  // nil: RTLD_DEFAULT
-
-    /// Flushes the caches of other threads that are blocked in a system call now (sleeping,
-    /// waiting on a lock, a condition or I/O), with `idleOnly` only of those that have not
-    /// called the heap for `idleTicks` purger periods. For each: claim the cache (skipped if
-    /// its owner is in a slow path), deactivate the owner's entry (so that its next call takes
-    /// the slow path, which waits for the claim), then read `/proc/self/task/TID/syscall`: a
-    /// thread blocked in a system call is in none of the heap's fast paths, which make none, and
-    /// when it comes back its next call sees the deactivated entry. Returns how many.
+    /// Flushes the caches of other threads that are parked now (`ThreadSlots.reclaimParked`);
+    /// with `idleOnly`, only of those that have not called the heap for `idleTicks` periods.
     @discardableResult
     func reclaimParked(idleOnly: Bool) -> Int {
-        guard Self.reclaimsParked else { return 0 }
-        let own = ThreadSlots.homeState(slot)
-        let now = tick.load(ordering: .relaxed)
-        let process = UInt64(getpid())
-        var reclaimed = 0
-        // The registry's lock keeps every listed cache alive: a thread that ends takes its cache
-        // out of the registry before freeing it.
-        registry.forEach { cache, sizeClass in
-            guard sizeClass == 0 else { return }
-            let state = cacheBase(cache)
-            guard state != own, holder(state).compareExchange(expected: 0, desired: process << 2 | 2,
-                                                              ordering: .acquiring).exchanged else { return }
-            defer { leave(state) }
-            let header = header(state)
-            guard !idleOnly || now &- header.pointee.tick > idleTicks, holdsBlocks(state) else { return }
-            CNuma_slot_deactivate(header.pointee.table, slot)
-            guard Self.isBlockedInSystemCall(header.pointee.owner) else { return }
-            flushAll(state)
-            reclaimed += 1
-        }
+        let reclaimed = ThreadSlots.reclaimParked(slot, idleOnly: idleOnly)
         if reclaimed > 0 { counters.withLock { $0.reclaims += UInt64(reclaimed) } }
         return reclaimed
     }
@@ -495,21 +446,6 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
     private func holdsBlocks(_ state: UnsafeMutableRawPointer) -> Bool {
         for sizeClass in 1...SizeClasses.count where classCache(state, sizeClass).sharedCount > 0 { return true }
         return arenas.indices.contains { homeCount(state, $0).pointee > 0 }
-    }
-
-    /// Whether thread `tid` of this process is blocked in a system call: the first field of
-    /// `/proc/self/task/TID/syscall` is a system call number (not `running`, and not -1, which
-    /// means blocked outside a system call, such as in a page fault).
-    static func isBlockedInSystemCall(_ tid: Int32) -> Bool {
-        let fd = open("/proc/self/task/\(tid)/syscall", O_RDONLY)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 32)
-        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard count > 0 else { return false }
-        let text = String(decoding: buffer[0..<count], as: UTF8.self)
-        guard let first = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).first, let number = Int(first) else { return false }
-        return number >= 0
     }
 
     /// Starts the purger thread: `purge()` every quarter of the decay time (at least 10 ms,
@@ -567,8 +503,14 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
 
     // MARK: SlotOwner
 
+    func wantsReclaim(_ state: UnsafeMutableRawPointer, idleOnly: Bool) -> Bool {
+        guard holdsBlocks(state) else { return false }
+        return !idleOnly || tick.load(ordering: .relaxed) &- header(state).pointee.tick > idleTicks
+    }
+
+    func reclaim(_ state: UnsafeMutableRawPointer) { flushAll(state) }
+
     func retire(_ state: UnsafeMutableRawPointer) {
-        claim(state)
         flushAll(state)
         for sizeClass in 0...SizeClasses.count { registry.remove(classCache(state, sizeClass)) }
         state.deallocate()
@@ -592,11 +534,7 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
         state.deallocate()
     }
 
-    func threadMoved(_ state: UnsafeMutableRawPointer) {
-        claim(state)
-        _ = followThread(state)
-        leave(state)
-    }
+    func threadMoved(_ state: UnsafeMutableRawPointer) { _ = followThread(state) }
 
     // MARK: Statistics
 

@@ -196,10 +196,4 @@ struct HeapHeader {
     @usableFromInline var epoch: UInt64
     /// The purger's tick at the thread's last slow path.
     @usableFromInline var tick: UInt64
-    /// The owning thread's table and id (gettid(2)), for reclaiming its cache while it is parked.
-    @usableFromInline var table: UnsafeMutablePointer<CNuma_slot_table>
-    @usableFromInline var owner: Int32
-    /// Who holds the cache's slow-path state (an atomic word): 0 nobody, else the holder's
-    /// process id shifted left by 2, or'ed with 1 (the owner) or 2 (another thread reclaiming it).
-    @usableFromInline var holder: UInt64
 }
