@@ -37,6 +37,17 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
     /// Raised by the purger at each period.
     private let tick = ManagedAtomic<UInt64>(0)
     private let counters = Locked(Counters())
+    /// Per arena and class (index 0 unused), free blocks that move between thread caches in
+    /// batches: a full cache parks half here and an empty one takes it back, under this lock
+    /// only, never the arena's. The blocks stay taken from the arena's view until a trim or a
+    /// purger period in which nobody touched them gives them back.
+    private let transfers: [[Locked<Transfer>]]
+
+    struct Transfer {
+        var blocks: [UnsafeMutableRawPointer] = []
+        /// Whether a cache put or took blocks since the last purger period.
+        var touched = false
+    }
     private let purger = Locked(PurgerState())
 
     struct Counters {
@@ -80,6 +91,7 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
             c == 0 ? 0 : max(1, min(stackRoom, cacheBytes / size))
         }
         guards = SizeClasses.sizes.enumerated().map { c, size in c == 0 ? nil : BlockGuard(blockSize: size) }
+        transfers = arenas.map { _ in SizeClasses.sizes.map { _ in Locked(Transfer()) } }
         let arenaNodes = arenas.map(\.node)
         func nearest(to node: Int) -> [Int] {
             topology.fallbackOrder(arenaNodes, from: node).compactMap { arenaNodes.firstIndex(of: $0) }
@@ -255,7 +267,10 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
             var count = cache.sharedCount
             if count == 0 {
                 let batch = max(1, (capacities[sizeClass] + 1) / 2)
-                count = arenas[target].take(batch, of: sizeClass, marker: guards[sizeClass]!.marker, into: cache.stack)
+                count = takeTransfer(target, sizeClass, batch, into: cache.stack)
+                if count == 0 {
+                    count = arenas[target].take(batch, of: sizeClass, marker: guards[sizeClass]!.marker, into: cache.stack)
+                }
                 if count == 0 && makeRoom(state) {
                     count = arenas[target].take(batch, of: sizeClass, marker: guards[sizeClass]!.marker, into: cache.stack)
                 }
@@ -291,6 +306,7 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
         epoch.wrappingIncrement(ordering: .releasing)
         header(state).pointee.epoch = epoch.load(ordering: .acquiring)
         reclaimParked(idleOnly: false)
+        drainTransfers(idleOnly: false)
         return true
     }
 
@@ -384,11 +400,61 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
         cache.bumpReleasing(.puts)
     }
 
-    /// A full class cache: the older half goes back to the arena.
+    /// The most blocks a transfer holds: 1 MiB of the class, at least two caches' worth.
+    private func transferLimit(_ sizeClass: Int) -> Int {
+        max(2 * capacities[sizeClass], (1 << 20) / SizeClasses.sizes[sizeClass])
+    }
+
+    /// Up to `count` blocks from the transfer of `arena` and `sizeClass` into `out`.
+    private func takeTransfer(_ arena: Int, _ sizeClass: Int, _ count: Int,
+                              into out: UnsafeMutablePointer<UnsafeMutableRawPointer>) -> Int {
+        transfers[arena][sizeClass].withLock { transfer in
+            let taken = min(count, transfer.blocks.count)
+            guard taken > 0 else { return 0 }
+            let first = transfer.blocks.count - taken
+            for i in 0..<taken { out[i] = transfer.blocks[first + i] }
+            transfer.blocks.removeLast(taken)
+            transfer.touched = true
+            return taken
+        }
+    }
+
+    /// Parks `blocks` in the transfer of `arena` and `sizeClass`; false when it is full.
+    private func putTransfer(_ arena: Int, _ sizeClass: Int, _ blocks: UnsafeBufferPointer<UnsafeMutableRawPointer>) -> Bool {
+        let limit = transferLimit(sizeClass)
+        return transfers[arena][sizeClass].withLock { transfer in
+            guard transfer.blocks.count + blocks.count <= limit else { return false }
+            transfer.blocks.append(contentsOf: blocks)
+            transfer.touched = true
+            return true
+        }
+    }
+
+    /// Gives the transfers' blocks back to their arenas: all of them, or with `idleOnly` those
+    /// of transfers nobody touched since the last call.
+    private func drainTransfers(idleOnly: Bool) {
+        for (arena, byClass) in transfers.enumerated() {
+            for transfer in byClass.dropFirst() {
+                let blocks = transfer.withLock { transfer -> [UnsafeMutableRawPointer] in
+                    if idleOnly && transfer.touched {
+                        transfer.touched = false
+                        return []
+                    }
+                    defer { transfer.blocks.removeAll() }
+                    return transfer.blocks
+                }
+                blocks.withUnsafeBufferPointer { arenas[arena].give($0, remote: false) }
+            }
+        }
+    }
+
+    /// A full class cache: the older half goes to the class's transfer, or back to the arena
+    /// when that is full.
     private func spill(_ cache: ThreadCache, arena: Int) {
         let count = cache.sharedCount
         let half = max(1, count / 2)
-        arenas[arena].give(UnsafeBufferPointer(start: cache.stack, count: half), remote: false)
+        let older = UnsafeBufferPointer(start: cache.stack, count: half)
+        if !putTransfer(arena, cache.head.pointee.home, older) { arenas[arena].give(older, remote: false) }
         cache.stack.update(from: cache.stack + half, count: count - half)
         cache.sharedCount = count - half
     }
@@ -418,6 +484,7 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
             }
         }
         reclaimParked(idleOnly: false)
+        drainTransfers(idleOnly: false)
         for arena in arenas { arena.release(freeFor: nil) }
         counters.withLock { $0.trims += 1 }
     }
@@ -430,6 +497,7 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
         tick.wrappingIncrement(ordering: .relaxed)
         ThreadSlots.deactivateOthers(slot)
         reclaimParked(idleOnly: true)
+        drainTransfers(idleOnly: true)
         for arena in arenas { arena.release(freeFor: decay) }
     }
 
@@ -551,7 +619,10 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
         }
         for (index, arena) in arenas.enumerated() {
             var node = arena.snapshot()
-            let inCaches = cached[index].reduce(0, +)
+            var inCaches = cached[index].reduce(0, +)
+            for (sizeClass, transfer) in transfers[index].enumerated() {
+                inCaches += transfer.withLock { $0.blocks.count } * SizeClasses.sizes[sizeClass]
+            }
             node.bytesCached = min(inCaches, node.bytesOut)
             node.bytesInUse = node.bytesOut - node.bytesCached
             stats.perNode[arena.node] = node
