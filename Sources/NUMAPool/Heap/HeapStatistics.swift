@@ -73,10 +73,17 @@ public struct HeapNodeStatistics: Sendable, Equatable {
 public struct HeapClassStatistics: Sendable, Equatable {
     /// The class's block size; 0 for large allocations.
     public var size = 0
+    /// Allocations of this class.
     public var gets: UInt64 = 0
+    /// Deallocations of this class.
     public var puts: UInt64 = 0
+    /// Allocations the thread's cache served.
     public var hits: UInt64 = 0
+    /// Allocations the thread's cache could not serve.
     public var misses: UInt64 = 0
     /// Bytes callers hold in this class: (gets − puts) × size for a class.
     public var bytesInUse = 0
+
+    /// A class with every figure at zero.
+    public init() {}
 }

@@ -43,6 +43,7 @@ public final class NUMAHeap: @unchecked Sendable {
     /// with memory this process may use). Nothing is faulted in until blocks are handed out.
     ///
     /// - Parameters:
+    ///   - capacityPerNode: bytes of each node's arena (address space; at least one 256 KiB chunk).
     ///   - binding: `.strict` keeps pages on the node and throws `PoolError.exhausted` when an
     ///     arena is full; `.preferred` falls back on another node's arena.
     ///   - cacheBytesPerClass: the bytes each thread's cache may hold of one class (at least one
@@ -50,6 +51,10 @@ public final class NUMAHeap: @unchecked Sendable {
     ///   - decay: how long a free chunk keeps its pages before they go back to the kernel.
     ///   - purger: whether a purger thread gives back decayed memory and idle threads' caches
     ///     while the process does not call the heap; `stopPurger()` ends it.
+    ///   - nodes: the nodes that get an arena; by default every node with memory this process
+    ///     may use.
+    ///   - name: names the heap in statistics and in the message of a corruption stop.
+    ///   - topology: the machine's topology.
     public init(capacityPerNode: Int = 1 << 30, binding: LocalPool.Binding = .preferred, nodes: NodeSet? = nil,
                 cacheBytesPerClass: Int = 128 << 10, decay: Duration = .seconds(10), purger: Bool = true,
                 name: String? = nil, topology: Topology = .current) throws(PoolError) {
