@@ -115,6 +115,39 @@ struct ForkTests {
         #expect(outcome.failed == 0)
     }
 
+    @Test("NUMAHeap: 40 children of a process whose other thread uses the heap all finish, and what that thread cached is written off")
+    func heap() throws {
+        let heap = try NUMAHeap(capacityPerNode: 16 << 20, cacheBytesPerClass: 4096, purger: false)
+        let child: () -> Int32 = {
+            var held: [UnsafeMutableRawPointer] = []
+            var seen = Set<UInt>()
+            for i in 0..<256 {
+                guard let block = try? heap.allocate(byteCount: 16 + (i % 8) * 100) else { return 3 }
+                seen.insert(UInt(bitPattern: block))
+                held.append(block)
+            }
+            for block in held { heap.deallocate(block) }
+            let stats = heap.statistics()
+            guard seen.count == 256, stats.puts <= stats.gets, stats.hits <= stats.gets else { return 4 }
+            return 0
+        }
+        _ = child()
+        let outcome = try Self.forkRepeatedly(40, while: { stop in
+            var held: [UnsafeMutableRawPointer] = []
+            while !stop.isSet {
+                for i in 0..<64 { held.append(try heap.allocate(byteCount: 16 + (i % 8) * 100)) }
+                for block in held { heap.deallocate(block) }
+                held.removeAll(keepingCapacity: true)
+            }
+        }) {
+            // The other thread's cache was written off, never handed out.
+            let code = child()
+            return code != 0 ? code : (heap.statistics().writtenOff > 0 ? 0 : 5)
+        }
+        #expect(outcome.hung == 0)
+        #expect(outcome.failed == 0)
+    }
+
     @Test("the blocks a thread that was not copied had cached are written off, never handed out")
     func writtenOff() throws {
         // One arena of 4096 blocks. A thread fills its cache with 100 blocks it gave back (and

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NUMA
 @testable import NUMAPool
 import Testing
@@ -48,6 +51,7 @@ struct SnapshotTests {
     final class Handoff: Sendable {
         private let blocks = Locked<[UInt]>([])
         func put(_ block: UnsafeMutableRawPointer) { blocks.withLock { $0.append(UInt(bitPattern: block)) } }
+        var count: Int { blocks.withLock { $0.count } }
         func take() -> [UnsafeMutableRawPointer] {
             blocks.withLock { blocks in
                 defer { blocks.removeAll(keepingCapacity: true) }
@@ -145,5 +149,46 @@ struct SnapshotTests {
         let end = pool.statistics()
         #expect(end.gets == end.puts)
         #expect(end.escaped > 0)
+    }
+
+    @Test("NUMAHeap: snapshots while threads allocate and free each other's blocks hold their invariants")
+    func heap() throws {
+        let heap = try NUMAHeap(capacityPerNode: 64 << 20, purger: false)
+        let handoff = Handoff()
+        var previous: HeapStatistics?
+        var problems: [String] = []
+        try Self.check(snapshots: 300, read: {
+            let stats = heap.statistics()
+            if stats.puts > stats.gets || stats.misses > stats.gets || stats.hits + stats.misses != stats.gets {
+                problems.append("gets \(stats.gets) puts \(stats.puts) hits \(stats.hits) misses \(stats.misses)")
+            }
+            for entry in stats.perClass where entry.puts > entry.gets || entry.misses > entry.gets {
+                problems.append("class \(entry.size): gets \(entry.gets) puts \(entry.puts) misses \(entry.misses)")
+            }
+            if let previous, stats.gets < previous.gets || stats.puts < previous.puts { problems.append("a counter went back") }
+            previous = stats
+            var pool = PoolStatistics()
+            pool.gets = stats.gets
+            pool.puts = stats.puts
+            pool.hits = stats.hits
+            pool.misses = stats.misses
+            return pool
+        }, workers: [
+            { stop in
+                var i = 0
+                while !stop.isSet {
+                    // At most 10,000 blocks in flight: the consumer keeps up.
+                    if handoff.count > 10_000 { sched_yield(); continue }
+                    handoff.put(try heap.allocate(byteCount: 16 + (i % 40) * 50))
+                    i += 1
+                }
+            },
+            { stop in
+                while !stop.isSet { for block in handoff.take() { heap.deallocate(block) } }
+                for block in handoff.take() { heap.deallocate(block) }
+            },
+        ])
+        for block in handoff.take() { heap.deallocate(block) }
+        #expect(problems.isEmpty, "\(problems.count) snapshots broke an invariant; first: \(problems.first ?? "")")
     }
 }

@@ -258,9 +258,10 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
             target = followThread(state)
         }
         guard let sizeClass else {
+            let run = try large(byteCount, from: target, state: state)
             classCache(state, 0).bump(.gets)
             classCache(state, 0).bumpReleasing(.misses)
-            return try large(byteCount, from: target, state: state)
+            return run
         }
         let cache = classCache(state, sizeClass)
         if node == nil && alignment <= 16 {
@@ -274,9 +275,9 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
                 if count == 0 && makeRoom(state) {
                     count = arenas[target].take(batch, of: sizeClass, marker: guards[sizeClass]!.marker, into: cache.stack)
                 }
-                cache.bumpReleasing(.misses)
                 if count > 0 {
                     cache.sharedCount = count - 1
+                    defer { cache.bumpReleasing(.misses) }  // after the get, as every miss is counted
                     return handOut(cache.stack[count - 1], cache)
                 }
                 return try fallback(sizeClass, from: target, cache: cache)
@@ -285,9 +286,9 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
             return handOut(cache.stack[count - 1], cache)
         }
         // An explicit node or a larger alignment: one block straight from the arena.
-        cache.bumpReleasing(.misses)
         var one = UnsafeMutableRawPointer(bitPattern: 16)!
         if arenas[target].take(1, of: sizeClass, marker: guards[sizeClass]!.marker, into: &one) == 1 {
+            defer { cache.bumpReleasing(.misses) }
             return handOut(one, cache)
         }
         return try fallback(sizeClass, from: target, cache: cache)
@@ -331,7 +332,10 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
             var one = UnsafeMutableRawPointer(bitPattern: 16)!
             for other in fallbackOrder[arena]
             where arenas[other].take(1, of: sizeClass, marker: guards[sizeClass]!.marker, into: &one) == 1 {
-                cache.bump(.fallbacks)
+                defer {
+                    cache.bump(.fallbacks)
+                    cache.bumpReleasing(.misses)
+                }
                 return handOut(one, cache)
             }
         }
