@@ -148,7 +148,7 @@ def churn_series():
     axis.set_xlabel("seconds")
     axis.set_ylabel("MiB")
     axis.set_title("membench churn: memory after the load drops")
-    axis.legend(fontsize=7)
+    axis.legend(fontsize=7, loc="lower left")
     save(figure, "churn.png")
 
 
