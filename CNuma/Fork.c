@@ -67,7 +67,7 @@ void CNuma_lock_destroy(CNuma_lock *lock) {
 
 const uint64_t CNuma_empty_state[CNUMA_EMPTY_STATE_WORDS] __attribute__((aligned(64))) = {0};
 
-uint8_t CNuma_heap_class_of[CNUMA_HEAP_CLASS_TABLE] = {0};
+uint16_t CNuma_heap_cache_offsets[CNUMA_HEAP_CLASS_TABLE] = {0};
 
 __thread CNuma_slot_table CNuma_slots __attribute__((tls_model("initial-exec"))) = {
     .active = { [0 ... CNUMA_SLOT_COUNT - 1] = (void *)CNuma_empty_state },

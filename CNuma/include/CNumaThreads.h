@@ -71,18 +71,19 @@ enum { CNUMA_EMPTY_STATE_WORDS = 3072 };
 /// Zero bytes, aligned to a cache line: the state of a slot that holds none. Read-only.
 extern const uint64_t CNuma_empty_state[CNUMA_EMPTY_STATE_WORDS] __attribute__((aligned(64)));
 
-/// Entries of `CNuma_heap_class_of`: one per 16 bytes of size, up to 64 KiB.
+/// Entries of `CNuma_heap_cache_offsets`: one per 16 bytes of size, up to 64 KiB.
 enum { CNUMA_HEAP_CLASS_TABLE = 4097 };
 
-/// The heap's size class for each size rounded up to 16 bytes (index: (size + 15) / 16), 0 for
-/// size 0. Written once, before the first heap is made, by `NUMAHeap`; read by its fast path.
-extern uint8_t CNuma_heap_class_of[CNUMA_HEAP_CLASS_TABLE];
+/// For each size rounded up to 16 bytes (index: (size + 15) / 16), the offset of its size
+/// class's cache in a thread's heap cache (class × 512), 0 for size 0. Written once, before the
+/// first heap is made, by `NUMAHeap`; read by its fast path.
+extern uint16_t CNuma_heap_cache_offsets[CNUMA_HEAP_CLASS_TABLE];
 
-/// `CNuma_heap_class_of[index]`, for Swift (which sees a C array as a tuple). Inline.
-static inline uint8_t CNuma_heap_class(uintptr_t index) { return CNuma_heap_class_of[index]; }
+/// `CNuma_heap_cache_offsets[index]`, for Swift (which sees a C array as a tuple). Inline.
+static inline uint16_t CNuma_heap_cache_offset(uintptr_t index) { return CNuma_heap_cache_offsets[index]; }
 
-/// Sets `CNuma_heap_class_of[index]`.
-static inline void CNuma_heap_class_set(uintptr_t index, uint8_t sizeClass) { CNuma_heap_class_of[index] = sizeClass; }
+/// Sets `CNuma_heap_cache_offsets[index]`.
+static inline void CNuma_heap_cache_offset_set(uintptr_t index, uint16_t offset) { CNuma_heap_cache_offsets[index] = offset; }
 
 /// The calling thread's active state in `slot` (never NULL): a relaxed atomic load, which on
 /// x86-64 is one %fs-relative `mov`. Inline.

@@ -8,8 +8,9 @@ import Glibc
 ///
 /// - A chunk serves one size class at a time: its blocks lie at multiples of the class's size
 ///   from the chunk's start. When a class takes a chunk, every block of it is marked free (the
-///   class's marker in its first word) and the class goes into `classOfChunk`, the byte per
-///   chunk that `deallocate` reads to find a block's size from its address.
+///   class's marker in its first word) and the class goes into `cacheOffsetOfChunk`, the
+///   word per chunk that `deallocate` reads to find a block's class (as the offset of the
+///   class's cache in a thread's heap cache: class × `NUMAHeap.classStride`) from its address.
 /// - Blocks given back wait in their chunk's free list (linked through each block's second
 ///   word); blocks never handed out are taken in address order (`carved`).
 /// - A chunk whose every block is back is free: it waits for reuse, and after the heap's decay
@@ -17,9 +18,9 @@ import Glibc
 ///   large run takes it again, its pages come back on this node, since the region is bound to it.
 /// - An allocation over `SizeClasses.largest` takes a run of whole chunks of its own.
 ///
-/// Everything but `classOfChunk` and the constants is guarded by one lock.
+/// Everything but `cacheOffsetOfChunk` and the constants is guarded by one lock.
 final class HeapArena: @unchecked Sendable {
-    // @unchecked: `classOfChunk` is written under the lock, before any block of the chunk is
+    // @unchecked: `cacheOffsetOfChunk` is written under the lock, before any block of the chunk is
     // handed out, and read without it only for blocks a caller was handed (so after that
     // write); the rest is immutable or behind `state`.
     static var chunkShift: Int { NUMAHeap.chunkShift }
@@ -30,7 +31,7 @@ final class HeapArena: @unchecked Sendable {
     let chunkCount: Int
     private let region: MemoryRegion
     /// The class of each chunk, 0 when it holds no class (free, or part of a large run).
-    let classOfChunk: UnsafeMutablePointer<UInt8>
+    let cacheOffsetOfChunk: UnsafeMutablePointer<UInt16>
     private let state: Locked<State>
 
     enum Kind: Equatable {
@@ -79,15 +80,22 @@ final class HeapArena: @unchecked Sendable {
                                   pages: .base, topology: topology)
         base = UInt(bitPattern: region.baseAddress)
         chunkCount = chunks
-        classOfChunk = .allocate(capacity: chunks)
-        classOfChunk.initialize(repeating: 0, count: chunks)
+        cacheOffsetOfChunk = .allocate(capacity: chunks)
+        cacheOffsetOfChunk.initialize(repeating: 0, count: chunks)
         var counters = HeapNodeStatistics()
         counters.bytesInUseByClass = [Int](repeating: 0, count: SizeClasses.count + 1)
         state = Locked(State(chunks: [Chunk](repeating: Chunk(), count: chunks),
                              available: [[Int]](repeating: [], count: SizeClasses.count + 1), counters: counters))
     }
 
-    deinit { classOfChunk.deallocate() }
+    deinit { cacheOffsetOfChunk.deallocate() }
+
+    /// The class of chunk `index`, 0 for none.
+    func sizeClass(ofChunk index: Int) -> Int { Int(cacheOffsetOfChunk[index]) / NUMAHeap.classStride }
+
+    private func setClass(_ sizeClass: Int, ofChunk index: Int) {
+        cacheOffsetOfChunk[index] = UInt16(sizeClass * NUMAHeap.classStride)
+    }
 
     var capacity: Int { chunkCount << Self.chunkShift }
 
@@ -133,10 +141,10 @@ final class HeapArena: @unchecked Sendable {
     /// Gives a chunk back to the free chunks.
     private func freeChunk(_ state: inout State, _ index: Int, now: ContinuousClock.Instant) {
         if state.chunks[index].purged != 0, case .small = state.chunks[index].kind {
-            let size = SizeClasses.sizes[Int(classOfChunk[index])]
+            let size = SizeClasses.sizes[sizeClass(ofChunk: index)]
             state.counters.bytesReturned -= state.chunks[index].purged.nonzeroBitCount * Self.innerPages(size: size)
         }
-        classOfChunk[index] = 0
+        setClass(0, ofChunk: index)
         state.chunks[index] = Chunk(kind: .free(since: now, returned: false))
         state.freeChunks.append(index)
     }
@@ -167,7 +175,7 @@ final class HeapArena: @unchecked Sendable {
                         UnsafeMutableRawPointer(bitPattern: start + UInt(block * size))!.storeBytes(of: marker, as: UInt64.self)
                         block += 1
                     }
-                    classOfChunk[index] = UInt8(sizeClass)
+                    setClass(sizeClass, ofChunk: index)
                 }
                 var chunk = state.chunks[index]
                 let before = taken
@@ -214,7 +222,7 @@ final class HeapArena: @unchecked Sendable {
                 let block = blocks[i]
                 i += 1
                 let index = chunkIndex(UInt(bitPattern: block))
-                let sizeClass = Int(classOfChunk[index])
+                let sizeClass = sizeClass(ofChunk: index)
                 let size = SizeClasses.sizes[sizeClass]
                 state.counters.bytesOut -= size
                 state.counters.bytesInUseByClass[sizeClass] -= size
@@ -318,7 +326,7 @@ final class HeapArena: @unchecked Sendable {
             for index in 0..<state.frontier {
                 guard case .small = state.chunks[index].kind, let since = state.chunks[index].dirtySince else { continue }
                 if let decay, now - since < decay { continue }
-                let size = SizeClasses.sizes[Int(classOfChunk[index])]
+                let size = SizeClasses.sizes[sizeClass(ofChunk: index)]
                 let inner = Self.innerPages(size: size)
                 var chunk = state.chunks[index]
                 var block = chunk.freeHead
@@ -362,7 +370,7 @@ final class HeapArena: @unchecked Sendable {
                 let chunk = state.chunks[index]
                 switch chunk.kind {
                 case .small:
-                    let size = SizeClasses.sizes[Int(classOfChunk[index])]
+                    let size = SizeClasses.sizes[sizeClass(ofChunk: index)]
                     free += (chunk.freeCount + Self.chunkBytes / size - chunk.carved) * size
                         - chunk.purged.nonzeroBitCount * Self.innerPages(size: size)
                 case .free(_, false): free += Self.chunkBytes

@@ -175,7 +175,7 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
             registry.insert(cache, group: sizeClass)
         }
         let header = (state + NUMAHeap.headerOffset).bindMemory(to: HeapHeader.self, capacity: 1)
-        header.initialize(to: HeapHeader(base: 0, chunks: 0, classOfChunk: arenas[0].classOfChunk, arena: -1,
+        header.initialize(to: HeapHeader(base: 0, chunks: 0, cacheOffsetOfChunk: arenas[0].cacheOffsetOfChunk, arena: -1,
                                          epoch: epoch.load(ordering: .acquiring), tick: tick.load(ordering: .relaxed)))
         let homes = state + NUMAHeap.classStride * (SizeClasses.count + 1)
         homes.bindMemory(to: Int.self, capacity: arenas.count)
@@ -189,7 +189,7 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
     private func bind(_ state: UnsafeMutableRawPointer, to arena: Int) {
         header(state).pointee.arena = arena
         header(state).pointee.base = arenas[arena].base
-        header(state).pointee.classOfChunk = arenas[arena].classOfChunk
+        header(state).pointee.cacheOffsetOfChunk = arenas[arena].cacheOffsetOfChunk
         header(state).pointee.chunks = UInt(arenas[arena].chunkCount)
     }
 
@@ -349,7 +349,7 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
         let address = UInt(bitPattern: block)
         guard let arena = arena(of: address) else { corruption(name, block, "is not memory of this heap") }
         let chunk = arenas[arena].chunkIndex(address)
-        let sizeClass = Int(arenas[arena].classOfChunk[chunk])
+        let sizeClass = arenas[arena].sizeClass(ofChunk: chunk)
         if sizeClass == 0 {
             switch arenas[arena].lookupLarge(address) {
             case .run: return (arena, 0)

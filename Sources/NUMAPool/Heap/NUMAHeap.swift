@@ -103,14 +103,14 @@ public final class NUMAHeap: @unchecked Sendable {
     public static var classSizes: [Int] { Array(SizeClasses.sizes.dropFirst()) }
 
     /// Memory for `byteCount` bytes, aligned to 16, from the arena of the node the calling
-    /// thread runs on. The fast path, inlined into the caller: the size's class from a table,
+    /// thread runs on. The fast path, inlined into the caller: the size's class (as its cache's offset) from a table,
     /// a pop from the thread's cache of that class, the free marker cleared, a counter.
     @inlinable @inline(__always)
     public func allocate(byteCount: Int) throws(PoolError) -> UnsafeMutableRawPointer {
         let state = CNuma_slot(slot)
         let index = UInt(bitPattern: byteCount &+ 15) &>> 4
         if _fastPath(index < UInt(CNUMA_HEAP_CLASS_TABLE)) {
-            let cache = ThreadCache(state + Int(CNuma_heap_class(index)) &* Self.classStride)
+            let cache = ThreadCache(state + Int(CNuma_heap_cache_offset(index)))
             let (top, empty) = UInt(bitPattern: cache.sharedCount).subtractingReportingOverflow(1)
             if _fastPath(!empty) {
                 cache.sharedCount = Int(bitPattern: top)
@@ -151,7 +151,7 @@ public final class NUMAHeap: @unchecked Sendable {
         let offset = UInt(bitPattern: block) &- header.pointee.base
         let chunk = offset &>> UInt(Self.chunkShift)
         if _fastPath(chunk < header.pointee.chunks) {
-            let cache = ThreadCache(state + Int(header.pointee.classOfChunk[Int(bitPattern: chunk)]) &* Self.classStride)
+            let cache = ThreadCache(state + Int(header.pointee.cacheOffsetOfChunk[Int(bitPattern: chunk)]))
             let head = cache.head
             let marker = head.pointee.marker
             let index = BlockGuard.index(of: offset & (1 &<< UInt(Self.chunkShift) &- 1), base: 0, inverse: head.pointee.inverse, shift: marker)
@@ -194,7 +194,7 @@ public final class NUMAHeap: @unchecked Sendable {
 struct HeapHeader {
     @usableFromInline var base: UInt
     @usableFromInline var chunks: UInt
-    @usableFromInline var classOfChunk: UnsafeMutablePointer<UInt8>
+    @usableFromInline var cacheOffsetOfChunk: UnsafeMutablePointer<UInt16>
     /// The arena index, or -1 before the cache has one.
     @usableFromInline var arena: Int
     /// The heap's flush epoch the cache last honoured.

@@ -24,16 +24,17 @@ enum SizeClasses {
     /// Classes 1 to `count`.
     static var count: Int { sizes.count - 1 }
 
-    /// Fills `CNuma_heap_class_of`, the fast path's table, once.
+    /// Fills `CNuma_heap_cache_offsets`, the fast path's table, once: for each size, its class's
+    /// cache offset in a thread's heap cache (class × `NUMAHeap.classStride`).
     static let tableFilled: Void = {
         var index = 0
         for c in 1...count {
             while index * 16 <= sizes[c] && index < Int(CNUMA_HEAP_CLASS_TABLE) {
-                CNuma_heap_class_set(UInt(index), UInt8(c))
+                CNuma_heap_cache_offset_set(UInt(index), UInt16(c * NUMAHeap.classStride))
                 index += 1
             }
         }
-        CNuma_heap_class_set(0, 0)
+        CNuma_heap_cache_offset_set(0, 0)
     }()
 
     /// The smallest class that holds `size` bytes aligned to `alignment` (a power of two, at
