@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 _Static_assert(sizeof(cpu_set_t) % sizeof(uint64_t) == 0, "cpu_set_t is a whole number of words");
@@ -46,6 +47,18 @@ int CNuma_node_configured(int node) {
 int CNuma_getcpu(unsigned int *cpu, unsigned int *node) { return getcpu(cpu, node); }
 
 int CNuma_getrusage_thread(struct rusage *usage) { return getrusage(RUSAGE_THREAD, usage); }
+
+int CNuma_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
+
+int CNuma_map_file_fixed(void *address, size_t length, int fd, long offset) {
+    void *mapped = mmap(address, length, PROT_READ, MAP_SHARED | MAP_FIXED, fd, offset);
+    return mapped == MAP_FAILED ? errno : 0;
+}
+
+int CNuma_map_anonymous_fixed(void *address, size_t length) {
+    void *mapped = mmap(address, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    return mapped == MAP_FAILED ? errno : 0;
+}
 
 int CNuma_getaffinity(uint64_t *words, size_t nwords) {
     memset(words, 0, nwords * sizeof(uint64_t));

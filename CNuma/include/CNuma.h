@@ -38,6 +38,18 @@ int CNuma_setaffinity(const uint64_t *words, size_t nwords);
 /// thread's own usage. Returns 0 or -1 with errno.
 int CNuma_getrusage_thread(struct rusage *usage);
 
+/// memfd_create(2) with MFD_CLOEXEC: an anonymous file, for pages the heap maps in place of
+/// memory it gave back. Returns the descriptor, or -1 with errno set.
+int CNuma_memfd(const char *name);
+
+/// mmap(2) of `length` bytes of `fd` from `offset`, read-only and shared, over
+/// `[address, address + length)` (MAP_FIXED). Returns 0 or an errno value.
+int CNuma_map_file_fixed(void *address, size_t length, int fd, long offset);
+
+/// mmap(2) of fresh anonymous memory, readable and writable, private, over
+/// `[address, address + length)` (MAP_FIXED). Returns 0 or an errno value.
+int CNuma_map_anonymous_fixed(void *address, size_t length);
+
 /// Whether libnuma lists `node` as configured (a bit of its global `numa_nodes_ptr`, which
 /// strict concurrency keeps Swift from reading directly).
 int CNuma_node_configured(int node);

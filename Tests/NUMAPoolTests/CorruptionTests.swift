@@ -274,6 +274,32 @@ struct HeapCorruptionTests {
         CorruptionTests.expectStop(result, reason: "double free")
     }
 
+    @Test("heap: a block given back twice after trim() gave its page back")
+    func doubleFreeAfterTrim() async {
+        let result = await #expect(processExitsWith: .failure, observing: CorruptionTests.observed) {
+            let heap = try NUMAHeap(capacityPerNode: 4 << 20, purger: false, name: "pool under test")
+            // 1024-byte blocks, four a page: the first and the last stay, so the chunk stays.
+            let blocks = try (0..<200).map { _ in try heap.allocate(byteCount: 1000) }
+            for block in blocks.dropFirst().dropLast() { heap.deallocate(block) }
+            heap.trim()
+            let freed = blocks[100]
+            show(freed)
+            heap.deallocate(freed)
+        }
+        CorruptionTests.expectStop(result, reason: "double free")
+    }
+
+    @Test("heap: a write to a block given back, after trim() gave its page back, stops the program")
+    func writeAfterTrim() async {
+        await #expect(processExitsWith: .failure) {
+            let heap = try NUMAHeap(capacityPerNode: 4 << 20, purger: false, name: "pool under test")
+            let blocks = try (0..<200).map { _ in try heap.allocate(byteCount: 1000) }
+            for block in blocks.dropFirst().dropLast() { heap.deallocate(block) }
+            heap.trim()
+            blocks[100].storeBytes(of: 1, as: UInt64.self)
+        }
+    }
+
     @Test("heap: a pointer into a live block")
     func interior() async {
         let result = await #expect(processExitsWith: .failure, observing: CorruptionTests.observed) {

@@ -203,6 +203,33 @@ struct HeapReleaseTests {
         for block in more + kept { heap.deallocate(block) }
     }
 
+    @Test("trim() with live small blocks scattered over every chunk gives back the pages between them")
+    func pagesBetweenLiveBlocks() throws {
+        let heap = try NUMAHeap(capacityPerNode: 64 << 20, purger: false)
+        // 1000-byte requests take the 1024-byte class: four blocks a page. One block in 40 stays.
+        let kept = try Self.churn(heap, count: 20_000, size: 1000, keep: 40)
+        for (i, block) in kept.enumerated() { block.storeBytes(of: UInt64(i), toByteOffset: 16, as: UInt64.self) }
+        let before = heap.statistics().bytesResident
+        heap.trim()
+        let after = heap.statistics()
+        #expect(before >= 19 << 20, "resident before: \(before)")
+        #expect(after.bytesResident <= before / 3, "resident after trim: \(after.bytesResident) of \(before)")
+        #expect(after.perNode.values.reduce(0) { $0 + $1.bytesReturned } >= 10 << 20)
+        for (i, block) in kept.enumerated() {
+            #expect(block.load(fromByteOffset: 16, as: UInt64.self) == UInt64(i))
+        }
+        // The blocks behind the given-back pages come back, writable, each once.
+        var again: [UnsafeMutableRawPointer] = []
+        for _ in 0..<20_000 {
+            let block = try heap.allocate(byteCount: 1000)
+            block.initializeMemory(as: UInt8.self, repeating: 9, count: 1000)
+            again.append(block)
+        }
+        #expect(Set(again).count == again.count && Set(again).isDisjoint(with: kept))
+        for block in again + kept { heap.deallocate(block) }
+        #expect(heap.statistics().bytesInUse == 0)
+    }
+
     @Test("decay: with no call at all, the purger gives free chunks back after the decay time")
     func decayWhileIdle() throws {
         let heap = try NUMAHeap(capacityPerNode: 64 << 20, decay: .milliseconds(200))

@@ -1,3 +1,4 @@
+import CNuma
 import NUMA
 #if canImport(Glibc)
 import Glibc
@@ -60,6 +61,12 @@ final class HeapArena: @unchecked Sendable {
         /// For classes of two pages or more (at most 32 blocks a chunk): the free blocks whose
         /// pages after the first went back to the kernel.
         var purged: UInt64 = 0
+        /// For smaller classes: the chunk's pages (64 of 4 KiB) that hold only free blocks and
+        /// went back to the kernel, `MarkerPages` mapped in their place. The blocks that touch
+        /// them are free and in no list; they come back when the chunk runs out of others.
+        var markerPages: UInt64 = 0
+        /// Mappings of marker pages in the chunk.
+        var markerMaps = 0
     }
 
     struct State {
@@ -71,7 +78,12 @@ final class HeapArena: @unchecked Sendable {
         /// By class, chunks with blocks to give (free-listed or not yet carved).
         var available: [[Int]]
         var counters: HeapNodeStatistics
+        /// Mappings of marker pages in the arena, at most `markerMapLimit` (each splits the
+        /// region's mapping, of which a process may have 65,530).
+        var markerMaps = 0
     }
+
+    static let markerMapLimit = 4096
 
     init(node: Int, capacity: Int, strict: Bool, topology: Topology) throws(NUMAError) {
         self.node = node
@@ -140,6 +152,16 @@ final class HeapArena: @unchecked Sendable {
 
     /// Gives a chunk back to the free chunks.
     private func freeChunk(_ state: inout State, _ index: Int, now: ContinuousClock.Instant) {
+        if state.chunks[index].markerPages != 0 {
+            // Memory again in place of the marker pages, to be given back with the chunk.
+            let pages = state.chunks[index].markerPages
+            if restore(pages: pages, ofChunk: index) {
+                state.counters.bytesReturned -= pages.nonzeroBitCount * PagePlacement.basePageSize
+                state.markerMaps -= state.chunks[index].markerMaps
+                state.chunks[index].markerPages = 0
+                state.chunks[index].markerMaps = 0
+            }
+        }
         if state.chunks[index].purged != 0, case .small = state.chunks[index].kind {
             let size = SizeClasses.sizes[sizeClass(ofChunk: index)]
             state.counters.bytesReturned -= state.chunks[index].purged.nonzeroBitCount * Self.innerPages(size: size)
@@ -199,6 +221,12 @@ final class HeapArena: @unchecked Sendable {
                     taken += 1
                 }
                 chunk.used += taken - before
+                if taken < count && chunk.markerPages != 0 {
+                    // The blocks behind marker pages come back: memory again, marked, listed.
+                    state.chunks[index] = chunk
+                    bringBack(&state, index, size: size, marker: marker)
+                    continue
+                }
                 if chunk.freeCount == 0 && chunk.carved == perChunk {
                     chunk.listed = false
                     state.available[sizeClass].removeLast()
@@ -239,7 +267,7 @@ final class HeapArena: @unchecked Sendable {
                 block.storeBytes(of: chunk.freeHead, toByteOffset: 8, as: UInt.self)
                 chunk.freeHead = UInt(bitPattern: block)
                 chunk.freeCount += 1
-                if chunk.dirtySince == nil && Self.innerPages(size: size) > 0 { chunk.dirtySince = now }
+                if chunk.dirtySince == nil { chunk.dirtySince = now }
                 if !chunk.listed {
                     chunk.listed = true
                     state.available[sizeClass].append(index)
@@ -315,11 +343,127 @@ final class HeapArena: @unchecked Sendable {
         return size >= 2 * page && size % page == 0 ? size - page : 0
     }
 
+    /// Maps fresh memory over `pages` of chunk `index` (in place of marker pages), under the
+    /// region's policy. False if the system refused (the pages stay as they are).
+    private func restore(pages: UInt64, ofChunk index: Int) -> Bool {
+        let page = PagePlacement.basePageSize
+        for run in Self.runs(pages) {
+            let address = UnsafeMutableRawPointer(bitPattern: chunkStart(index) + UInt(run.lowerBound * page))!
+            guard CNuma_map_anonymous_fixed(address, run.count * page) == 0 else { return false }
+            madvise(address, run.count * page, MADV_NOHUGEPAGE)
+            try? region.policy?.apply(to: address, length: run.count * page)
+        }
+        return true
+    }
+
+    /// The runs of set bits of `pages`, as page ranges.
+    static func runs(_ pages: UInt64) -> [Range<Int>] {
+        var runs: [Range<Int>] = []
+        var page = 0
+        while page < 64 {
+            guard pages & (1 << UInt64(page)) != 0 else {
+                page += 1
+                continue
+            }
+            let start = page
+            while page < 64 && pages & (1 << UInt64(page)) != 0 { page += 1 }
+            runs.append(start..<page)
+        }
+        return runs
+    }
+
+    /// The pages of chunk `index` that the block at `offset` of `size` bytes touches.
+    private static func pages(ofBlockAt offset: Int, size: Int) -> UInt64 {
+        let page = PagePlacement.basePageSize
+        let first = offset / page, last = (offset + size - 1) / page
+        return (last - first == 63 ? ~0 : (UInt64(1) << UInt64(last - first + 1)) - 1) << UInt64(first)
+    }
+
+    /// Brings back the blocks behind chunk `index`'s marker pages: fresh memory over them,
+    /// each block marked free and listed.
+    private func bringBack(_ state: inout State, _ index: Int, size: Int, marker: UInt64) {
+        var chunk = state.chunks[index]
+        let pages = chunk.markerPages
+        guard restore(pages: pages, ofChunk: index) else {
+            // Not even fresh memory: the blocks stay away; the chunk has nothing more to give.
+            chunk.markerPages = 0
+            state.chunks[index] = chunk
+            return
+        }
+        let start = chunkStart(index)
+        for block in 0..<(Self.chunkBytes / size) where Self.pages(ofBlockAt: block * size, size: size) & pages != 0 {
+            let address = UnsafeMutableRawPointer(bitPattern: start + UInt(block * size))!
+            address.storeBytes(of: marker, as: UInt64.self)
+            address.storeBytes(of: chunk.freeHead, toByteOffset: 8, as: UInt.self)
+            chunk.freeHead = UInt(bitPattern: address)
+            chunk.freeCount += 1
+        }
+        state.counters.bytesReturned -= pages.nonzeroBitCount * PagePlacement.basePageSize
+        state.markerMaps -= chunk.markerMaps
+        chunk.markerPages = 0
+        chunk.markerMaps = 0
+        state.chunks[index] = chunk
+    }
+
+    /// Gives back the pages of chunk `index` (of a class under two pages) that hold only free
+    /// blocks, mapping `markers`' pages in their place; its free list keeps the free blocks
+    /// that touch no such page. Returns the bytes given back.
+    private func releasePages(_ state: inout State, _ index: Int, size: Int, markers: MarkerPages, marker: UInt64) -> Int {
+        var chunk = state.chunks[index]
+        let perChunk = Self.chunkBytes / size
+        guard let offset = markers.offset(of: sizeClass(ofChunk: index), marker: marker) else { return 0 }
+        var free = [Bool](repeating: false, count: perChunk)
+        var block = chunk.freeHead
+        while block != 0 {
+            free[Int((block - chunkStart(index)) / UInt(size))] = true
+            block = UnsafeRawPointer(bitPattern: block)!.load(fromByteOffset: 8, as: UInt.self)
+        }
+        for i in chunk.carved..<perChunk { free[i] = true }
+        var busy: UInt64 = 0
+        for i in 0..<perChunk where !free[i] { busy |= Self.pages(ofBlockAt: i * size, size: size) }
+        let candidates = ~busy & ~chunk.markerPages
+        guard candidates != 0 else { return 0 }
+        let page = PagePlacement.basePageSize
+        var mapped: UInt64 = 0
+        for run in Self.runs(candidates) {
+            guard state.markerMaps < Self.markerMapLimit else { break }
+            var first = run.lowerBound
+            while first < run.upperBound && state.markerMaps < Self.markerMapLimit {
+                let count = min(MarkerPages.pagesPerClass, run.upperBound - first)
+                let address = UnsafeMutableRawPointer(bitPattern: chunkStart(index) + UInt(first * page))!
+                guard CNuma_map_file_fixed(address, count * page, markers.fd, offset) == 0 else { break }
+                mapped |= ((count == 64 ? ~0 : (UInt64(1) << UInt64(count)) - 1) << UInt64(first))
+                state.markerMaps += 1
+                chunk.markerMaps += 1
+                first += count
+            }
+        }
+        guard mapped != 0 else { return 0 }
+        chunk.markerPages |= mapped
+        // The free list keeps the free blocks clear of marker pages (those stay where they are).
+        chunk.freeHead = 0
+        chunk.freeCount = 0
+        for i in stride(from: perChunk - 1, through: 0, by: -1)
+        where free[i] && Self.pages(ofBlockAt: i * size, size: size) & chunk.markerPages == 0 {
+            let address = UnsafeMutableRawPointer(bitPattern: chunkStart(index) + UInt(i * size))!
+            if i >= chunk.carved { address.storeBytes(of: marker, as: UInt64.self) }
+            address.storeBytes(of: chunk.freeHead, toByteOffset: 8, as: UInt.self)
+            chunk.freeHead = UInt(bitPattern: address)
+            chunk.freeCount += 1
+        }
+        chunk.carved = perChunk
+        state.chunks[index] = chunk
+        let bytes = mapped.nonzeroBitCount * page
+        return bytes
+    }
+
     /// Gives the pages of every free chunk that has been free for `decay` (all of them for
-    /// nil) back to the kernel, and the pages after the first of free blocks of two pages or
-    /// more that waited as long. Returns the bytes given back.
+    /// nil) back to the kernel; and, in chunks with free blocks that waited as long, the pages
+    /// after the first of free blocks of two pages or more, and the pages of smaller classes
+    /// that hold only free blocks (`MarkerPages` mapped in their place, when `markers` is
+    /// given). Returns the bytes given back.
     @discardableResult
-    func release(freeFor decay: Duration?) -> Int {
+    func release(freeFor decay: Duration?, markers: MarkerPages? = nil, marker: (Int) -> UInt64 = { _ in 0 }) -> Int {
         let now = ContinuousClock.now
         return state.withLock { state in
             var released = 0
@@ -328,6 +472,14 @@ final class HeapArena: @unchecked Sendable {
                 if let decay, now - since < decay { continue }
                 let size = SizeClasses.sizes[sizeClass(ofChunk: index)]
                 let inner = Self.innerPages(size: size)
+                if inner == 0 {
+                    if let markers {
+                        released += releasePages(&state, index, size: size, markers: markers,
+                                                 marker: marker(sizeClass(ofChunk: index)))
+                    }
+                    state.chunks[index].dirtySince = nil
+                    continue
+                }
                 var chunk = state.chunks[index]
                 var block = chunk.freeHead
                 while block != 0 {
@@ -363,7 +515,7 @@ final class HeapArena: @unchecked Sendable {
     /// This node's figures: what the arena counts, free bytes in its chunks, and the resident
     /// bytes of its region (mincore(2)).
     func snapshot() -> HeapNodeStatistics {
-        var counters = state.withLock { state in
+        let counters = state.withLock { state in
             var counters = state.counters
             var free = 0
             for index in 0..<state.frontier {
@@ -379,18 +531,26 @@ final class HeapArena: @unchecked Sendable {
             }
             counters.bytesFree = free
             counters.frontierBytes = state.frontier << Self.chunkShift
+            // Marker pages are the file's, resident once for every mapping: not this arena's.
+            counters.bytesResident = residentBytes(length: counters.frontierBytes) { index in state.chunks[index].markerPages }
             return counters
         }
-        counters.bytesResident = residentBytes(length: counters.frontierBytes)
         return counters
     }
 
-    /// Resident bytes of the region's first `length` bytes (mincore(2)).
-    private func residentBytes(length: Int) -> Int {
+    /// Resident bytes of the region's first `length` bytes (mincore(2)), leaving out each
+    /// chunk's pages in `excluded`.
+    private func residentBytes(length: Int, excluded: (Int) -> UInt64) -> Int {
         guard length > 0 else { return 0 }
         let page = PagePlacement.basePageSize
         var vector = [UInt8](repeating: 0, count: (length + page - 1) / page)
         guard mincore(region.baseAddress, length, &vector) == 0 else { return 0 }
-        return vector.reduce(0) { $0 + Int($1 & 1) } * page
+        let pagesPerChunk = Self.chunkBytes / page
+        var resident = 0
+        for (index, value) in vector.enumerated() where value & 1 != 0 {
+            let chunk = index / pagesPerChunk
+            if excluded(chunk) & (1 << UInt64(index % pagesPerChunk)) == 0 { resident += 1 }
+        }
+        return resident * page
     }
 }

@@ -42,6 +42,9 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
     /// only, never the arena's. The blocks stay taken from the arena's view until a trim or a
     /// purger period in which nobody touched them gives them back.
     private let transfers: [[Locked<Transfer>]]
+    /// Pages of markers mapped in place of free pages of small classes; nil when the system
+    /// gives no anonymous file.
+    private let markerPages: MarkerPages?
 
     struct Transfer {
         var blocks: [UnsafeMutableRawPointer] = []
@@ -92,6 +95,7 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
         }
         guards = SizeClasses.sizes.enumerated().map { c, size in c == 0 ? nil : BlockGuard(blockSize: size) }
         transfers = arenas.map { _ in SizeClasses.sizes.map { _ in Locked(Transfer()) } }
+        markerPages = MarkerPages()
         let arenaNodes = arenas.map(\.node)
         func nearest(to node: Int) -> [Int] {
             topology.fallbackOrder(arenaNodes, from: node).compactMap { arenaNodes.firstIndex(of: $0) }
@@ -489,7 +493,7 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
         }
         reclaimParked(idleOnly: false)
         drainTransfers(idleOnly: false)
-        for arena in arenas { arena.release(freeFor: nil) }
+        for arena in arenas { arena.release(freeFor: nil, markers: markerPages, marker: { self.guards[$0]!.marker }) }
         counters.withLock { $0.trims += 1 }
     }
 
@@ -502,7 +506,7 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
         ThreadSlots.deactivateOthers(slot)
         reclaimParked(idleOnly: true)
         drainTransfers(idleOnly: true)
-        for arena in arenas { arena.release(freeFor: decay) }
+        for arena in arenas { arena.release(freeFor: decay, markers: markerPages, marker: { self.guards[$0]!.marker }) }
     }
 
     /// Flushes the caches of other threads that are parked now (`ThreadSlots.reclaimParked`);
