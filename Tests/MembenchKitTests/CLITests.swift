@@ -374,6 +374,9 @@ struct ChurnCLITests {
         #expect(try #require(Int(idle["rss_bytes"] ?? "")) < (try #require(Int(grown["rss_bytes"] ?? ""))))
         let back = try #require(rows.last { $0["phase"] == "back" })
         #expect(try #require(Int(back["held_bytes"] ?? "")) >= 32 << 20)
+        // The purger ran and its CPU time is counted.
+        #expect(try #require(Double(back["purger_cpu_s"] ?? "")) > 0)
+        #expect(output.stdout.contains("purger thread used"))
     }
 
     @Test("churn watches malloc and the local pool too")

@@ -55,6 +55,8 @@ public struct ChurnSample: Sendable {
     public var rssBytes: Int
     /// Bytes the threads hold by their own count.
     public var heldBytes: Int
+    /// CPU seconds the heap's purger thread has used so far (the heap only).
+    public var purgerSeconds: Double?
     public var nodes: [ChurnNodeSample]
 }
 
@@ -205,6 +207,7 @@ public enum Churn {
                 elapsed = (ContinuousClock.now - began).inSeconds
                 let sample = ChurnSample(seconds: elapsed, phase: phase, rssBytes: residentBytes(),
                                          heldBytes: control.held.load(ordering: .relaxed),
+                                         purgerSeconds: subject.heap?.statistics().purgerCPUSeconds,
                                          nodes: subject.nodes(topology: topology))
                 samples.append(sample)
                 progress(sample)

@@ -19,6 +19,9 @@ extension Churn {
         if let idle = samples.last(where: { $0.phase == .idle }) {
             text += "End of the idle phase: resident \(mib(idle.rssBytes)) MiB while the threads hold \(mib(idle.heldBytes)) MiB.\n"
         }
+        if let last = samples.last, let seconds = last.purgerSeconds {
+            text += "The heap's purger thread used \(Format.fixed(seconds * 1000, 1)) ms of CPU time in \(Format.fixed(last.seconds, 1)) s.\n"
+        }
         return text
     }
 
@@ -45,6 +48,7 @@ extension Churn {
                     ("resident_bytes", .int(node.resident)),
                     ("held_bytes", .int(sample.heldBytes)),
                     ("rss_bytes", .int(sample.rssBytes)),
+                    ("purger_cpu_s", sample.purgerSeconds.map { .double($0) } ?? .null),
                 ]
                 return Record(fields + Record.environmentFields(environment))
             }
