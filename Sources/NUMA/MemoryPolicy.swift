@@ -64,10 +64,12 @@ public enum MemoryPolicy: Hashable, Sendable, CustomStringConvertible {
 
     /// Applies the policy to a page-aligned address range (mbind(2)). With `move`, pages
     /// already placed elsewhere are migrated (`MPOL_MF_MOVE`); with `strict`, pages that do not
-    /// follow the policy fail the call (`MPOL_MF_STRICT`).
+    /// follow the policy fail the call (`MPOL_MF_STRICT`). The nodes are checked against
+    /// `topology` (a caller that holds a lock passes the topology it read before, since
+    /// `Topology.current` takes a lock of its own).
     public func apply(to address: UnsafeMutableRawPointer, length: Int, move: Bool = false,
-                      strict: Bool = false) throws(NUMAError) {
-        try validate(operation: "mbind")
+                      strict: Bool = false, topology: Topology = .current) throws(NUMAError) {
+        try validate(in: topology, operation: "mbind")
         var words = nodes.words
         if words.isEmpty { words = [0] }
         let flags = UInt32((move ? MPOL_MF_MOVE : 0) | (strict ? MPOL_MF_STRICT : 0))

@@ -31,6 +31,9 @@ final class HeapArena: @unchecked Sendable {
     let base: UInt
     let chunkCount: Int
     private let region: MemoryRegion
+    /// The topology the arena was made with: the memory policy is applied again under the
+    /// arena's lock, where `Topology.current`, which takes a lock made earlier, must not be read.
+    private let topology: Topology
     /// The class of each chunk, 0 when it holds no class (free, or part of a large run).
     let cacheOffsetOfChunk: UnsafeMutablePointer<UInt16>
     private let state: Locked<State>
@@ -87,6 +90,7 @@ final class HeapArena: @unchecked Sendable {
 
     init(node: Int, capacity: Int, strict: Bool, topology: Topology) throws(NUMAError) {
         self.node = node
+        self.topology = topology
         let chunks = max(1, capacity >> Self.chunkShift)
         region = try MemoryRegion(size: chunks << Self.chunkShift, policy: strict ? .bind([node]) : .preferred(node),
                                   pages: .base, topology: topology)
@@ -351,7 +355,7 @@ final class HeapArena: @unchecked Sendable {
             let address = UnsafeMutableRawPointer(bitPattern: chunkStart(index) + UInt(run.lowerBound * page))!
             guard CNuma_map_anonymous_fixed(address, run.count * page) == 0 else { return false }
             madvise(address, run.count * page, MADV_NOHUGEPAGE)
-            try? region.policy?.apply(to: address, length: run.count * page)
+            try? region.policy?.apply(to: address, length: run.count * page, topology: topology)
         }
         return true
     }
