@@ -10,7 +10,7 @@ import NUMA
 ///   its fallback order (`Topology.fallbackOrder`: fastest memory tier first, then nearest).
 /// - The thread's cache (`ThreadCache`) holds blocks of one arena only. A block freed by a thread whose cache
 ///   belongs to another node goes home to its own arena, found from its address, in batches of
-///   `homeBatch`; it never enters that thread's cache.
+///   32 (`HomeBatches`); it never enters that thread's cache.
 /// - A thread that moves to another node is noticed when its cache next refills from an arena
 ///   or is given a block of another arena, and at once when it moves itself through
 ///   `ThreadAffinity` or `PinnedThread`; its cache then goes back to the old arena before it

@@ -14,8 +14,6 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
     let name: String
     let blockSize: Int
     let cacheCapacity: Int
-    /// Blocks of another arena a cache collects before it sends them home.
-    let homeBatch = 32
     /// Blocks a refill moves from the arena into a cache.
     let refillBatch: Int
     let strict: Bool
@@ -23,10 +21,8 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
     let blockGuard: BlockGuard
     /// This pool's entry in the slot tables.
     var slot = 0
-    /// The arena index for each CPU id: its node's, or the first in fallback order.
-    let arenaOfCPU: [Int]
-    /// For each arena, the other arenas in fallback order (`Topology.fallbackOrder`).
-    let fallbackOrder: [[Int]]
+    /// Which arena serves a thread, and the fallback order of each.
+    let routing: ArenaRouting
     /// The thread caches (`ThreadCache`), made before the arenas' locks: it is taken first
     /// where both are held.
     private let registry = CacheRegistry()
@@ -52,12 +48,7 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
             }
         }
         self.arenas = arenas
-        let arenaNodes = arenas.map(\.node)
-        func nearest(to node: Int) -> [Int] {
-            topology.fallbackOrder(arenaNodes, from: node).compactMap { arenaNodes.firstIndex(of: $0) }
-        }
-        arenaOfCPU = topology.cpuToNode.map { node in node < 0 ? 0 : nearest(to: node).first ?? 0 }
-        fallbackOrder = arenas.map { arena in nearest(to: arena.node).filter { arenas[$0].node != arena.node } }
+        routing = ArenaRouting(arenaNodes: arenas.map(\.node), topology: topology)
     }
 
     deinit {
@@ -69,10 +60,7 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
     // MARK: Finding arenas
 
     /// The arena of the node the calling thread runs on.
-    func currentArena() -> Int {
-        let cpu = Topology.currentCPU().cpu
-        return cpu >= 0 && cpu < arenaOfCPU.count ? arenaOfCPU[cpu] : 0
-    }
+    func currentArena() -> Int { routing.currentArena() }
 
     /// The arena whose range holds `block`.
     func arenaIndex(of block: UnsafeRawPointer) -> Int? {
@@ -84,7 +72,7 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
 
     /// What a `LocalPool` cache keeps after its stack (`ThreadCache.extra`): the run of fresh
     /// blocks not yet handed out; after it, per arena the count of blocks waiting to go home,
-    /// then per arena `homeBatch` of those blocks.
+    /// then per arena a batch of those blocks (`HomeBatches`).
     private struct Pending {
         var freshNext: UInt
         var freshEnd: UInt
@@ -106,13 +94,11 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
     }
 
     private func makeCache() -> ThreadCache {
-        let extra = MemoryLayout<Pending>.stride + arenas.count * 8 + arenas.count * homeBatch * 8
+        let extra = MemoryLayout<Pending>.stride + HomeBatches.bytes(arenas: arenas.count)
         let cache = ThreadCache.make(capacity: cacheCapacity, extra: extra)
         let memory = cache.extra(capacity: cacheCapacity)
         memory.bindMemory(to: Pending.self, capacity: 1)
-        (memory + MemoryLayout<Pending>.stride).bindMemory(to: Int.self, capacity: arenas.count)
-        (memory + MemoryLayout<Pending>.stride + arenas.count * 8)
-            .bindMemory(to: UnsafeMutableRawPointer.self, capacity: arenas.count * homeBatch)
+        HomeBatches.bind(memory + MemoryLayout<Pending>.stride, arenas: arenas.count)
         cache.head.pointee.inverse = blockGuard.inverse
         cache.head.pointee.marker = blockGuard.marker
         registry.insert(cache)
@@ -149,19 +135,13 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
         bind(cache, to: arena)
     }
 
-    private func homeCount(_ cache: ThreadCache, _ arena: Int) -> UnsafeMutablePointer<Int> {
-        (cache.extra(capacity: cacheCapacity) + MemoryLayout<Pending>.stride + arena * 8).assumingMemoryBound(to: Int.self)
-    }
-
-    private func homeBlocks(_ cache: ThreadCache, _ arena: Int) -> UnsafeMutablePointer<UnsafeMutableRawPointer> {
-        (cache.extra(capacity: cacheCapacity) + MemoryLayout<Pending>.stride + arenas.count * 8 + arena * homeBatch * 8)
-            .assumingMemoryBound(to: UnsafeMutableRawPointer.self)
+    /// The cache's batches of blocks waiting to go home (after `Pending`).
+    private func homes(_ cache: ThreadCache) -> HomeBatches {
+        HomeBatches(memory: cache.extra(capacity: cacheCapacity) + MemoryLayout<Pending>.stride, arenas: arenas.count)
     }
 
     private func sendHome(_ cache: ThreadCache, _ arena: Int) {
-        let count = homeCount(cache, arena)
-        arenas[arena].give(UnsafeBufferPointer(start: homeBlocks(cache, arena), count: count.pointee), remote: true)
-        count.pointee = 0
+        arenas[arena].give(homes(cache).take(arena), remote: true)
     }
 
     /// Blocks the cache holds: the stack, the fresh run, the home batches. Plain loops only: it
@@ -169,13 +149,7 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
     /// algorithms in an unspecialised build) could wait on a lock of a thread that is gone.
     private func heldBlocks(_ cache: ThreadCache) -> Int {
         let run = pending(cache).pointee
-        var held = cache.head.pointee.count + Int(run.freshEnd - run.freshNext) / blockSize
-        var arena = 0
-        while arena < arenas.count {
-            held += homeCount(cache, arena).pointee
-            arena += 1
-        }
-        return held
+        return cache.head.pointee.count + Int(run.freshEnd - run.freshNext) / blockSize + homes(cache).held
     }
 
     // MARK: Slow paths
@@ -227,7 +201,7 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
     /// fallback order with room; under strict binding, `exhausted`.
     private func fallback(_ cache: ThreadCache, from arena: Int) throws(PoolError) -> UnsafeMutableRawPointer {
         if !strict {
-            for other in fallbackOrder[arena] {
+            for other in routing.fallbackOrder[arena] {
                 guard let (block, fresh) = arenas[other].takeOne(guard: blockGuard) else { continue }
                 block.storeBytes(of: 0, as: UInt64.self)
                 cache.bump(.gets)
@@ -270,11 +244,8 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
             head.pointee.count += 1
             refreshLimit(cache, arena: home)
         } else {
-            let count = homeCount(cache, home)
-            homeBlocks(cache, home)[count.pointee] = block
-            count.pointee += 1
             cache.bump(.remoteReturns)
-            if count.pointee == homeBatch { sendHome(cache, home) }
+            if homes(cache).add(block, to: home) { sendHome(cache, home) }
         }
         cache.bumpReleasing(.puts)
     }
@@ -291,7 +262,7 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
     /// Everything the cache holds goes back to the arenas.
     private func flush(_ cache: ThreadCache) {
         empty(cache)
-        for arena in arenas.indices where homeCount(cache, arena).pointee > 0 { sendHome(cache, arena) }
+        for arena in arenas.indices where homes(cache).count(arena).pointee > 0 { sendHome(cache, arena) }
     }
 
     /// The calling thread's cache goes back, and the caches of parked threads

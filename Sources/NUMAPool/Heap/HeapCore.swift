@@ -26,10 +26,8 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
     let capacities: [Int]
     /// Per class: the block arithmetic and marker.
     let guards: [BlockGuard?]
-    /// Blocks of another arena a cache collects before it sends them home.
-    let homeBatch = 32
-    let arenaOfCPU: [Int]
-    let fallbackOrder: [[Int]]
+    /// Which arena serves a thread, and the fallback order of each.
+    let routing: ArenaRouting
     /// The thread caches, grouped by class (group 0: large allocations).
     private let registry = CacheRegistry()
     /// Raised by `trim()`: every cache flushes at its owner's next slow path.
@@ -96,12 +94,7 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
         guards = SizeClasses.sizes.enumerated().map { c, size in c == 0 ? nil : BlockGuard(blockSize: size) }
         transfers = arenas.map { _ in SizeClasses.sizes.map { _ in Locked(Transfer()) } }
         markerPages = MarkerPages()
-        let arenaNodes = arenas.map(\.node)
-        func nearest(to node: Int) -> [Int] {
-            topology.fallbackOrder(arenaNodes, from: node).compactMap { arenaNodes.firstIndex(of: $0) }
-        }
-        arenaOfCPU = topology.cpuToNode.map { node in node < 0 ? 0 : nearest(to: node).first ?? 0 }
-        fallbackOrder = arenas.map { arena in nearest(to: arena.node).filter { arenas[$0].node != arena.node } }
+        routing = ArenaRouting(arenaNodes: arenas.map(\.node), topology: topology)
     }
 
     deinit {
@@ -110,17 +103,15 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
 
     // MARK: Finding arenas
 
-    func currentArena() -> Int {
-        let cpu = Topology.currentCPU().cpu
-        return cpu >= 0 && cpu < arenaOfCPU.count ? arenaOfCPU[cpu] : 0
-    }
+    /// The arena of the node the calling thread runs on.
+    func currentArena() -> Int { routing.currentArena() }
 
     func arena(of address: UInt) -> Int? { arenas.firstIndex { $0.contains(address) } }
 
     // MARK: Heap caches
 
     private var cacheBytes: Int {
-        NUMAHeap.classStride * (SizeClasses.count + 1) + arenas.count * 8 + arenas.count * homeBatch * 8
+        NUMAHeap.classStride * (SizeClasses.count + 1) + HomeBatches.bytes(arenas: arenas.count)
     }
 
     private func classCache(_ state: UnsafeMutableRawPointer, _ sizeClass: Int) -> ThreadCache {
@@ -137,13 +128,9 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
         return cache.raw - sizeClass * NUMAHeap.classStride
     }
 
-    private func homeCount(_ state: UnsafeMutableRawPointer, _ arena: Int) -> UnsafeMutablePointer<Int> {
-        (state + NUMAHeap.classStride * (SizeClasses.count + 1) + arena * 8).assumingMemoryBound(to: Int.self)
-    }
-
-    private func homeBlocks(_ state: UnsafeMutableRawPointer, _ arena: Int) -> UnsafeMutablePointer<UnsafeMutableRawPointer> {
-        (state + NUMAHeap.classStride * (SizeClasses.count + 1) + arenas.count * 8 + arena * homeBatch * 8)
-            .assumingMemoryBound(to: UnsafeMutableRawPointer.self)
+    /// The heap cache's batches of blocks waiting to go home (after the class caches).
+    private func homes(_ state: UnsafeMutableRawPointer) -> HomeBatches {
+        HomeBatches(memory: state + NUMAHeap.classStride * (SizeClasses.count + 1), arenas: arenas.count)
     }
 
     /// The calling thread's heap cache, made on first use, with the thread's states claimed
@@ -181,9 +168,7 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
         let header = (state + NUMAHeap.headerOffset).bindMemory(to: HeapHeader.self, capacity: 1)
         header.initialize(to: HeapHeader(base: 0, chunks: 0, cacheOffsetOfChunk: arenas[0].cacheOffsetOfChunk, arena: -1,
                                          epoch: epoch.load(ordering: .acquiring), tick: tick.load(ordering: .relaxed)))
-        let homes = state + NUMAHeap.classStride * (SizeClasses.count + 1)
-        homes.bindMemory(to: Int.self, capacity: arenas.count)
-        (homes + arenas.count * 8).bindMemory(to: UnsafeMutableRawPointer.self, capacity: arenas.count * homeBatch)
+        HomeBatches.bind(state + NUMAHeap.classStride * (SizeClasses.count + 1), arenas: arenas.count)
         bind(state, to: currentArena())
         ThreadSlots.install(state, slot: slot)
         return state
@@ -211,7 +196,7 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
                 flushed = true
             }
         }
-        for other in arenas.indices where homeCount(state, other).pointee > 0 {
+        for other in arenas.indices where homes(state).count(other).pointee > 0 {
             sendHome(state, other)
             flushed = true
         }
@@ -219,9 +204,7 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
     }
 
     private func sendHome(_ state: UnsafeMutableRawPointer, _ arena: Int) {
-        let count = homeCount(state, arena)
-        arenas[arena].give(UnsafeBufferPointer(start: homeBlocks(state, arena), count: count.pointee), remote: true)
-        count.pointee = 0
+        arenas[arena].give(homes(state).take(arena), remote: true)
     }
 
     /// The thread runs on another arena's node now: its caches go back first.
@@ -319,7 +302,7 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
         if let run = arenas[arena].takeLarge(bytes) { return run }
         if makeRoom(state), let run = arenas[arena].takeLarge(bytes) { return run }
         if !strict {
-            for other in fallbackOrder[arena] {
+            for other in routing.fallbackOrder[arena] {
                 if let run = arenas[other].takeLarge(bytes) {
                     classCache(state, 0).bump(.fallbacks)
                     return run
@@ -334,7 +317,7 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
     private func fallback(_ sizeClass: Int, from arena: Int, cache: ThreadCache) throws(PoolError) -> UnsafeMutableRawPointer {
         if !strict {
             var one = UnsafeMutableRawPointer(bitPattern: 16)!
-            for other in fallbackOrder[arena]
+            for other in routing.fallbackOrder[arena]
             where arenas[other].take(1, of: sizeClass, marker: guards[sizeClass]!.marker, into: &one) == 1 {
                 defer {
                     cache.bump(.fallbacks)
@@ -399,11 +382,8 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
             cache.stack[cache.sharedCount] = block
             cache.sharedCount += 1
         } else {
-            let count = homeCount(state, home)
-            homeBlocks(state, home)[count.pointee] = block
-            count.pointee += 1
             cache.bump(.remoteReturns)
-            if count.pointee == homeBatch { sendHome(state, home) }
+            if homes(state).add(block, to: home) { sendHome(state, home) }
         }
         cache.bumpReleasing(.puts)
     }
@@ -521,7 +501,7 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
     /// Whether any class cache or home batch of `state` holds a block.
     private func holdsBlocks(_ state: UnsafeMutableRawPointer) -> Bool {
         for sizeClass in 1...SizeClasses.count where classCache(state, sizeClass).sharedCount > 0 { return true }
-        return arenas.indices.contains { homeCount(state, $0).pointee > 0 }
+        return homes(state).held > 0
     }
 
     /// Starts the purger thread: `purge()` every quarter of the decay time (at least 10 ms,
@@ -599,11 +579,7 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
             lost += classCache(state, sizeClass).sharedCount
             sizeClass += 1
         }
-        var arena = 0
-        while arena < arenas.count {
-            lost += homeCount(state, arena).pointee
-            arena += 1
-        }
+        lost += homes(state).held
         for sizeClass in 0...SizeClasses.count {
             registry.remove(classCache(state, sizeClass), writtenOff: sizeClass == 0 ? lost : 0)
         }
