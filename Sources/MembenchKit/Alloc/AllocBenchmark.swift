@@ -270,14 +270,7 @@ extension AllocBenchmark {
             seconds = max(seconds, elapsed)
             statistics = statistics ?? snapshot
         }
-        if var stats = statistics, let before {
-            stats.gets -= before.gets
-            stats.puts -= before.puts
-            stats.hits -= before.hits
-            stats.misses -= before.misses
-            stats.remoteReturns -= before.remoteReturns
-            statistics = stats
-        }
+        statistics = counted(statistics, since: before)
         return AllocResult(strategy: strategy, allocatorName: allocatorName(strategy), threads: cpus.count,
                            pairs: pairs, seconds: seconds, pageFaults: faults, statistics: statistics)
     }
@@ -414,17 +407,20 @@ extension AllocBenchmark {
             pairs += count
             seconds = max(seconds, elapsed)
         }
-        var statistics = allocator.statistics()
-        if var stats = statistics, let before {
-            stats.gets -= before.gets
-            stats.puts -= before.puts
-            stats.hits -= before.hits
-            stats.misses -= before.misses
-            stats.remoteReturns -= before.remoteReturns
-            statistics = stats
-        }
+        let statistics = counted(allocator.statistics(), since: before)
         return AllocResult(strategy: strategy, allocatorName: allocatorName(strategy), threads: cpus.count,
                            pairs: pairs, seconds: seconds, pageFaults: 0, statistics: statistics)
+    }
+
+    /// `statistics` with the counters taken before the run taken off: what the run counted.
+    static func counted(_ statistics: PoolStatistics?, since before: PoolStatistics?) -> PoolStatistics? {
+        guard var stats = statistics, let before else { return statistics }
+        stats.gets -= before.gets
+        stats.puts -= before.puts
+        stats.hits -= before.hits
+        stats.misses -= before.misses
+        stats.remoteReturns -= before.remoteReturns
+        return stats
     }
 
     /// Minor and major page faults of the calling thread so far (`getrusage(RUSAGE_THREAD)`).
