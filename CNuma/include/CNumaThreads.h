@@ -120,11 +120,6 @@ static inline void CNuma_slot_deactivate(CNuma_slot_table *_Nonnull table, intpt
     __atomic_store_n(&table->active[slot], (void *)CNuma_empty_state, __ATOMIC_RELAXED);
 }
 
-/// The active entry `slot` of `table` (any thread; a relaxed atomic load).
-static inline void *_Nonnull CNuma_slot_active(const CNuma_slot_table *_Nonnull table, intptr_t slot) {
-    return __atomic_load_n(&table->active[slot], __ATOMIC_RELAXED);
-}
-
 /// Sets `table`'s holder from 0 to `holder` (acquire ordering); returns whether it did, and
 /// the value found in `found`.
 int CNuma_slots_claim(CNuma_slot_table *_Nonnull table, uint64_t holder, uint64_t *_Nonnull found);
