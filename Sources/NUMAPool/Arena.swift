@@ -7,7 +7,9 @@ import NUMA
 ///
 /// Blocks given back wait in `free` for reuse. Blocks carved but never handed out (a run a
 /// cache gave back when its thread moved) wait in `freshRuns`, so that handing them out later
-/// still counts as fresh. Every block in either list carries the pool's free marker.
+/// still counts as fresh. Every block in either list carries the pool's free marker. A trim
+/// gives back the pages that hold only free blocks (`ReleasedPages`); the free blocks on them
+/// come back to `free` when it runs dry.
 final class Arena: Sendable {
     let node: Int
     let blockSize: Int
@@ -17,6 +19,11 @@ final class Arena: Sendable {
     let chunkBytes: Int
     let base: UInt
     private let region: MemoryRegion
+    /// The pool's free marker, written into blocks whose pages come back.
+    private let marker: UInt64
+    /// Whether pages inside the arena may go back alone (base pages).
+    private let releasesInside: Bool
+    private let topology: Topology
     /// How many blocks have been carved (handed to caches at some time): blocks at or past it
     /// were never handed out. Written under the lock, read without it by the slow paths.
     private let carved = ManagedAtomic<Int>(0)
@@ -29,14 +36,19 @@ final class Arena: Sendable {
         /// Bytes faulted in so far.
         var faulted = 0
         var stats = NodeStatistics()
+        var released = ReleasedPages()
         /// Blocks out of the arena: in thread caches or held by callers.
         var outstanding = 0
         var peakOutstanding = 0
     }
 
-    init(node: Int, blockSize: Int, capacity: Int, strict: Bool, pages: PageMode, topology: Topology) throws(NUMAError) {
+    init(node: Int, blockSize: Int, capacity: Int, strict: Bool, pages: PageMode, marker: UInt64,
+         topology: Topology) throws(NUMAError) {
         self.node = node
         self.blockSize = blockSize
+        self.marker = marker
+        releasesInside = pages == .base
+        self.topology = topology
         region = try MemoryRegion(size: capacity, policy: strict ? .bind([node]) : .preferred(node), pages: pages,
                                   topology: topology)
         blockCount = region.size / blockSize
@@ -57,6 +69,7 @@ final class Arena: Sendable {
     /// lock a thread that was not copied may hold.)
     func takeReused(_ count: Int, into out: UnsafeMutablePointer<UnsafeMutableRawPointer>) -> Int {
         state.withLock { state in
+            if state.free.count < count && !state.released.isEmpty { restore(&state) }
             let taken = min(count, state.free.count)
             guard taken > 0 else { return 0 }
             let first = state.free.count - taken
@@ -138,15 +151,22 @@ final class Arena: Sendable {
     /// Counts a get refused because the arena is full.
     func countExhausted() { state.withLock { $0.stats.exhausted += 1 } }
 
-    /// Gives back to the kernel the pages past the highest block that is out of the arena (held
-    /// by a caller or a thread's cache): what is free at the top goes, while blocks below stay
-    /// live. The blocks past the new top count as never carved again, so that no fast path
-    /// accepts one (their pages read as zero, without the free marker). Returns whether it
-    /// gave anything back.
-    func trim() -> Bool {
+    /// Gives back to the kernel the pages that hold no block out of the arena (held by a
+    /// caller or a thread's cache), while the blocks out stay live:
+    /// - past the highest block out, the free top (`MADV_DONTNEED`). The blocks there count as
+    ///   never carved again, so that no fast path accepts one (their pages read as zero,
+    ///   without the free marker);
+    /// - below it, every page that only free blocks touch (`ReleasedPages`, for base pages),
+    ///   with the marker pages at `markers` in their place.
+    /// Returns whether it gave anything back.
+    func trim(markers: (fd: Int32, offset: Int)?) -> Bool {
         state.withLock { state in
             guard state.faulted > 0 else { return false }
             var top = 0
+            if state.outstanding == 0 {
+                // Nothing is out: the marker pages go with the rest.
+                state.stats.bytesReserved += state.released.discard(base: base, topology: topology)
+            }
             if state.outstanding > 0 {
                 var free = [Bool](repeating: false, count: state.carved)
                 for address in state.free { free[Int((address - base) / UInt(blockSize))] = true }
@@ -157,21 +177,55 @@ final class Arena: Sendable {
                 top = state.carved
                 while top > 0 && free[top - 1] { top -= 1 }
             }
+            // Released pages stay below the top: a fresh block could not be written there.
+            top = max(top, state.released.blocksBelowReleased(blockSize: blockSize))
             let page = PagePlacement.basePageSize
             let keep = (top * blockSize + page - 1) / page * page
-            guard keep < state.faulted else { return false }
-            region.release(offset: keep, length: state.faulted - keep)
-            state.stats.bytesReserved -= state.faulted - keep
-            state.faulted = keep
-            let limit = base + UInt(top * blockSize)
-            state.free.removeAll { $0 >= limit }
-            state.freshRuns = state.freshRuns.compactMap { run in
-                run.start >= limit ? nil : (run.start, min(run.count, Int((limit - run.start) / UInt(blockSize))))
+            var gave = false
+            if keep < state.faulted {
+                region.release(offset: keep, length: state.faulted - keep)
+                state.stats.bytesReserved -= state.faulted - keep
+                state.faulted = keep
+                let limit = base + UInt(top * blockSize)
+                state.free.removeAll { $0 >= limit }
+                state.freshRuns = state.freshRuns.compactMap { run in
+                    run.start >= limit ? nil : (run.start, min(run.count, Int((limit - run.start) / UInt(blockSize))))
+                }
+                state.carved = top
+                carved.store(top, ordering: .releasing)
+                gave = true
             }
-            state.carved = top
-            carved.store(top, ordering: .releasing)
-            return true
+            if let markers, releasesInside, state.outstanding > 0, releaseInside(&state, markers: markers) { gave = true }
+            return gave
         }
+    }
+
+    /// Gives back the pages below the top that only free blocks touch (blocks in fresh runs
+    /// count as taken: a carve hands them out without looking).
+    private func releaseInside(_ state: inout State, markers: (fd: Int32, offset: Int)) -> Bool {
+        var free = [Bool](repeating: false, count: state.carved)
+        var i = 0
+        while i < state.free.count {
+            free[Int((state.free[i] - base) / UInt(blockSize))] = true
+            i += 1
+        }
+        let bytes = state.released.release(base: base, blockSize: blockSize, free: free, carved: state.carved,
+                                           markers: markers)
+        guard bytes > 0 else { return false }
+        let released = state.released, size = blockSize, start = base
+        state.free.removeAll { released.holds(block: Int(($0 - start) / UInt(size)), blockSize: size) }
+        state.stats.bytesReserved -= bytes
+        return true
+    }
+
+    /// Brings back the pages given back inside the arena, and their free blocks to `free`.
+    private func restore(_ state: inout State) {
+        var blocks: [UInt] = []
+        let bytes = state.released.restore(base: base, blockSize: blockSize, topology: topology, marker: marker) {
+            blocks.append(UInt(bitPattern: $0))
+        }
+        state.free.append(contentsOf: blocks.reversed())
+        state.stats.bytesReserved += bytes
     }
 
     /// This node's figures, the blocks out of the arena now and at most.

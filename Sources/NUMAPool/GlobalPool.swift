@@ -4,10 +4,11 @@ import Glibc
 #endif
 
 /// The baseline strategy: one free list under one lock, over one region that knows nothing of
-/// nodes. The region is placed when the pool is made: spread in chunks over a node set (as the
-/// pool of a service whose threads on every node created its objects), by first touch of the
-/// creating thread, or interleaved page by page. This is the pool shape that leaves a share of
-/// accesses remote.
+/// nodes. The region is placed when the pool is made: spread in chunks over a node set and
+/// filled by threads there (as the pool of a service whose threads on every node created its
+/// objects), on the creating thread's node, or interleaved page by page. Except for the
+/// spread fill, pages are faulted in only as blocks are first handed out, so a new pool holds
+/// only what it handed out. This is the pool shape that leaves a share of accesses remote.
 ///
 /// Every call takes the lock; a pointer given back is checked under it (`BlockGuard`), and one
 /// that is not a live block of this pool stops the program with a message naming the pool and
@@ -15,12 +16,16 @@ import Glibc
 public final class GlobalPool: BlockPool {
     /// How the region's pages are placed.
     public enum Placement: Hashable, Sendable, CustomStringConvertible {
-        /// Spread over these nodes in chunks taken in turn, as many per node, of at most
-        /// `spreadChunk` bytes. Each chunk is first touched by a thread running on its node, under the
-        /// creating thread's policy (a thread inherits it); a node with no CPU this process may
-        /// use (memory-only, or outside its affinity) gets its chunks bound to it (mbind(2)).
+        /// A pool that threads on every node filled: spread over these nodes in chunks taken in
+        /// turn, as many per node, of at most `spreadChunk` bytes, faulted in when the pool is
+        /// made. Each chunk is first touched by a thread running on its node, under the creating
+        /// thread's policy (a thread inherits it), so NUMA balancing may move its pages as it
+        /// would a service's; a node with no CPU this process may use (memory-only, or outside
+        /// its affinity) gets its chunks bound to it (mbind(2)).
         case spread(NodeSet)
-        /// Faulted in by the thread that creates the pool, under that thread's policy.
+        /// Placed as if the creating thread touched every page: under that thread's policy, or,
+        /// when it has none, on the node it runs on when the pool is made (`MPOL_PREFERRED`;
+        /// left to first touch when that node has no memory).
         case firstTouch
         /// Spread page by page over these nodes (`MPOL_INTERLEAVE`).
         case interleave(NodeSet)
@@ -49,30 +54,37 @@ public final class GlobalPool: BlockPool {
     private let region: MemoryRegion
     private let base: UInt
     private let blockGuard: BlockGuard
-    /// Pages per node after the fill, read once with move_pages(2).
-    private let pagesPerNode: [Int: Int]
+    /// Marker pages for free pages given back inside the region; nil for huge pages.
+    private let markers: MarkerPages?
+    private let topology: Topology
     private let state = Locked(State())
 
     struct State {
         var free: [UInt] = []
+        /// Pages inside the region that only free blocks touched, given back by a trim.
+        var released = ReleasedPages()
         /// Blocks handed out at some time; blocks past them never were.
         var carved = 0
-        /// Bytes of the region's start that are faulted in: all of it when made, less after a
-        /// trim gave the free top back.
+        /// Bytes of the region's start that are faulted in, or that blocks handed out have
+        /// reached (their pages are faulted in when first touched); less after a trim gave the
+        /// free top back.
         var faulted = 0
         var gets: UInt64 = 0, puts: UInt64 = 0, hits: UInt64 = 0, misses: UInt64 = 0
         var exhausted: UInt64 = 0
         var outstanding = 0, peak = 0
     }
 
-    /// Maps `capacity` bytes, places them as `placement` says and faults them all in from the
-    /// calling thread.
+    /// Maps `capacity` bytes and places them as `placement` says: a `.spread` pool is filled
+    /// now; the others fault a page in when a block on it is first handed out.
     public init(blockSize: Int, capacity: Int, placement: Placement = .firstTouch, pages: PageMode = .base,
                 name: String? = nil, topology: Topology = .current) throws(PoolError) {
         self.blockSize = try checkedBlockSize(blockSize, capacity: capacity)
         self.placement = placement
         self.name = name ?? "GlobalPool (\(self.blockSize)-byte blocks)"
         blockGuard = BlockGuard(blockSize: self.blockSize)
+        var filled = 0
+        markers = pages == .base ? MarkerPages(kinds: 1) : nil
+        self.topology = topology
         do {
             switch placement {
             case .spread(let nodes):
@@ -80,20 +92,29 @@ public final class GlobalPool: BlockPool {
                 region = try MemoryRegion(size: capacity, pages: pages, topology: topology)
                 try Self.spread(address: region.baseAddress, length: region.size, over: nodes, pages: pages,
                                 topology: topology)
+                filled = region.size
             case .firstTouch:
-                region = try MemoryRegion(size: capacity, pages: pages, topology: topology)
+                region = try MemoryRegion(size: capacity, policy: try Self.creatorPolicy(topology: topology),
+                                          pages: pages, topology: topology)
             case .interleave(let nodes):
                 region = try MemoryRegion(size: capacity, policy: .interleave(nodes), pages: pages, topology: topology)
             }
-            region.faultIn()
-            pagesPerNode = try region.nodeHistogram()
         } catch {
             throw .numa(error)
         }
         self.capacity = region.size / self.blockSize * self.blockSize
         base = UInt(bitPattern: region.baseAddress)
-        let size = region.size
-        state.withLock { $0.faulted = size }
+        state.withLock { $0.faulted = filled }
+    }
+
+    /// The policy under which the calling thread's first touch would place pages: its own
+    /// (get_mempolicy(2)), or a preference for the node it runs on; nil when that node has no
+    /// memory (first touch then decides).
+    static func creatorPolicy(topology: Topology) throws(NUMAError) -> MemoryPolicy? {
+        let policy = try MemoryPolicy.currentThread()
+        guard policy == .local else { return policy }
+        let node = Topology.currentNode
+        return topology.bindableNodes.contains(node) ? .preferred(node) : nil
     }
 
     /// Places `[address, address + length)` in chunks over `nodes`, in turn: a thread on each
@@ -150,6 +171,11 @@ public final class GlobalPool: BlockPool {
     public func allocate() throws(PoolError) -> UnsafeMutableRawPointer {
         let address: UInt? = state.withLock { state in
             let address: UInt
+            if state.free.isEmpty && !state.released.isEmpty {
+                // The free blocks behind pages a trim gave back come back with their pages.
+                state.released.restore(base: base, blockSize: blockSize, topology: topology,
+                                       marker: blockGuard.marker) { state.free.append(UInt(bitPattern: $0)) }
+            }
             if let reused = state.free.popLast() {
                 state.hits += 1
                 address = reused
@@ -158,7 +184,7 @@ public final class GlobalPool: BlockPool {
                 address = base + UInt(state.carved * blockSize)
                 state.carved += 1
                 if state.carved * blockSize > state.faulted {
-                    // Past a trim's top: the page comes back when the block is touched.
+                    // The block's pages are faulted in when the caller touches them.
                     let page = PagePlacement.basePageSize
                     state.faulted = min(region.size, (state.carved * blockSize + page - 1) / page * page)
                 }
@@ -211,12 +237,12 @@ public final class GlobalPool: BlockPool {
         return (try? PagePlacement(address: block, length: 1))?.nodes.first.flatMap { $0 >= 0 ? Int($0) : nil }
     }
 
-    /// The pool's counters, read under its lock, with the region's bytes per node as placed
-    /// when the pool was made. Remote returns and fallbacks are always 0: the pool knows no home
+    /// The pool's counters, read under its lock, with the pages faulted in per node
+    /// (`placementHistogram`). Remote returns and fallbacks are always 0: the pool knows no home
     /// node.
     public func statistics() -> PoolStatistics {
         var stats = PoolStatistics()
-        state.withLock { state in
+        let faulted = state.withLock { state in
             stats.gets = state.gets
             stats.puts = state.puts
             stats.hits = state.hits
@@ -224,10 +250,11 @@ public final class GlobalPool: BlockPool {
             stats.exhausted = state.exhausted
             stats.bytesInUse = state.outstanding * blockSize
             stats.bytesPeak = state.peak * blockSize
+            stats.bytesReserved = state.faulted - state.released.pageCount * PagePlacement.basePageSize
+            return state.faulted
         }
-        stats.bytesReserved = state.withLock { $0.faulted }
         let page = PagePlacement.basePageSize
-        for (node, pages) in pagesPerNode {
+        for (node, pages) in histogram(length: faulted) {
             var split = NodeStatistics()
             split.bytesReserved = pages * page
             stats.perNode[node] = split
@@ -235,28 +262,49 @@ public final class GlobalPool: BlockPool {
         return stats
     }
 
-    /// Gives the pages past the highest block still out back to the kernel (`MADV_DONTNEED`):
-    /// the free top of the region, while blocks below stay live. Blocks past the new top count
-    /// as never handed out; when they are handed out again, their pages are faulted in by the
-    /// thread that first touches them, under the region's policy, so the placement made when
-    /// the pool was made no longer holds for them. There is no per-thread state.
+    /// Gives back to the kernel the pages that hold no block out, while the blocks out stay
+    /// live: the free top of the region (`MADV_DONTNEED`; the blocks there count as never
+    /// handed out), and, for base pages, every page below it that only free blocks touch
+    /// (`ReleasedPages`). Pages come back when their blocks are handed out again: placed as
+    /// before, except a spread pool's, which the thread that first touches them places. There
+    /// is no per-thread state.
     public func trim() {
+        // Found before the pool's lock is taken: `MarkerPages` has a lock of its own.
+        let markers = markers.flatMap { file in file.offset(of: 0, marker: blockGuard.marker).map { (file.fd, $0) } }
         state.withLock { state in
+            if state.outstanding == 0 { state.released.discard(base: base, topology: topology) }
             var free = [Bool](repeating: false, count: state.carved)
             for address in state.free { free[Int((address - base) / UInt(blockSize))] = true }
             var top = state.carved
             while top > 0 && free[top - 1] { top -= 1 }
+            // Released pages stay below the top: a fresh block could not be written there.
+            top = max(top, state.released.blocksBelowReleased(blockSize: blockSize))
             let page = PagePlacement.basePageSize
             let keep = (top * blockSize + page - 1) / page * page
-            guard keep < state.faulted else { return }
-            region.release(offset: keep, length: state.faulted - keep)
-            state.faulted = keep
-            let limit = base + UInt(top * blockSize)
-            state.free.removeAll { $0 >= limit }
-            state.carved = top
+            if keep < state.faulted {
+                region.release(offset: keep, length: state.faulted - keep)
+                state.faulted = keep
+                let limit = base + UInt(top * blockSize)
+                state.free.removeAll { $0 >= limit }
+                state.carved = top
+            }
+            guard let markers, state.outstanding > 0 else { return }
+            free = [Bool](repeating: false, count: state.carved)
+            for address in state.free { free[Int((address - base) / UInt(blockSize))] = true }
+            let bytes = state.released.release(base: base, blockSize: blockSize, free: free, carved: state.carved,
+                                               markers: markers)
+            guard bytes > 0 else { return }
+            let released = state.released, size = blockSize, start = base
+            state.free.removeAll { released.holds(block: Int(($0 - start) / UInt(size)), blockSize: size) }
         }
     }
 
-    /// The region's pages per node as placed when the pool was made.
-    public var placementHistogram: [Int: Int] { pagesPerNode }
+    /// The pages per node of the part of the region that blocks have reached so far
+    /// (move_pages(2)); pages not yet touched count nowhere.
+    public var placementHistogram: [Int: Int] { histogram(length: state.withLock { $0.faulted }) }
+
+    private func histogram(length: Int) -> [Int: Int] {
+        guard length > 0 else { return [:] }
+        return (try? PagePlacement(address: region.baseAddress, length: length).histogram) ?? [:]
+    }
 }

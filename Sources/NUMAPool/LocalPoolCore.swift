@@ -26,6 +26,8 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
     /// The thread caches (`ThreadCache`), made before the arenas' locks: it is taken first
     /// where both are held.
     private let registry = CacheRegistry()
+    /// The marker pages a trim maps over free pages inside the arenas; nil for huge pages.
+    private let markers: MarkerPages?
 
     private static let made = ManagedAtomic<Int>(0)
 
@@ -42,12 +44,13 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
         for node in nodes {
             do {
                 arenas.append(try Arena(node: node, blockSize: blockSize, capacity: capacity, strict: strict,
-                                        pages: pages, topology: topology))
+                                        pages: pages, marker: blockGuard.marker, topology: topology))
             } catch {
                 throw .numa(error)
             }
         }
         self.arenas = arenas
+        markers = pages == .base ? MarkerPages(kinds: 1) : nil
         routing = ArenaRouting(arenaNodes: arenas.map(\.node), topology: topology)
     }
 
@@ -266,8 +269,8 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
     }
 
     /// The calling thread's cache goes back, and the caches of parked threads
-    /// (`ThreadSlots.reclaimParked`); then every arena gives the pages past its highest block
-    /// still out back to the kernel. What the caches knew to be carved is then stale: this
+    /// (`ThreadSlots.reclaimParked`); then every arena gives back the pages that hold no block
+    /// out (`Arena.trim`). What the caches knew to be carved is then stale: this
     /// thread's cache forgets it, and every other thread's cache is deactivated, so that its
     /// next call looks at the arena again before it accepts a block.
     func trim() {
@@ -278,7 +281,9 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
         if let cache { flush(cache) }
         ThreadSlots.reclaimParked(slot, idleOnly: false)
         var trimmed = false
-        for arena in arenas where arena.trim() { trimmed = true }
+        // Found before any arena's lock is taken: `MarkerPages` has a lock of its own.
+        let markers = markers.flatMap { file in file.offset(of: 0, marker: blockGuard.marker).map { (file.fd, $0) } }
+        for arena in arenas where arena.trim(markers: markers) { trimmed = true }
         if trimmed {
             cache?.head.pointee.limit = 0
             ThreadSlots.deactivateOthers(slot)

@@ -226,7 +226,7 @@ struct WorkloadGroup: ParsableArguments {
     var binding: LocalPool.Binding = .strict
 
     @Option(name: .customLong("global-fill"), parsing: .unconditional,
-            help: "How the global pool is filled: spread (in chunks over the run's memory nodes, each touched on its node), first-touch (by one thread on the first worker's CPU) or interleave (page by page).")
+            help: "How the global pool is filled: spread (in chunks over the run's memory nodes, each touched on its node), first-touch (as one thread on the first worker's CPU would place it) or interleave (page by page).")
     var globalFill: GlobalFill = .spread
 
     func apply(to options: inout RunOptions) {

@@ -149,21 +149,19 @@ struct MultiNodePoolTests {
         #expect(stats.gets == 3 && stats.hits == 1 && stats.misses == 2 && stats.puts == 3)
     }
 
-    @Test("a global pool filled on one node serves that node's pages to a thread on another")
+    @Test("a global pool made on one node places its pages there, whoever touches them first")
     func globalFirstTouch() throws {
         let filler = try #require(Self.computeNodes.last), reader = try #require(Self.computeNodes.first)
         let pool = try PinnedThread(node: filler) { try GlobalPool(blockSize: 256, capacity: 2 << 20) }.join()
-        #expect(pool.placementHistogram.keys.sorted() == [filler])
+        #expect(pool.placementHistogram.isEmpty, "no page is faulted in before a block is handed out")
         let nodes = try PinnedThread(node: reader) { () throws -> [Int?] in
-            var result: [Int?] = []
-            for _ in 0..<50 {
-                let block = try pool.allocate()
-                result.append(try nodeOfPage(block))
-                pool.deallocate(block)
-            }
-            return result
+            var blocks: [UnsafeMutableRawPointer] = []
+            for _ in 0..<50 { blocks.append(try pool.allocate()) }
+            defer { for block in blocks { pool.deallocate(block) } }
+            return try blocks.map { try nodeOfPage($0) }
         }.join()
         #expect(nodes.allSatisfy { $0 == filler })
+        #expect(pool.placementHistogram.keys.sorted() == [filler])
     }
 
     @Test("an interleaved global pool spreads its pages evenly")
@@ -171,10 +169,26 @@ struct MultiNodePoolTests {
         let nodes = Topology.current.bindableNodes
         let pages = 64 * nodes.count
         let pool = try GlobalPool(blockSize: 4096, capacity: pages * PagePlacement.basePageSize, placement: .interleave(nodes))
+        var blocks: [UnsafeMutableRawPointer] = []
+        for _ in 0..<pages { blocks.append(try pool.allocate()) }
+        defer { for block in blocks { pool.deallocate(block) } }
         let histogram = pool.placementHistogram
         #expect(Set(histogram.keys) == Set(nodes.ids))
         for node in nodes { #expect(abs(histogram[node, default: 0] - 64) <= 1) }
         #expect(pool.statistics().perNode.count == nodes.count)
+    }
+
+    @Test("a spread global pool places each chunk on its node")
+    func globalSpread() throws {
+        let nodes = Topology.current.bindableNodes
+        let chunk = GlobalPool.spreadChunk(pages: .base)
+        let pool = try GlobalPool(blockSize: 4096, capacity: 2 * nodes.count * chunk, placement: .spread(nodes))
+        var blocks: [UnsafeMutableRawPointer] = []
+        for _ in 0..<(pool.capacity / 4096) { blocks.append(try pool.allocate()) }
+        defer { for block in blocks { pool.deallocate(block) } }
+        let histogram = pool.placementHistogram
+        let share = chunk / PagePlacement.basePageSize * 2
+        for node in nodes { #expect(histogram[node, default: 0] == share, "\(histogram)") }
     }
 
     @Test("under preferred binding a full arena falls back to the nearest node and counts it")

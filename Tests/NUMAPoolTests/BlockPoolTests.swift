@@ -140,6 +140,60 @@ struct BlockPoolTests {
         #expect(pool.statistics().outstanding == 0)
     }
 
+    @Test("trim with live blocks scattered over the arena gives back the pages between them; the live blocks keep their contents and the free ones come back",
+          arguments: Strategy.allCases)
+    func scatteredTrim(strategy: Strategy) throws {
+        let pool: any BlockPool = strategy == .local
+            ? try LocalPool(blockSize: 256, capacityPerNode: 32 << 20)
+            : try GlobalPool(blockSize: 256, capacity: 32 << 20)
+        var blocks: [UnsafeMutableRawPointer] = []
+        for i in 0..<100_000 {
+            let block = try pool.allocate()
+            block.storeBytes(of: UInt64(i), toByteOffset: 8, as: UInt64.self)
+            blocks.append(block)
+        }
+        blocks.sort { UInt(bitPattern: $0) < UInt(bitPattern: $1) }
+        let kept = stride(from: 0, to: blocks.count, by: 1000).map { blocks[$0] }
+        let values = kept.map { $0.load(fromByteOffset: 8, as: UInt64.self) }
+        let keptSet = Set(kept)
+        for block in blocks where !keptSet.contains(block) { pool.deallocate(block) }
+        let range = pool.addressRange(ofPartition: pool.partition(of: kept[0])!)
+        let before = try anonymousBytes(in: range)
+        pool.trim()
+        let after = try anonymousBytes(in: range)
+        #expect(before >= 24 << 20, "resident before trim: \(before)")
+        // The 100 live blocks' pages stay, and little else.
+        #expect(after <= 1 << 20, "resident after trim: \(after)")
+        #expect(pool.statistics().bytesReserved <= 1 << 20, "reserved after trim: \(pool.statistics().bytesReserved)")
+        #expect(kept.map { $0.load(fromByteOffset: 8, as: UInt64.self) } == values)
+        // Every free block is handed out again, and can be written whole.
+        var again: [UnsafeMutableRawPointer] = []
+        for _ in 0..<(blocks.count - kept.count) {
+            let block = try pool.allocate()
+            block.initializeMemory(as: UInt8.self, repeating: 7, count: 256)
+            again.append(block)
+        }
+        #expect(Set(again).count == again.count && keptSet.isDisjoint(with: again))
+        #expect(kept.map { $0.load(fromByteOffset: 8, as: UInt64.self) } == values)
+        for block in again + kept { pool.deallocate(block) }
+        #expect(pool.statistics().outstanding == 0)
+        pool.trim()
+        #expect(try anonymousBytes(in: range) == 0)
+    }
+
+    @Test("a global pool faults no page in until a block on it is handed out")
+    func globalFaultsLazily() throws {
+        let pool = try GlobalPool(blockSize: 256, capacity: 64 << 20)
+        let range = pool.addressRange(ofPartition: 0)
+        #expect(try anonymousBytes(in: range) == 0)
+        #expect(pool.statistics().bytesReserved == 0)
+        #expect(pool.placementHistogram.isEmpty)
+        let block = try pool.allocate()
+        #expect(try anonymousBytes(in: range) == page)
+        #expect(pool.placementHistogram.values.reduce(0, +) == 1)
+        pool.deallocate(block)
+    }
+
     @Test("trim returns the thread's cache and gives idle memory back")
     func trim() throws {
         let pool = try LocalPool(blockSize: 256, capacityPerNode: 4 << 20)

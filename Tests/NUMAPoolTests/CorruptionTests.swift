@@ -156,6 +156,38 @@ struct CorruptionTests {
         Self.expectStop(result, reason: "double free")
     }
 
+    @Test("local: a block given back twice, after a trim gave its page back while blocks around it stayed live")
+    func localDoubleFreeAfterInnerTrim() async {
+        let result = await #expect(processExitsWith: .failure, observing: Self.observed) {
+            let pool = try LocalPool(blockSize: 64, capacityPerNode: 1 << 20, name: "pool under test")
+            var blocks: [UnsafeMutableRawPointer] = []
+            for _ in 0..<1024 { blocks.append(try pool.allocate()) }
+            blocks.sort { UInt(bitPattern: $0) < UInt(bitPattern: $1) }
+            let victim = blocks[512]
+            for (i, block) in blocks.enumerated() where i != 0 && i != 1023 { pool.deallocate(block) }
+            pool.trim()  // the pages between the first and the last block go back
+            show(victim)
+            pool.deallocate(victim)
+        }
+        Self.expectStop(result, reason: "double free")
+    }
+
+    @Test("global: a block given back twice, after a trim gave its page back while blocks around it stayed live")
+    func globalDoubleFreeAfterInnerTrim() async {
+        let result = await #expect(processExitsWith: .failure, observing: Self.observed) {
+            let pool = try GlobalPool(blockSize: 64, capacity: 1 << 20, name: "pool under test")
+            var blocks: [UnsafeMutableRawPointer] = []
+            for _ in 0..<1024 { blocks.append(try pool.allocate()) }
+            blocks.sort { UInt(bitPattern: $0) < UInt(bitPattern: $1) }
+            let victim = blocks[512]
+            for (i, block) in blocks.enumerated() where i != 0 && i != 1023 { pool.deallocate(block) }
+            pool.trim()  // the pages between the first and the last block go back
+            show(victim)
+            pool.deallocate(victim)
+        }
+        Self.expectStop(result, reason: "double free")
+    }
+
     @Test("global: a pointer into a live block")
     func globalInterior() async {
         let result = await #expect(processExitsWith: .failure, observing: Self.observed) {

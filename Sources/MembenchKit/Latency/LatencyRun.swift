@@ -95,6 +95,7 @@ public enum LatencyRunner {
         let before = try PlacementReport.measure(groups: memory.groups, groupBytes: run.groupBytes, layout: layout)
         ready = true
         try start.arriveAndWait()
+        if index == 0 { source.notePlacement() }
 
         var pointer = chain.start
         let loads = options.loadsPerSample

@@ -22,6 +22,8 @@ final class MemorySource: Sendable {
     }
 
     let kind: Kind
+    /// The global pool's pages per node once every worker holds its memory (`notePlacement`).
+    private let placement = Locked<[Int: Int]?>(nil)
 
     private init(_ kind: Kind) { self.kind = kind }
 
@@ -91,9 +93,18 @@ final class MemorySource: Sendable {
         }
     }
 
-    /// How the global pool was filled and the pages per node it got; nil for the others.
+    /// Reads the global pool's pages per node; called once every worker holds its memory
+    /// (the pool faults pages as it hands blocks out, and gives them back as they come back).
+    func notePlacement() {
+        guard case .global(let pool) = kind else { return }
+        let histogram = pool.placementHistogram
+        placement.withLock { $0 = histogram }
+    }
+
+    /// How the global pool was filled and the pages per node it had while the workers held
+    /// their memory; nil for the others.
     var globalPlacement: (fill: String, pages: [Int: Int])? {
         guard case .global(let pool) = kind else { return nil }
-        return (pool.placement.description, pool.placementHistogram)
+        return (pool.placement.description, placement.withLock { $0 } ?? [:])
     }
 }

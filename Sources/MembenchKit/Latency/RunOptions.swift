@@ -16,7 +16,7 @@ public enum GlobalFill: String, Sendable, Codable, CaseIterable {
     /// In chunks over the run's memory nodes, each first touched by a thread on its node (or
     /// bound to a node without one): a pool that threads on every node filled.
     case spread
-    /// By one thread, on the first worker's CPU, under the run's policy.
+    /// Where one thread on the first worker's CPU would place it, under the run's policy.
     case firstTouch = "first-touch"
     /// Page by page over the run's memory nodes (`MPOL_INTERLEAVE`).
     case interleave

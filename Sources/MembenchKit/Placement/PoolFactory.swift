@@ -29,8 +29,8 @@ enum PoolFactory {
         }
     }
 
-    /// A `GlobalPool` filled as `fill` says, made on a thread pinned to `cpu` under `policy`
-    /// (the first-touch fill lands where that thread's policy puts it).
+    /// A `GlobalPool` placed as `fill` says, made on a thread pinned to `cpu` under `policy`
+    /// (the first-touch fill places pages where that thread's policy would put them).
     static func global(blockSize: Int, capacity: Int, fill: GlobalFill, nodes: NodeSet, pages: PageMode,
                        cpu: Int, policy: MemoryPolicy?, topology: Topology) throws(MembenchError) -> GlobalPool {
         let placement = placement(fill, nodes: nodes)

@@ -433,7 +433,7 @@ final class HeapArena: @unchecked Sendable {
             guard state.markerMaps < Self.markerMapLimit else { break }
             var first = run.lowerBound
             while first < run.upperBound && state.markerMaps < Self.markerMapLimit {
-                let count = min(MarkerPages.pagesPerClass, run.upperBound - first)
+                let count = min(MarkerPages.pagesPerKind, run.upperBound - first)
                 let address = UnsafeMutableRawPointer(bitPattern: chunkStart(index) + UInt(first * page))!
                 guard CNuma_map_file_fixed(address, count * page, markers.fd, offset) == 0 else { break }
                 mapped |= ((count == 64 ? ~0 : (UInt64(1) << UInt64(count)) - 1) << UInt64(first))

@@ -93,7 +93,7 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
         }
         guards = SizeClasses.sizes.enumerated().map { c, size in c == 0 ? nil : BlockGuard(blockSize: size) }
         transfers = arenas.map { _ in SizeClasses.sizes.map { _ in Locked(Transfer()) } }
-        markerPages = MarkerPages()
+        markerPages = MarkerPages(kinds: SizeClasses.count + 1)
         routing = ArenaRouting(arenaNodes: arenas.map(\.node), topology: topology)
     }
 
