@@ -6,6 +6,9 @@ let package = Package(
     products: [
         .library(name: "NUMA", targets: ["NUMA"]),
         .library(name: "NUMAPool", targets: ["NUMAPool"]),
+        // Pool health as swift-metrics, and the capacity controllers' driver; a user of the
+        // pools alone does not build it.
+        .library(name: "NUMAPoolMetrics", targets: ["NUMAPoolMetrics"]),
         .library(name: "MembenchKit", targets: ["MembenchKit"]),
         .executable(name: "membench", targets: ["membench"]),
     ],
@@ -15,6 +18,11 @@ let package = Package(
         .package(url: "https://github.com/yaslab/CSV.swift", from: "2.5.2"),
         .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // Tests only: the Prometheus backend the exported metrics are checked against.
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(
@@ -45,6 +53,15 @@ let package = Package(
             dependencies: ["NUMA", "CNuma", .product(name: "Atomics", package: "swift-atomics")]
         ),
         .target(
+            name: "NUMAPoolMetrics",
+            dependencies: [
+                "NUMAPool",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
             name: "MembenchKit",
             dependencies: [
                 "NUMA", "NUMAPool", "CNuma", "CMemoryKernels",
@@ -67,6 +84,15 @@ let package = Package(
         ),
         .testTarget(name: "NUMATests", dependencies: ["NUMA"]),
         .testTarget(name: "NUMAPoolTests", dependencies: ["NUMAPool", "NUMA", "CNuma", "TestSupport"]),
+        .testTarget(
+            name: "NUMAPoolMetricsTests",
+            dependencies: [
+                "NUMAPoolMetrics", "NUMAPool", "NUMA",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "MembenchKitTests",
             dependencies: [

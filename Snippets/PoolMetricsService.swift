@@ -1,0 +1,26 @@
+// Pool health in a service's metrics: PoolMetrics exports every pool's counters and bytes
+// through swift-metrics (whatever backend the service bootstrapped, Prometheus included), and
+// PoolMetricsCollector takes the snapshots on an interval as a swift-service-lifecycle Service.
+import Logging
+import NUMAPool
+import NUMAPoolMetrics
+import ServiceLifecycle
+
+// MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry)) would go here.
+let requests = try LocalPool(blockSize: 256, capacityPerNode: 64 << 20, name: "requests")
+let buffers = try NUMAHeap(capacityPerNode: 256 << 20, name: "buffers")
+
+let metrics = PoolMetrics()
+metrics.add(requests)          // numapool_gets_total{pool="requests",node="all"}, ...
+metrics.add(buffers)           // numapool_bytes{pool="buffers",node="0",state="resident"}, ...
+
+let block = try requests.allocate()
+requests.deallocate(block)
+let reading = metrics.collect()["requests"]!
+print("requests: gets \(reading.total(.gets)), reuse over the interval as numapool_reuse_ratio")
+
+// In the service: the collector runs beside the server and stops on SIGTERM.
+let collector = PoolMetricsCollector(metrics: metrics, interval: .seconds(10))
+let group = ServiceGroup(configuration: .init(services: [collector], gracefulShutdownSignals: [.sigterm],
+                                              logger: Logger(label: "pools")))
+_ = group  // try await group.run()
