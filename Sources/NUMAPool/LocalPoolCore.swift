@@ -272,8 +272,9 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
     /// (`ThreadSlots.reclaimParked`); then every arena gives back the pages that hold no block
     /// out (`Arena.trim`). What the caches knew to be carved is then stale: this
     /// thread's cache forgets it, and every other thread's cache is deactivated, so that its
-    /// next call looks at the arena again before it accepts a block.
-    func trim() {
+    /// next call looks at the arena again before it accepts a block. With `only`, just that
+    /// arena gives memory back.
+    func trim(only: Int? = nil) {
         ThreadSlots.reapIfForked()
         ThreadSlots.enter()
         defer { ThreadSlots.leave() }
@@ -283,7 +284,9 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
         var trimmed = false
         // Found before any arena's lock is taken: `MarkerPages` has a lock of its own.
         let markers = markers.flatMap { file in file.offset(of: 0, marker: blockGuard.marker).map { (file.fd, $0) } }
-        for arena in arenas where arena.trim(markers: markers) { trimmed = true }
+        for (index, arena) in arenas.enumerated() where only == nil || only == index {
+            if arena.trim(markers: markers) { trimmed = true }
+        }
         if trimmed {
             cache?.head.pointee.limit = 0
             ThreadSlots.deactivateOthers(slot)

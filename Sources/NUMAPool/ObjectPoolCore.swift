@@ -11,7 +11,8 @@ final class ObjectPoolCore: SlotOwner, @unchecked Sendable {
     // read after; the lists and the registry sit behind locks; a cache's memory belongs to its
     // thread but for its atomic count and counters.
     let backing: any BlockPool
-    let maxIdle: Int
+    /// The most idle objects each partition's list keeps (`setIdleLimit`).
+    private let idleLimits: [ManagedAtomic<Int>]
     let cacheCapacity: Int
     /// Deinitialises an object and gives its block back.
     let destroy: @Sendable (UnsafeMutableRawPointer) -> Void
@@ -24,10 +25,10 @@ final class ObjectPoolCore: SlotOwner, @unchecked Sendable {
     init(backing: any BlockPool, maxIdle: Int, cacheCapacity: Int,
          destroy: @escaping @Sendable (UnsafeMutableRawPointer) -> Void) {
         self.backing = backing
-        self.maxIdle = maxIdle
         self.cacheCapacity = cacheCapacity
         self.destroy = destroy
         partitions = (0..<max(1, backing.partitionCount)).map { _ in Locked([]) }
+        idleLimits = partitions.map { _ in ManagedAtomic(maxIdle) }
     }
 
     deinit {
@@ -69,7 +70,7 @@ final class ObjectPoolCore: SlotOwner, @unchecked Sendable {
 
     private func setCount(_ cache: ThreadCache, _ count: Int) { cache.sharedCount = count }
 
-    /// Gives the cache's objects to its partition's list, keeping at most `maxIdle` there;
+    /// Gives the cache's objects to its partition's list, keeping at most its idle limit there;
     /// the rest are destroyed (outside every lock of this pool: destroying gives a block back
     /// to the backing pool, whose locks come first).
     private func flush(_ cache: ThreadCache, keeping kept: Int = 0) {
@@ -77,8 +78,10 @@ final class ObjectPoolCore: SlotOwner, @unchecked Sendable {
         guard count > kept else { return }
         let moving = (kept..<count).map { cache.stack[$0] }
         setCount(cache, kept)
-        let extra = partition(cache.head.pointee.home).withLock { idle -> ArraySlice<UnsafeMutableRawPointer> in
-            let room = max(0, maxIdle - idle.count)
+        let home = cache.head.pointee.home
+        let limit = idleLimit(home)
+        let extra = partition(home).withLock { idle -> ArraySlice<UnsafeMutableRawPointer> in
+            let room = max(0, limit - idle.count)
             idle.append(contentsOf: moving.prefix(room))
             return moving.dropFirst(room)
         }
@@ -154,8 +157,9 @@ final class ObjectPoolCore: SlotOwner, @unchecked Sendable {
             cache.stack[count] = object
             setCount(cache, count + 1)
         } else {
+            let limit = idleLimit(home)
             let kept = partition(home).withLock { idle -> Bool in
-                guard idle.count < maxIdle else { return false }
+                guard idle.count < limit else { return false }
                 idle.append(object)
                 return true
             }
@@ -186,7 +190,7 @@ final class ObjectPoolCore: SlotOwner, @unchecked Sendable {
     func reclaim(_ state: UnsafeMutableRawPointer) { flush(ThreadCache(state)) }
 
     /// The calling thread's cache goes to its partition's list, and so do the caches of parked
-    /// threads (`ThreadSlots.reclaimParked`); objects over `maxIdle` per partition are destroyed.
+    /// threads (`ThreadSlots.reclaimParked`); objects over a partition's idle limit are destroyed.
     func trim() {
         ThreadSlots.reapIfForked()
         ThreadSlots.claimed {
@@ -217,6 +221,29 @@ final class ObjectPoolCore: SlotOwner, @unchecked Sendable {
         stats.rejected = own[.rejected]
         stats.writtenOff = writtenOff
         return stats
+    }
+
+    // MARK: Idle capacity
+
+    var partitionCount: Int { partitions.count }
+
+    func idleLimit(_ partition: Int) -> Int { idleLimits[min(partition, partitions.count - 1)].load(ordering: .relaxed) }
+
+    /// Idle objects in `partition`'s list (behind the threads' caches, which hold at most
+    /// `cacheCapacity` each).
+    func listedCount(partition index: Int) -> Int { partitions[index].withLock { $0.count } }
+
+    /// Sets the most idle objects `partition`'s list keeps, and destroys what it holds over
+    /// that now (outside its lock, as `flush` does).
+    func setIdleLimit(_ limit: Int, partition index: Int) {
+        idleLimits[index].store(limit, ordering: .relaxed)
+        let extra = partitions[index].withLock { idle -> [UnsafeMutableRawPointer] in
+            guard idle.count > limit else { return [] }
+            let extra = Array(idle[limit...])
+            idle.removeLast(idle.count - limit)
+            return extra
+        }
+        for object in extra { destroy(object) }
     }
 
     /// Leases not yet returned.

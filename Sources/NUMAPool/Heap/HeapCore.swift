@@ -459,8 +459,8 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
     /// The calling thread's cache goes back; every other thread's cache goes back now if the
     /// thread is parked (`reclaimParked`), else at its next call (the epoch, and its slot entry
     /// deactivated so that the call takes the slow path); then every free chunk's pages go back
-    /// to the kernel.
-    func trim() {
+    /// to the kernel (with `only`, just that arena's).
+    func trim(only: Int? = nil) {
         ThreadSlots.reapIfForked()
         epoch.wrappingIncrement(ordering: .releasing)
         ThreadSlots.deactivateOthers(slot)
@@ -473,7 +473,9 @@ final class HeapCore: SlotOwner, @unchecked Sendable {
         }
         reclaimParked(idleOnly: false)
         drainTransfers(idleOnly: false)
-        for arena in arenas { arena.release(freeFor: nil, markers: markerPages, marker: { self.guards[$0]!.marker }) }
+        for (index, arena) in arenas.enumerated() where only == nil || only == index {
+            arena.release(freeFor: nil, markers: markerPages, marker: { self.guards[$0]!.marker })
+        }
         counters.withLock { $0.trims += 1 }
     }
 
