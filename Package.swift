@@ -64,8 +64,10 @@ let package = Package(
         .target(
             name: "MembenchKit",
             dependencies: [
-                "NUMA", "NUMAPool", "CNuma", "CMemoryKernels",
+                "NUMA", "NUMAPool", "NUMAPoolMetrics", "CNuma", "CMemoryKernels",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "CSV", package: "CSV.swift"),
             ]
         ),

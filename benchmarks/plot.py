@@ -152,7 +152,41 @@ def churn_series():
     save(figure, "churn.png")
 
 
+def elastic_series():
+    data = rows("elastic.csv")
+    if not data:
+        return
+    first_round = [r for r in data if r["round"] == "0"]
+    figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(8, 8), sharex=True)
+    for policy in dict.fromkeys(r["policy"] for r in first_round):
+        mine = [r for r in first_round if r["policy"] == policy]
+        t = [float(r["t_s"]) for r in mine]
+        top.plot(t, [float(r["p99_s"] or "nan") * 1000 for r in mine], marker=".", label=policy)
+        middle.plot(t, [int(r["capacity"]) for r in mine], marker=".", label=policy)
+        bottom.plot(t, [int(r["resident_bytes"]) / 2**20 for r in mine], marker=".", label=policy)
+    slo = float(first_round[0]["slo_s"]) * 1000
+    top.axhline(slo, color="black", linestyle="--", linewidth=0.8, label="SLO")
+    for axis in (top, middle, bottom):
+        previous = None
+        for r in (r for r in first_round if r["policy"] == first_round[0]["policy"]):
+            if r["phase"] != previous:
+                axis.axvline(float(r["t_s"]), color="grey", alpha=0.3)
+                if axis is top:
+                    axis.annotate(r["phase"], (float(r["t_s"]), slo * 3), fontsize=7)
+                previous = r["phase"]
+    top.set_ylabel("p99 ms")
+    top.set_yscale("log")
+    middle.set_ylabel("idle contexts per node")
+    middle.set_yscale("log")
+    bottom.set_ylabel("pools resident MiB")
+    bottom.set_xlabel("seconds")
+    top.legend(fontsize=7)
+    top.set_title("membench elastic: capacity policies under a phased load (round 0)")
+    save(figure, "elastic.png")
+
+
 if __name__ == "__main__":
+    elastic_series()
     churn_series()
     loaded_curve()
     latency_by_size()

@@ -15,6 +15,7 @@ public enum Setting: String, Sendable, CaseIterable {
     case blockSize = "block size"
     case sizes, frees
     case allocator, workingSet = "working set", keep, phases, interval, decay
+    case policies, rate, serviceTime = "service time", slo = "SLO", dependency
     case batch, capacity, threads
     case cpus = "CPU list"
     case cpuNodes = "CPU nodes"

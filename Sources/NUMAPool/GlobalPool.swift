@@ -70,7 +70,7 @@ public final class GlobalPool: BlockPool {
         /// free top back.
         var faulted = 0
         var gets: UInt64 = 0, puts: UInt64 = 0, hits: UInt64 = 0, misses: UInt64 = 0
-        var exhausted: UInt64 = 0
+        var exhausted: UInt64 = 0, trims: UInt64 = 0
         var outstanding = 0, peak = 0
     }
 
@@ -248,6 +248,7 @@ public final class GlobalPool: BlockPool {
             stats.hits = state.hits
             stats.misses = state.misses
             stats.exhausted = state.exhausted
+            stats.trims = state.trims
             stats.bytesInUse = state.outstanding * blockSize
             stats.bytesPeak = state.peak * blockSize
             stats.bytesReserved = state.faulted - state.released.pageCount * PagePlacement.basePageSize
@@ -272,6 +273,7 @@ public final class GlobalPool: BlockPool {
         // Found before the pool's lock is taken: `MarkerPages` has a lock of its own.
         let markers = markers.flatMap { file in file.offset(of: 0, marker: blockGuard.marker).map { (file.fd, $0) } }
         state.withLock { state in
+            state.trims += 1
             if state.outstanding == 0 { state.released.discard(base: base, topology: topology) }
             var free = [Bool](repeating: false, count: state.carved)
             for address in state.free { free[Int((address - base) / UInt(blockSize))] = true }

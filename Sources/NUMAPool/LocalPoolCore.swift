@@ -30,6 +30,9 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
     private let markers: MarkerPages?
 
     private static let made = ManagedAtomic<Int>(0)
+    /// Caches flushed whole, and trims (pool-wide: a flush may run on another thread than the
+    /// cache's owner).
+    private let flushes = ManagedAtomic<UInt64>(0), trims = ManagedAtomic<UInt64>(0)
 
     init(blockSize: Int, capacity: Int, strict: Bool, nodes: [Int], cacheCapacity: Int, pages: PageMode,
          name: String?, topology: Topology) throws(PoolError) {
@@ -264,6 +267,7 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
 
     /// Everything the cache holds goes back to the arenas.
     private func flush(_ cache: ThreadCache) {
+        flushes.wrappingIncrement(ordering: .relaxed)
         empty(cache)
         for arena in arenas.indices where homes(cache).count(arena).pointee > 0 { sendHome(cache, arena) }
     }
@@ -275,6 +279,7 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
     /// next call looks at the arena again before it accepts a block. With `only`, just that
     /// arena gives memory back.
     func trim(only: Int? = nil) {
+        trims.wrappingIncrement(ordering: .relaxed)
         ThreadSlots.reapIfForked()
         ThreadSlots.enter()
         defer { ThreadSlots.leave() }
@@ -348,6 +353,8 @@ final class LocalPoolCore: SlotOwner, @unchecked Sendable {
         stats.remoteReturns = counters[.remoteReturns]
         stats.fallbacks = counters[.fallbacks]
         stats.writtenOff = writtenOff
+        stats.flushes = flushes.load(ordering: .relaxed)
+        stats.trims = trims.load(ordering: .relaxed)
         stats.bytesInUse = min(Int(counters[.gets] - counters[.puts]), out) * blockSize
         return stats
     }

@@ -11,6 +11,12 @@ final class ObjectPoolCore: SlotOwner, @unchecked Sendable {
     // read after; the lists and the registry sit behind locks; a cache's memory belongs to its
     // thread but for its atomic count and counters.
     let backing: any BlockPool
+    /// Caches flushed whole, and trims (pool-wide: a flush may run on another thread than the
+    /// cache's owner).
+    private let flushes = ManagedAtomic<UInt64>(0), trims = ManagedAtomic<UInt64>(0)
+    /// Objects destroyed because their partition's list was full, since the last idle limit
+    /// was set: their blocks wait in the backing pool until it is trimmed.
+    private let overflowed = ManagedAtomic<Int>(0)
     /// The most idle objects each partition's list keeps (`setIdleLimit`).
     private let idleLimits: [ManagedAtomic<Int>]
     let cacheCapacity: Int
@@ -76,6 +82,7 @@ final class ObjectPoolCore: SlotOwner, @unchecked Sendable {
     private func flush(_ cache: ThreadCache, keeping kept: Int = 0) {
         let count = count(cache)
         guard count > kept else { return }
+        if kept == 0 { flushes.wrappingIncrement(ordering: .relaxed) }
         let moving = (kept..<count).map { cache.stack[$0] }
         setCount(cache, kept)
         let home = cache.head.pointee.home
@@ -86,6 +93,7 @@ final class ObjectPoolCore: SlotOwner, @unchecked Sendable {
             return moving.dropFirst(room)
         }
         for object in extra { destroy(object) }
+        if !extra.isEmpty { overflowed.wrappingIncrement(by: extra.count, ordering: .relaxed) }
     }
 
     // MARK: Slow paths
@@ -163,7 +171,10 @@ final class ObjectPoolCore: SlotOwner, @unchecked Sendable {
                 idle.append(object)
                 return true
             }
-            if !kept { destroy(object) }
+            if !kept {
+                destroy(object)
+                overflowed.wrappingIncrement(ordering: .relaxed)
+            }
         }
         cache.bumpReleasing(.puts)
     }
@@ -192,6 +203,7 @@ final class ObjectPoolCore: SlotOwner, @unchecked Sendable {
     /// The calling thread's cache goes to its partition's list, and so do the caches of parked
     /// threads (`ThreadSlots.reclaimParked`); objects over a partition's idle limit are destroyed.
     func trim() {
+        trims.wrappingIncrement(ordering: .relaxed)
         ThreadSlots.reapIfForked()
         ThreadSlots.claimed {
             if let raw = ThreadSlots.ownState(slot) { flush(ThreadCache(raw)) }
@@ -220,6 +232,8 @@ final class ObjectPoolCore: SlotOwner, @unchecked Sendable {
         stats.escaped = own[.escaped]
         stats.rejected = own[.rejected]
         stats.writtenOff = writtenOff
+        stats.flushes = flushes.load(ordering: .relaxed)
+        stats.trims = trims.load(ordering: .relaxed)
         return stats
     }
 
@@ -244,6 +258,9 @@ final class ObjectPoolCore: SlotOwner, @unchecked Sendable {
             return extra
         }
         for object in extra { destroy(object) }
+        // The blocks of objects destroyed now, or since the last limit because a list was full,
+        // go back to the kernel with the backing pool's free pages.
+        if !extra.isEmpty || overflowed.exchange(0, ordering: .relaxed) > 0 { backing.trim() }
     }
 
     /// Leases not yet returned.

@@ -22,6 +22,10 @@ public struct PoolStatistics: Sendable, Equatable {
     /// Blocks (or objects) that sat in the caches of threads that were not copied into this
     /// process by fork(2): written off, never handed out again.
     public var writtenOff: UInt64 = 0
+    /// Thread caches flushed whole (a trim, a thread that moved or ended, a parked thread's).
+    public var flushes: UInt64 = 0
+    /// Calls of `trim()`.
+    public var trims: UInt64 = 0
     /// Bytes of memory faulted in for blocks.
     public var bytesReserved: Int = 0
     /// Bytes in blocks that callers hold now: (gets − puts) × block size. While threads run, a

@@ -39,15 +39,17 @@ public struct PoolReading: Sendable, Equatable {
     /// An empty reading.
     public init() {}
 
-    /// A reading of a `LocalPool`'s or `GlobalPool`'s statistics: gets, puts, hits, misses,
-    /// fallbacks and exhausted gets for the pool; remote returns, and bytes reserved, out of
+    /// A reading of a `LocalPool`'s, `GlobalPool`'s or `ObjectPool`'s statistics: gets, puts,
+    /// hits, misses, fallbacks, exhausted gets, escapes, rejections, flushes and trims for the
+    /// pool; remote returns, and bytes reserved, out of
     /// the arena (in use or cached) and free, for each node. In use and cached are for the
     /// whole pool: a block's node is not known once callers hold it.
     public init(_ statistics: PoolStatistics) {
         for (counter, value) in [(PoolCounter.gets, statistics.gets), (.puts, statistics.puts), (.hits, statistics.hits),
                                  (.misses, statistics.misses), (.fallbacks, statistics.fallbacks),
                                  (.exhausted, statistics.exhausted), (.escaped, statistics.escaped),
-                                 (.rejected, statistics.rejected), (.writtenOff, statistics.writtenOff)] {
+                                 (.rejected, statistics.rejected), (.writtenOff, statistics.writtenOff),
+                                 (.flushes, statistics.flushes), (.trims, statistics.trims)] {
             counters[CounterKey(counter)] = value
         }
         var out = 0

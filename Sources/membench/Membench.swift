@@ -14,7 +14,7 @@ struct Membench: ParsableCommand {
             a run ended by a signal ends by that signal (a shell shows 128 + its number), after \
             putting back any interleave weights it set.
             """,
-        subcommands: [RunCommand.self, CompareCommand.self, MatrixCommand.self, BandwidthCommand.self, LoadedCommand.self, CacheToCacheCommand.self, AllocCommand.self, ChurnCommand.self, TiersCommand.self, TopologyCommand.self],
+        subcommands: [RunCommand.self, CompareCommand.self, MatrixCommand.self, BandwidthCommand.self, LoadedCommand.self, CacheToCacheCommand.self, AllocCommand.self, ChurnCommand.self, ElasticCommand.self, TiersCommand.self, TopologyCommand.self],
         defaultSubcommand: RunCommand.self
     )
 

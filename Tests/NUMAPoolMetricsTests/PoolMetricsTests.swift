@@ -85,6 +85,12 @@ struct PoolMetricsTests {
         let fresh = try #require(parsed.value("numapool_fresh_ratio", pool: "requests", node: "all"))
         #expect(abs(fresh - stats.freshAllocationRate) < 1e-9)
         for block in blocks.suffix(3000) { pool.deallocate(block) }
+        pool.trim()
+        metrics.collect()
+        let trimmed = Exposition(registry.emitToString())
+        #expect(trimmed.value("numapool_trims_total", pool: "requests", node: "all") == 1)
+        #expect(trimmed.value("numapool_flushes_total", pool: "requests", node: "all") ?? 0 >= 1, "the trim flushed this thread's cache")
+        #expect(trimmed.value("numapool_bytes", pool: "requests", node: "all", state: "in_use") == 0)
     }
 
     @Test("counters rise by what happened between collections, and the rates cover the last interval only")

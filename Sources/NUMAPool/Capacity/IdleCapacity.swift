@@ -39,7 +39,9 @@ extension ObjectPool: IdleCapacity {
     public func idleAmount(partition: Int) -> Int { core.listedCount(partition: partition) }
 
     /// Sets the partition's `maxIdle`; objects listed over it are destroyed now, and returns
-    /// that find the list full destroy their object from then on.
+    /// that find the list full destroy their object from then on. When objects were destroyed
+    /// (now, or by such returns since the last call), the backing pool is trimmed, so that
+    /// their memory goes back: a controller that sets the limit each window keeps it so.
     public func setIdleLimit(_ limit: Int, partition: Int) {
         core.setIdleLimit(max(0, limit), partition: partition)
     }
