@@ -57,6 +57,11 @@ final class Arena: Sendable {
         chunkBytes = max(64 << 10, blockSize * 64)
     }
 
+    deinit {
+        // The region goes with the arena; so do its marker mappings.
+        state.withLock { $0.released.forget() }
+    }
+
     /// Blocks carved so far (see `carved`).
     var carvedBlocks: Int { carved.load(ordering: .acquiring) }
 
@@ -69,7 +74,7 @@ final class Arena: Sendable {
     /// lock a thread that was not copied may hold.)
     func takeReused(_ count: Int, into out: UnsafeMutablePointer<UnsafeMutableRawPointer>) -> Int {
         state.withLock { state in
-            if state.free.count < count && !state.released.isEmpty { restore(&state) }
+            if state.free.isEmpty && !state.released.isEmpty { restore(&state) }
             let taken = min(count, state.free.count)
             guard taken > 0 else { return 0 }
             let first = state.free.count - taken

@@ -117,6 +117,11 @@ public final class GlobalPool: BlockPool {
         return topology.bindableNodes.contains(node) ? .preferred(node) : nil
     }
 
+    deinit {
+        // The region goes with the pool; so do its marker mappings.
+        state.withLock { $0.released.forget() }
+    }
+
     /// Places `[address, address + length)` in chunks over `nodes`, in turn: a thread on each
     /// node's allowed CPUs touches its chunks; a node without such CPUs has its chunks bound.
     static func spread(address: UnsafeMutableRawPointer, length: Int, over nodes: NodeSet, pages: PageMode,
@@ -274,11 +279,18 @@ public final class GlobalPool: BlockPool {
         let markers = markers.flatMap { file in file.offset(of: 0, marker: blockGuard.marker).map { (file.fd, $0) } }
         state.withLock { state in
             state.trims += 1
-            if state.outstanding == 0 { state.released.discard(base: base, topology: topology) }
-            var free = [Bool](repeating: false, count: state.carved)
-            for address in state.free { free[Int((address - base) / UInt(blockSize))] = true }
-            var top = state.carved
-            while top > 0 && free[top - 1] { top -= 1 }
+            var free: [Bool]
+            var top = 0
+            if state.outstanding == 0 {
+                // Nothing is out: the marker pages go with the rest, and the blocks they held
+                // count as never handed out with every other.
+                state.released.discard(base: base, topology: topology)
+            } else {
+                free = [Bool](repeating: false, count: state.carved)
+                for address in state.free { free[Int((address - base) / UInt(blockSize))] = true }
+                top = state.carved
+                while top > 0 && free[top - 1] { top -= 1 }
+            }
             // Released pages stay below the top: a fresh block could not be written there.
             top = max(top, state.released.blocksBelowReleased(blockSize: blockSize))
             let page = PagePlacement.basePageSize

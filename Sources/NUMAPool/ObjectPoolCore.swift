@@ -260,7 +260,8 @@ final class ObjectPoolCore: SlotOwner, @unchecked Sendable {
         for object in extra { destroy(object) }
         // The blocks of objects destroyed now, or since the last limit because a list was full,
         // go back to the kernel with the backing pool's free pages.
-        if !extra.isEmpty || overflowed.exchange(0, ordering: .relaxed) > 0 { backing.trim() }
+        let overflowedSince = overflowed.exchange(0, ordering: .relaxed)
+        if !extra.isEmpty || overflowedSince > 0 { backing.trim() }
     }
 
     /// Leases not yet returned.

@@ -1,3 +1,4 @@
+import Atomics
 import CNuma
 import NUMA
 #if canImport(Glibc)
@@ -15,9 +16,13 @@ import Glibc
 ///
 /// Only regions of base pages take part: a page of a huge-page region cannot be given back alone.
 struct ReleasedPages {
-    /// At most this many marker mappings per region (each splits the region's mapping, and a
-    /// process may have about 65,000).
+    /// At most this many marker mappings per region, and `processMapLimit` over every pool's
+    /// regions together: each splits its region's mapping, and a process may have about 65,000
+    /// (vm.max_map_count), malloc's and the threads' stacks included.
     static let mapLimit = 4096
+    static let processMapLimit = 16384
+    /// Marker mappings of every pool's regions now.
+    static let processMaps = ManagedAtomic<Int>(0)
     /// One bit per page of the region: set where marker pages stand.
     private var bits: [UInt64] = []
     /// Each marker mapping: its first page, its pages, and the policy its memory had.
@@ -58,6 +63,14 @@ struct ReleasedPages {
         let page = PagePlacement.basePageSize
         let pages = carved * blockSize / page  // whole pages below the never-carved blocks
         guard pages > 0, mappings.count < Self.mapLimit else { return 0 }
+        /// Takes one mapping from the process's budget; false when it is spent.
+        func claimMap() -> Bool {
+            guard Self.processMaps.wrappingIncrementThenLoad(ordering: .relaxed) <= Self.processMapLimit else {
+                Self.processMaps.wrappingDecrement(ordering: .relaxed)
+                return false
+            }
+            return true
+        }
         var busy = [Bool](repeating: false, count: pages)
         for index in 0..<carved where !free[index] && !holds(block: index, blockSize: blockSize) {
             let first = index * blockSize / page, last = ((index + 1) * blockSize - 1) / page
@@ -77,9 +90,13 @@ struct ReleasedPages {
             }
             var end = p
             while end < pages && end - p < MarkerPages.pagesPerKind && !busy[end] && !isReleased(end) { end += 1 }
+            guard claimMap() else { break }
             let address = UnsafeMutableRawPointer(bitPattern: base + UInt(p * page))!
             let policy = try? MemoryPolicy.policy(at: address)
-            guard CNuma_map_file_fixed(address, (end - p) * page, markers.fd, markers.offset) == 0 else { break }
+            guard CNuma_map_file_fixed(address, (end - p) * page, markers.fd, markers.offset) == 0 else {
+                Self.processMaps.wrappingDecrement(ordering: .relaxed)
+                break
+            }
             for q in p..<end { bits[q / 64] |= 1 << UInt64(q % 64) }
             mappings.append((p, end - p, policy == .local ? nil : policy))
             released += end - p
@@ -133,6 +150,7 @@ struct ReleasedPages {
             madvise(address, mapping.count * page, MADV_NOHUGEPAGE)
             try? mapping.policy?.apply(to: address, length: mapping.count * page, topology: topology)
             restored.append(mapping)
+            Self.processMaps.wrappingDecrement(ordering: .relaxed)
         }
         mappings = kept
         bits = [UInt64](repeating: 0, count: bits.count)
@@ -149,5 +167,14 @@ struct ReleasedPages {
     @discardableResult
     mutating func discard(base: UInt, topology: Topology) -> Int {
         remap(base: base, topology: topology).reduce(0) { $0 + $1.count } * PagePlacement.basePageSize
+    }
+
+    /// Gives the process's budget back for every mapping still here: for an owner whose
+    /// region is about to be unmapped whole.
+    mutating func forget() {
+        Self.processMaps.wrappingDecrement(by: mappings.count, ordering: .relaxed)
+        mappings = []
+        bits = []
+        pageCount = 0
     }
 }

@@ -34,6 +34,7 @@ public final class CapacityDriver<Policy: CapacityPolicy>: Service {
     private let reading: @Sendable () -> PoolReading
     private let p99: @Sendable () -> Duration?
     private let unitsPerReturn: Int
+    private let unitsPerMiss: Int
     private let logger: Logger
     private let factory: any MetricsFactory
     private let started = ContinuousClock.now
@@ -49,12 +50,13 @@ public final class CapacityDriver<Policy: CapacityPolicy>: Service {
     ///   - window: the length of a window (10 s).
     ///   - samplesPerWindow: idle amounts sampled per window for the low-water mark (4).
     ///   - unitsPerReturn: the idle units one remote return stands for (1 object; a block's bytes).
+    ///   - unitsPerMiss: the capacity one miss stands for (1 object; a block's bytes; 0 for the heap).
     ///   - p99: the p99 of request duration over the window just ended, or nil.
     ///   - reading: the pool's counters (a `PoolReading` of its statistics).
     ///   - logger: where each decision is logged, at info level.
     ///   - factory: the metrics backend (the bootstrapped one by default).
     public init(target: some IdleCapacity, name: String, policy: Policy, capacity: Int,
-                window: Duration = .seconds(10), samplesPerWindow: Int = 4, unitsPerReturn: Int = 1,
+                window: Duration = .seconds(10), samplesPerWindow: Int = 4, unitsPerReturn: Int = 1, unitsPerMiss: Int = 1,
                 p99: @escaping @Sendable () -> Duration? = { nil },
                 reading: @escaping @Sendable () -> PoolReading,
                 logger: Logger = Logger(label: "numapool.capacity"),
@@ -65,6 +67,7 @@ public final class CapacityDriver<Policy: CapacityPolicy>: Service {
         self.window = window
         self.samplesPerWindow = samplesPerWindow
         self.unitsPerReturn = unitsPerReturn
+        self.unitsPerMiss = unitsPerMiss
         self.p99 = p99
         self.reading = reading
         self.logger = logger
@@ -103,7 +106,7 @@ public final class CapacityDriver<Policy: CapacityPolicy>: Service {
             for partition in state.policies.indices {
                 let key = PoolReading.CounterKey(.remoteReturns, node: nodes[partition])
                 let returns = (now.counters[key] ?? 0) &- (state.last?.counters[key] ?? 0)
-                let window = CapacityWindow(end: end, p99: p99, gets: gets, misses: misses,
+                let window = CapacityWindow(end: end, p99: p99, gets: gets, misses: misses, unitsPerMiss: unitsPerMiss,
                                             idleLowWater: state.lowWater[partition] ?? 0,
                                             remoteReturns: Int(clamping: returns) * unitsPerReturn)
                 let before = state.capacities[partition]
@@ -167,18 +170,20 @@ extension CapacityDriver {
                             logger: Logger = Logger(label: "numapool.capacity"),
                             factory: any MetricsFactory = MetricsSystem.factory) {
         self.init(target: pool, name: pool.name, policy: policy, capacity: capacity, window: window,
-                  unitsPerReturn: pool.blockSize, p99: p99, reading: { PoolReading(pool.statistics()) },
+                  unitsPerReturn: pool.blockSize, unitsPerMiss: pool.blockSize, p99: p99,
+                  reading: { PoolReading(pool.statistics()) },
                   logger: logger, factory: factory)
     }
 
     /// Drives a `NUMAHeap`: capacities in idle bytes per node. Remote frees are not
-    /// subtracted from the idle low-water mark (their sizes vary).
+    /// subtracted from the idle low-water mark, and growth is by the factor alone (the sizes
+    /// of frees and misses vary).
     public convenience init(heap: NUMAHeap, policy: Policy, capacity: Int, window: Duration = .seconds(10),
                             p99: @escaping @Sendable () -> Duration? = { nil },
                             logger: Logger = Logger(label: "numapool.capacity"),
                             factory: any MetricsFactory = MetricsSystem.factory) {
         self.init(target: heap, name: heap.name, policy: policy, capacity: capacity, window: window,
-                  unitsPerReturn: 0, p99: p99, reading: { PoolReading(heap.statistics()) },
+                  unitsPerReturn: 0, unitsPerMiss: 0, p99: p99, reading: { PoolReading(heap.statistics()) },
                   logger: logger, factory: factory)
     }
 }

@@ -24,6 +24,9 @@ public final class PoolMetrics: Sendable {
 
     private struct State {
         var sources: [Source] = []
+        /// Collections begun, and the last whose readings were exported: a collection that
+        /// overlapped a later one exports nothing.
+        var begun = 0, exported = 0
         var counters: [String: Counter] = [:]
         var gauges: [String: Gauge] = [:]
     }
@@ -56,14 +59,20 @@ public final class PoolMetrics: Sendable {
         add(name: name ?? heap.name) { PoolReading(heap.statistics()) }
     }
 
-    /// Reads every source and updates its metrics. Returns the readings, by pool name.
+    /// Reads every source and updates its metrics. Returns the readings, by pool name (none
+    /// when a later collection, begun while this one read, has exported already).
     @discardableResult
     public func collect() -> [String: PoolReading] {
         // Read outside the lock: a snapshot takes the pool's own locks.
-        let readers = state.withLock { $0.sources.map { ($0.name, $0.read) } }
+        let (generation, readers) = state.withLock { state in
+            state.begun += 1
+            return (state.begun, state.sources.map { ($0.name, $0.read) })
+        }
         let readings = readers.map { ($0.0, $0.1()) }
         return state.withLock { state in
             var result: [String: PoolReading] = [:]
+            guard generation > state.exported else { return result }
+            state.exported = generation
             for (index, (name, reading)) in readings.enumerated() where index < state.sources.count {
                 export(name, reading, since: state.sources[index].last, into: &state)
                 state.sources[index].last = reading
@@ -83,6 +92,10 @@ public final class PoolMetrics: Sendable {
         for (key, value) in reading.bytes {
             gauge("numapool_bytes", pool: pool, node: key.node, state: key.state.rawValue, in: &state)
                 .record(Double(value))
+        }
+        // A node that no longer shows (a trimmed global pool's pages) holds nothing now.
+        for key in (last?.bytes ?? [:]).keys where reading.bytes[key] == nil {
+            gauge("numapool_bytes", pool: pool, node: key.node, state: key.state.rawValue, in: &state).record(0)
         }
         gauge("numapool_fragmentation_ratio", pool: pool, node: nil, in: &state).record(reading.fragmentation)
         let gets = reading.total(.gets) &- (last?.total(.gets) ?? 0)

@@ -143,6 +143,15 @@ struct PoolMetricsTests {
         #expect(parsed.value("numapool_gets_total", pool: "shared", node: "all") == Double(stats.gets))
         #expect(parsed.value("numapool_bytes", pool: "shared", node: "all", state: "reserved") == Double(stats.bytesReserved))
         #expect(kept.count == 10)
+        // Trimmed empty, the pool's pages show on no node: their gauges read 0, not what they were.
+        let nodes = stats.perNode.keys
+        #expect(!nodes.isEmpty)
+        global.trim()
+        metrics.collect()
+        let trimmed = Exposition(registry.emitToString())
+        for node in nodes {
+            #expect(trimmed.value("numapool_bytes", pool: "shared", node: "\(node)", state: "reserved") == 0)
+        }
     }
 
     @Test("a heap's bytes by node and state match its snapshot")

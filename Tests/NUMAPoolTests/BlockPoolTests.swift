@@ -181,6 +181,24 @@ struct BlockPoolTests {
         #expect(try anonymousBytes(in: range) == 0)
     }
 
+    @Test("a global pool trimmed while a block between live ones was free, then trimmed empty, hands out every block again")
+    func globalTrimTwice() throws {
+        let pool = try GlobalPool(blockSize: 4096, capacity: 4 * 4096)
+        let a = try pool.allocate(), b = try pool.allocate(), c = try pool.allocate()
+        pool.deallocate(b)
+        pool.trim()  // b's page goes back inside the region
+        pool.deallocate(a)
+        pool.deallocate(c)
+        pool.trim()  // nothing is out: everything goes
+        #expect(pool.statistics().bytesReserved == 0)
+        var blocks: [UnsafeMutableRawPointer] = []
+        for _ in 0..<4 { blocks.append(try pool.allocate()) }
+        for block in blocks {
+            block.initializeMemory(as: UInt8.self, repeating: 1, count: 4096)
+            pool.deallocate(block)
+        }
+    }
+
     @Test("a global pool faults no page in until a block on it is handed out")
     func globalFaultsLazily() throws {
         let pool = try GlobalPool(blockSize: 256, capacity: 64 << 20)

@@ -143,6 +143,16 @@ struct ElasticSizingTests {
         #expect(demand.contains { $0.reason == .sloVeto }, "the guard vetoes the shrink that the idle memory calls for")
     }
 
+    @Test("the demand controller grows a byte capacity by what its misses stand for")
+    func demandUnits() {
+        let controller = DemandController(minimum: 0, maximum: 1 << 30)
+        let short = [1, 2].map {
+            CapacityWindow(end: Self.window * $0, gets: 100, misses: 10, unitsPerMiss: 4096)
+        }
+        #expect(controller.replay(short, from: 8192).last == CapacityDecision(capacity: 8192 + 10 * 4096, reason: .grow))
+        #expect(controller.replay(short, from: 0).last == CapacityDecision(capacity: 10 * 4096, reason: .grow))
+    }
+
     @Test("objects that come home from another node do not count as unused")
     func remoteReturnsAreInTransit() {
         let run = Self.windows(20, ratio: 1, gets: 10_000, misses: 0, idle: 30, remote: 30)

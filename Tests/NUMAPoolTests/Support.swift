@@ -33,23 +33,29 @@ final class StopFlag: Sendable {
     func set() { state.withLock { $0 = true } }
 }
 
-/// Anonymous memory resident in the mappings inside `range` (the `Anonymous:` lines of
-/// /proc/self/smaps): what a pool holds there, without the shared marker pages a trim maps.
+/// Anonymous memory resident inside `range`: mincore(2) over the parts of the anonymous
+/// mappings of /proc/self/smaps that lie in it. The shared marker pages a trim maps are file
+/// pages and count nowhere; a neighbouring mapping that the kernel merged with the range's
+/// counts only for its part inside the range.
 func anonymousBytes(in range: Range<UInt>) throws -> Int {
     // Read to the end: a file of /proc reports no size.
     let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/proc/self/smaps"))
     defer { try? handle.close() }
     let text = String(decoding: try handle.readToEnd() ?? Data(), as: UTF8.self)
-    var inside = false
     var total = 0
     for line in text.split(separator: "\n") {
-        if let dash = line.firstIndex(of: "-"), let space = line.firstIndex(of: " "), dash < space,
-           let start = UInt(line[..<dash], radix: 16),
-           let end = UInt(line[line.index(after: dash)..<space], radix: 16) {
-            inside = start < range.upperBound && end > range.lowerBound
-        } else if inside, line.hasPrefix("Anonymous:") {
-            total += (Int(line.split(separator: " ")[1]) ?? 0) * 1024
-        }
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        guard fields.count >= 5, let dash = fields[0].firstIndex(of: "-"),
+              let start = UInt(fields[0][..<dash], radix: 16),
+              let end = UInt(fields[0][fields[0].index(after: dash)...], radix: 16) else { continue }
+        // Anonymous: no path after the inode.
+        guard fields.count == 5 else { continue }
+        let lower = max(start, range.lowerBound), upper = min(end, range.upperBound)
+        guard lower < upper else { continue }
+        let pages = Int(upper - lower) / page
+        var vector = [UInt8](repeating: 0, count: pages)
+        guard mincore(UnsafeMutableRawPointer(bitPattern: lower), Int(upper - lower), &vector) == 0 else { continue }
+        total += vector.count { $0 & 1 != 0 } * page
     }
     return total
 }

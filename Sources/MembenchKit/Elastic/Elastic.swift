@@ -227,6 +227,8 @@ public enum Elastic {
         let subject = try Subject(options, policy: policy, topology: topology)
         defer { subject.heap.stopPurger() }
         let control = Control(threads: options.threads)
+        // The first phase starts before the threads do: the ramp's clock must not read 0.
+        control.phaseStart.store(monotonicNanoseconds(), ordering: .relaxed)
         let cpus = Array(topology.allowedCPUs.ids.prefix(options.threads))
         let start = StartLine(parties: options.threads)
         let phases = options.phases
@@ -235,6 +237,7 @@ public enum Elastic {
         }
         let total = phases.reduce(0) { $0 + $1.1 }
         var windows: [ElasticWindow] = []
+        var windowStart = 0.0
         var lastGets = subject.contexts.statistics()
         let began = ContinuousClock.now
         var elapsed = 0.0
@@ -277,10 +280,11 @@ public enum Elastic {
                 let memory = subject.memory()
                 windows.append(ElasticWindow(
                     policy: policy, round: round, seconds: elapsed, phase: phase,
-                    rate: Double(merged.totalCount) / options.window,
+                    rate: Double(merged.totalCount) / max(1e-3, elapsed - windowStart),
                     p50: merged.totalCount > 0 ? Double(merged.valueAtPercentile(50)) / 1e9 : nil, p99: p99,
                     capacity: subject.capacity, decision: decision, retainedBytes: memory.retained,
                     residentBytes: memory.resident, missRate: gets > 0 ? Double(misses) / Double(gets) : nil))
+                windowStart = elapsed
                 progress(elapsed / total)
             }
         }
@@ -335,16 +339,23 @@ public enum Elastic {
             if nextArrival + 50 * interval < now { nextArrival = now - 50 * interval }  // a stall: keep 50 late at most
             while nextArrival <= now && count < capacity {
                 let slot = (head + count) % capacity
-                let lease = try subject.contexts.lease()
-                id &+= 1
-                lease.value.id = id
-                lease.value.scratch[Int(id % 8191)] = id
-                (leases + slot).initialize(to: lease)
                 let size = sizes[next & 4095]
                 next &+= 1
                 let buffer = try subject.heap.allocate(byteCount: size)
                 memset(buffer, 0x5A, min(size, 512))
+                // The lease last: once it is in the ring, nothing between it and the count throws.
+                let lease: Lease<RequestContext>
+                do {
+                    lease = try subject.contexts.lease()
+                } catch {
+                    subject.heap.deallocate(buffer)
+                    throw error
+                }
                 buffers[slot] = buffer
+                id &+= 1
+                lease.value.id = id
+                lease.value.scratch[Int(id % 8191)] = id
+                (leases + slot).initialize(to: lease)
                 arrivals[slot] = nextArrival
                 deadlines[slot] = nextArrival + hold
                 count += 1
@@ -356,8 +367,11 @@ public enum Elastic {
                 local.reset()
                 published = now
             }
+            // Sleep until the next arrival or completion (a thread that spins would take the
+            // CPU from everything else on the machine); the timer's slack, tens of
+            // microseconds, joins the requests' durations.
             let wake = min(nextArrival, count > 0 ? deadlines[head] : nextArrival)
-            if wake > now + 100_000 { usleep(UInt32(min(1000, (wake - now) / 1000))) }
+            if wake > now + 20_000 { usleep(UInt32(min(1000, (wake - now) / 1000))) }
         }
         let taken = local
         control.durations[index].withLock { $0.add(taken) }

@@ -9,18 +9,22 @@ public struct CapacityWindow: Sendable, Equatable {
     public var gets: UInt64
     /// Gets that idle memory could not serve (fresh allocations).
     public var misses: UInt64
+    /// The capacity one miss stands for: 1 for objects, a block's bytes for a pool of blocks,
+    /// 0 where a miss has no fixed size (the heap).
+    public var unitsPerMiss: Int
     /// The least the partition kept idle at any time in the window: what sat unused throughout.
     public var idleLowWater: Int
     /// What came home from threads on other nodes in the window.
     public var remoteReturns: Int
 
     /// A window ending at `end`.
-    public init(end: Duration, p99: Duration? = nil, gets: UInt64 = 0, misses: UInt64 = 0, idleLowWater: Int = 0,
-                remoteReturns: Int = 0) {
+    public init(end: Duration, p99: Duration? = nil, gets: UInt64 = 0, misses: UInt64 = 0, unitsPerMiss: Int = 1,
+                idleLowWater: Int = 0, remoteReturns: Int = 0) {
         self.end = end
         self.p99 = p99
         self.gets = gets
         self.misses = misses
+        self.unitsPerMiss = unitsPerMiss
         self.idleLowWater = idleLowWater
         self.remoteReturns = remoteReturns
     }
@@ -145,12 +149,12 @@ public struct SLORule: CapacityPolicy {
 /// Sizes a partition from its own demand, as the allocators' thread caches do:
 /// - **grows fast** when the pool runs short: after `growAfter` windows in a row whose share of
 ///   misses in gets is over `missThreshold`, the capacity becomes `growFactor` × what it was, or
-///   what it was plus the window's misses if that is more, at most `maximum`, at most once per
-///   `cooldown`;
+///   what it was plus what the window's misses stand for (`unitsPerMiss`) if that is more, at
+///   most `maximum`, at most once per `cooldown`;
 /// - **shrinks slowly** when memory sits unused: after `shrinkAfter` windows in a row in which
 ///   the idle low-water mark (less what came home from other nodes in the window, which is in
-///   transit rather than unused) stayed above zero, it gives back `shrinkFraction` of that
-///   unused amount, never going below `minimum`;
+///   transit rather than unused) stayed above zero, it gives back `shrinkFraction` of the least
+///   of those unused amounts, never going below `minimum`;
 /// - an optional **SLO guard** vetoes a shrink while p99 is over `slo`.
 /// A slow dependency (p99 up, no misses) moves it neither way.
 public struct DemandController: CapacityPolicy {
@@ -173,6 +177,8 @@ public struct DemandController: CapacityPolicy {
     /// The SLO guard: no shrink while p99 is over it.
     public var slo: Duration?
     private var short = 0, unused = 0
+    /// The least unused amount over the current streak of unused windows.
+    private var unusedLow = Int.max
     private var lastGrowth: Duration?
 
     /// A controller between `minimum` and `maximum`, with an optional SLO guard.
@@ -201,21 +207,26 @@ public struct DemandController: CapacityPolicy {
             short = 0
             unused = idle > 0 ? unused + 1 : 0
         }
+        unusedLow = unused == 0 ? .max : min(unusedLow, idle)
         if short >= growAfter {
             if let lastGrowth, window.end - lastGrowth < cooldown {
                 return CapacityDecision(capacity: capacity, reason: .cooldown)
             }
             short = 0
-            let grown = min(maximum, max(Int((Double(capacity) * growFactor).rounded(.up)), capacity + Int(window.misses)))
+            let missed = Int(clamping: window.misses).multipliedReportingOverflow(by: window.unitsPerMiss)
+            let grown = min(maximum, max(Int((Double(capacity) * growFactor).rounded(.up)),
+                                         missed.overflow ? maximum : capacity + missed.partialValue))
             guard grown > capacity else { return CapacityDecision(capacity: capacity, reason: .hold) }
             lastGrowth = window.end
             return CapacityDecision(capacity: grown, reason: .grow)
         }
         guard unused >= shrinkAfter else { return CapacityDecision(capacity: capacity, reason: .hold) }
         if let slo, let p99 = window.p99, p99 > slo { return CapacityDecision(capacity: capacity, reason: .sloVeto) }
+        let low = unusedLow
         unused = 0
+        unusedLow = .max
         guard capacity > minimum else { return CapacityDecision(capacity: capacity, reason: .atMinimum) }
-        let shrunk = max(minimum, capacity - max(1, Int(Double(min(idle, capacity)) * shrinkFraction)))
+        let shrunk = max(minimum, capacity - max(1, Int(Double(min(low, capacity)) * shrinkFraction)))
         return CapacityDecision(capacity: shrunk, reason: .shrink)
     }
 }
