@@ -31,8 +31,9 @@ struct MeasuredFigureTests {
         let records = try Self.json(["loaded", "--delays", "100000000", "--duration", "200ms", "--size", "1MiB"])
         #expect(Date().timeIntervalSince(start) < 10, "two steps of 0.2 s and the settling")
         #expect(records.count == 2)
-        // Some tens of milliseconds a line: a step sees a few lines, each counted when done.
-        #expect((records.first?["load_gb_per_s"] as? Double ?? 0) > 0, "\(records.first ?? [:])")
+        // A line takes some tens of milliseconds here, more on a loaded host, so a step of 0.2 s
+        // may see none: that the lines are counted is the next test's, at a delay short enough.
+        #expect((records.first?["load_gb_per_s"] as? Double).map { $0 >= 0 } == true, "\(records.first ?? [:])")
     }
 
     /// A million turns between lines is some hundreds of lines a second: a 256 KiB chunk took
