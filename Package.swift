@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 import PackageDescription
 
 let package = Package(
@@ -9,8 +9,14 @@ let package = Package(
         // Pool health as swift-metrics, and the capacity controllers' driver; a user of the
         // pools alone does not build it.
         .library(name: "NUMAPoolMetrics", targets: ["NUMAPoolMetrics"]),
+        // ByteBuffers of swift-nio from a NUMAHeap; built with the "NIO" trait only, so that a
+        // user of the pools alone never builds swift-nio.
+        .library(name: "NUMAPoolNIO", targets: ["NUMAPoolNIO"]),
         .library(name: "MembenchKit", targets: ["MembenchKit"]),
         .executable(name: "membench", targets: ["membench"]),
+    ],
+    traits: [
+        .trait(name: "NIO", description: "NUMAPoolNIO: swift-nio ByteBuffers whose bytes come from a NUMAHeap"),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -21,6 +27,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // The "NIO" trait only: the custom ByteBufferAllocator SPI is in 2.101 and later.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         // Tests only: the Prometheus backend the exported metrics are checked against.
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
@@ -59,6 +67,14 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "NUMAPoolNIO",
+            dependencies: [
+                "NUMAPool", "NUMA",
+                .product(name: "NIOCore", package: "swift-nio", condition: .when(traits: ["NIO"])),
+                .product(name: "Atomics", package: "swift-atomics", condition: .when(traits: ["NIO"])),
             ]
         ),
         .target(

@@ -140,6 +140,11 @@ public final class ObjectPool<Object>: @unchecked Sendable {
     /// over its threads, and, for bytes and the per-node split, of the backing pool.
     public func statistics() -> PoolStatistics { core.statistics() }
 
+    /// The node whose memory holds the leased object: its block's home in the backing pool.
+    public func homeNode(of lease: borrowing Lease<Object>) -> Int? {
+        core.backing.homeNode(of: UnsafeRawPointer(lease.slot))
+    }
+
     /// Gives the calling thread's idle objects, and those of threads parked now (blocked in a
     /// system call), to their partitions' lists; what a list holds over `maxIdle` is destroyed.
     public func trim() { core.trim() }

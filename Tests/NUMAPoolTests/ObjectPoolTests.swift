@@ -36,6 +36,18 @@ struct ObjectPoolTests {
         #expect(stats.hits == 1 && stats.misses == 1 && stats.gets == 2 && stats.puts == 1)
     }
 
+    @Test("a lease's home node is its block's in the backing pool", arguments: Strategy.allCases)
+    func homeNode(strategy: Strategy) throws {
+        let backing = try strategy.make(blockSize: 16, capacity: 1 << 20)
+        let pool = try ObjectPool(backing: backing, factory: { Counter() }, reset: { $0.value = 0 })
+        let lease = try pool.lease()
+        lease.value.value = 1
+        let found = pool.homeNode(of: lease)
+        let home = try #require(found)
+        #expect(Topology.current.bindableNodes.contains(home))
+        #expect(backing.homeNode(of: UnsafeRawPointer(lease.slot)) == home)
+    }
+
     @Test("dropping a lease returns the object; withObject lends for a scope")
     func scoped() throws {
         let pool = try Self.pool(.local)

@@ -1,0 +1,72 @@
+import NIOCore
+import NUMAPool
+import NUMAPoolNIO
+import Testing
+
+/// The process's ByteBuffer heap for these tests: strict, one 4 MiB arena per node, so that a
+/// larger buffer cannot be served and falls back on malloc.
+let testHeap: NUMAHeap = try! NUMAHeap(capacityPerNode: 4 << 20, binding: .strict, purger: false, name: "nio-test")
+
+@Suite("NUMAPoolNIO: ByteBuffers from a NUMAHeap", .serialized)
+struct ByteBufferAllocatorTests {
+    let allocator = try! NUMAByteBufferAllocator.install(testHeap)
+
+    @Test("a buffer's bytes are the heap's, on its node, and go back when the buffer ends")
+    func bytesFromTheHeap() throws {
+        let before = testHeap.statistics()
+        do {
+            var buffer = allocator.buffer(capacity: 1000)
+            buffer.writeBytes((0..<1000).map { UInt8(truncatingIfNeeded: $0) })
+            try buffer.withUnsafeReadableBytes { bytes in
+                let base = try #require(bytes.baseAddress)
+                #expect(testHeap.homeNode(of: base) != nil)
+                #expect(testHeap.usableSize(of: base) >= 1000)
+            }
+            #expect(testHeap.statistics().gets > before.gets)
+            #expect(buffer.readBytes(length: 1000) == (0..<1000).map { UInt8(truncatingIfNeeded: $0) })
+        }
+        let after = testHeap.statistics()
+        #expect(after.perNode.values.map(\.bytesInUse).reduce(0, +) == before.perNode.values.map(\.bytesInUse).reduce(0, +))
+    }
+
+    @Test("a buffer that grows keeps its bytes: in place within its class, moved beyond it")
+    func growth() throws {
+        var buffer = allocator.buffer(capacity: 20)
+        let first = buffer.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        var expected: [UInt8] = []
+        for round in 0..<300_000 {
+            let byte = UInt8(truncatingIfNeeded: round &* 31)
+            buffer.writeInteger(byte)
+            expected.append(byte)
+        }
+        #expect(buffer.readableBytes == 300_000)
+        try buffer.withUnsafeReadableBytes { bytes in
+            let base = try #require(bytes.baseAddress)
+            #expect(UInt(bitPattern: base) != first)
+            #expect(testHeap.homeNode(of: base) != nil, "a 300 KB buffer takes whole chunks of the heap")
+        }
+        #expect(buffer.readBytes(length: 300_000) == expected)
+    }
+
+    @Test("what the heap cannot hold comes from malloc, is counted, and is freed by free")
+    func fallback() throws {
+        let fallbacks = NUMAByteBufferAllocator.fallbacks
+        do {
+            var buffer = allocator.buffer(capacity: 8 << 20)
+            buffer.writeRepeatingByte(7, count: 8 << 20)
+            buffer.withUnsafeReadableBytes { bytes in
+                #expect(testHeap.homeNode(of: bytes.baseAddress!) == nil)
+            }
+            #expect(buffer.getInteger(at: (8 << 20) - 1, as: UInt8.self) == 7)
+        }
+        #expect(NUMAByteBufferAllocator.fallbacks == fallbacks + 1)
+    }
+
+    @Test("a second heap cannot be installed: the callbacks carry no context")
+    func oneHeap() throws {
+        let other = try NUMAHeap(capacityPerNode: 1 << 20, purger: false, name: "other")
+        #expect(throws: PoolError.self) { try NUMAByteBufferAllocator.install(other) }
+        #expect(throws: PoolError.self) { try NUMAByteBufferAllocator.install(testHeap, placement: .spread) }
+        #expect(NUMAByteBufferAllocator.heap === testHeap)
+    }
+}
