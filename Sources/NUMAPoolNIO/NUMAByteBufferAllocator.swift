@@ -27,8 +27,9 @@ public enum NUMAByteBufferAllocator {
     public enum Placement: Sendable, Equatable {
         /// The heap's arena on the node of the thread that allocates (`NUMAHeap.allocate(byteCount:)`).
         case local
-        /// The heap's arenas in turn, one allocation on each node after the other
-        /// (`NUMAHeap.allocate(byteCount:on:)`): memory spread over the nodes, as a global pool's.
+        /// The heap's arenas in turn, spread evenly over the nodes whatever the caller's pattern
+        /// (`NUMAHeap.allocate(byteCount:on:)`, which takes the arena's lock every time): memory
+        /// spread over the nodes, as a global pool's.
         case spread
     }
 
@@ -85,8 +86,11 @@ public enum NUMAByteBufferAllocator {
             case .local:
                 return try state.heap.allocate(byteCount: byteCount)
             case .spread:
-                let turn = state.turn.loadThenWrappingIncrement(ordering: .relaxed)
-                return try state.heap.allocate(byteCount: byteCount, on: state.nodes[Int(UInt(bitPattern: turn) % UInt(state.nodes.count))])
+                // The turns are hashed (Fibonacci hashing) so that a caller that allocates
+                // twice per request does not take the same node every time.
+                let turn = UInt64(UInt(bitPattern: state.turn.loadThenWrappingIncrement(ordering: .relaxed)))
+                let node = state.nodes[Int(((turn &* 0x9E37_79B9_7F4A_7C15) >> 32) % UInt64(state.nodes.count))]
+                return try state.heap.allocate(byteCount: byteCount, on: node)
             }
         } catch {
             state.fallbacks.wrappingIncrement(ordering: .relaxed)

@@ -48,12 +48,13 @@ public enum NUMAServer {
                 break
             case .slo:
                 services.append(CapacityDriver(objects: contexts, name: "contexts",
-                                               policy: SLORule(slo: configuration.slo, minimum: 16),
+                                               policy: SLORule(slo: configuration.slo, minimum: 16, cooldown: configuration.cooldown),
                                                capacity: 256, window: configuration.window, p99: p99,
                                                logger: logger, factory: factory))
             case .demand:
                 services.append(CapacityDriver(objects: contexts, name: "contexts",
-                                               policy: DemandController(minimum: 16, maximum: 4096, slo: configuration.slo),
+                                               policy: DemandController(minimum: 16, maximum: 4096, slo: configuration.slo,
+                                                                        cooldown: configuration.cooldown),
                                                capacity: 256, window: configuration.window, p99: p99,
                                                logger: logger, factory: factory))
             }

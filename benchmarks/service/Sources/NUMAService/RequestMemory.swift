@@ -71,7 +71,7 @@ public final class RequestMemory: Sendable {
         var made: NUMAHeap?
         var reason: String?
         do {
-            let heap = try NUMAHeap(capacityPerNode: configuration.heapBytesPerNode, binding: .preferred,
+            let heap = try NUMAHeap(capacityPerNode: configuration.heapArenaBytes(topology: topology), binding: .preferred,
                                     decay: configuration.decay, name: "buffers")
             bufferAllocator = try NUMAByteBufferAllocator.install(heap, placement: configuration.allocator == .global ? .spread : .local)
             made = heap
@@ -94,7 +94,7 @@ public final class RequestMemory: Sendable {
 
     /// Runs `body` with the request's context: a lease of the pool, or a Swift allocation, given
     /// back when `body` returns.
-    public func withContext<R>(_ body: (inout RequestScratch) async throws -> R) async throws -> R {
+    public func withContext(_ body: (inout RequestScratch) async throws -> Void) async throws {
         if let contexts {
             let lease = try contexts.lease()
             if let placement {

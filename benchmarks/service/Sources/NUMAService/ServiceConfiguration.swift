@@ -39,6 +39,8 @@ public struct ServiceConfiguration: Sendable {
     public var slo: Duration = .milliseconds(50)
     /// The controllers' window.
     public var window: Duration = .seconds(10)
+    /// The least time between two steps of a controller: the study's 300 s for both.
+    public var cooldown: Duration = .seconds(300)
     /// The largest `/work` reply and the largest request body.
     public var limit = 1 << 20
     /// The CPUs that get an event loop, one each; nil for every allowed CPU.
@@ -52,8 +54,9 @@ public struct ServiceConfiguration: Sendable {
     public var metricsInterval: Duration = .seconds(1)
     /// Address space of the contexts' pool per node.
     public var contextBytesPerNode = 64 << 20
-    /// Address space of each node's heap arena.
-    public var heapBytesPerNode = 1 << 30
+    /// Address space of each node's heap arena; nil for 1 GiB, or half the smallest node's
+    /// memory where that is less (an arena may not be larger than its node).
+    public var heapBytesPerNode: Int?
 
     public init() {}
 
@@ -80,12 +83,21 @@ public struct ServiceConfiguration: Sendable {
         return ordered
     }
 
+    /// The heap's arena size on this machine.
+    public func heapArenaBytes(topology: Topology = .current) -> Int {
+        if let heapBytesPerNode { return heapBytesPerNode }
+        let smallest = topology.bindableNodes.ids.compactMap { topology.node($0)?.memoryTotal }.min() ?? (2 << 30)
+        let chunk = 256 << 10
+        return max(chunk, min(1 << 30, Int(smallest / 2) / chunk * chunk))
+    }
+
     /// Checks the values that do not depend on the machine.
     public func validate() throws {
         guard (0...65535).contains(port) else { throw ServiceError.invalid("--port must be between 0 and 65535, got \(port)") }
         guard limit > 0 else { throw ServiceError.invalid("--limit must be positive, got \(limit)") }
         guard slo > .zero else { throw ServiceError.invalid("--slo must be positive") }
         guard window > .zero else { throw ServiceError.invalid("--window must be positive") }
+        guard cooldown >= .zero else { throw ServiceError.invalid("--cooldown must not be negative") }
         guard placementSample >= 0 else { throw ServiceError.invalid("--placement-sample must not be negative") }
         if policy != .none && allocator == .malloc {
             throw ServiceError.invalid("--policy \(policy.rawValue) sizes a pool: it needs --allocator local or global")

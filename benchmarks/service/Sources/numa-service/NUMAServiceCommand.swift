@@ -42,6 +42,9 @@ struct NUMAServiceCommand: ParsableCommand {
     @Option(help: "The controllers' window, in seconds.")
     var window = 10
 
+    @Option(help: "The least seconds between two steps of a controller.")
+    var cooldown = 300
+
     @Option(help: "The largest /work reply and request body, in bytes.")
     var limit = 1 << 20
 
@@ -72,6 +75,8 @@ struct NUMAServiceCommand: ParsableCommand {
         guard metricsInterval > 0 else { throw ValidationError("--metrics-interval must be positive, got \(metricsInterval)") }
         configuration.slo = .milliseconds(slo)
         configuration.window = .seconds(window)
+        guard cooldown >= 0 else { throw ValidationError("--cooldown must not be negative, got \(cooldown)") }
+        configuration.cooldown = .seconds(cooldown)
         configuration.limit = limit
         if let cpus {
             do {

@@ -69,7 +69,8 @@ struct EndpointTests {
 
     @Test("bad flags are refused with one line and exit code 64", arguments: [
         ["--allocator", "jemalloc"], ["--port", "70000"], ["--cpus", "9999"], ["--limit", "0"],
-        ["--policy", "slo", "--allocator", "malloc"], ["--slo", "0"], ["--placement-sample", "-1"],
+        ["--policy", "slo", "--allocator", "malloc"], ["--slo", "0"], ["--placement-sample", "-1"], ["--cooldown", "-1"],
+        ["--handlers", "threads"], ["--window", "x"],
     ])
     func badFlags(arguments: [String]) throws {
         let process = Process()
