@@ -185,7 +185,79 @@ def elastic_series():
     save(figure, "elastic.png")
 
 
+def service_bars():
+    data = rows("service.csv")
+    if not data:
+        return
+    import statistics
+    cells = list(dict.fromkeys((r["endpoint"], r["connection"]) for r in data))
+    modes = list(dict.fromkeys(r["allocator"] for r in data))
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
+    width = 0.8 / len(modes)
+    for index, mode in enumerate(modes):
+        x = [c + (index - (len(modes) - 1) / 2) * width for c in range(len(cells))]
+        rate = [statistics.median(float(r["requests_per_s"]) for r in data if (r["endpoint"], r["connection"]) == cell and r["allocator"] == mode) for cell in cells]
+        p99 = [statistics.median(float(r["p99_ms"]) for r in data if (r["endpoint"], r["connection"]) == cell and r["allocator"] == mode) for cell in cells]
+        top.bar(x, [v / 1000 for v in rate], width, label=mode)
+        bottom.bar(x, p99, width, label=mode)
+    top.set_ylabel("thousand requests/s")
+    bottom.set_ylabel("p99 ms (wrk)")
+    bottom.set_xticks(range(len(cells)))
+    bottom.set_xticklabels([f"{e}\n{c}" for e, c in cells], fontsize=8)
+    top.legend(fontsize=8)
+    top.set_title("numa-service under wrk: allocator modes (medians of rounds; server on 1 CPU)")
+    save(figure, "service.png")
+
+
+def service_memory():
+    data = rows("service-memory.csv")
+    if not data:
+        return
+    figure, axis = plt.subplots(figsize=(8, 4))
+    for mode in dict.fromkeys(r["allocator"] for r in data):
+        mine = [r for r in data if r["allocator"] == mode]
+        axis.plot([float(r["t_s"]) for r in mine], [float(r["rss_mib"]) for r in mine], marker=".", label=mode)
+        burst = [float(r["t_s"]) for r in mine if r["phase"] == "burst"]
+        if burst and mode == "local":
+            axis.axvspan(min(burst), max(burst), color="grey", alpha=0.15, label="burst (local's run)")
+    axis.set_xlabel("seconds")
+    axis.set_ylabel("server resident MiB")
+    axis.legend(fontsize=8)
+    axis.set_title("numa-service: resident memory around a burst of 256 KiB replies (decay 10 s)")
+    save(figure, "service-memory.png")
+
+
+def service_elastic():
+    data = rows("service-elastic.csv")
+    if not data:
+        return
+    figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(8, 7.5), sharex=True)
+    for policy in dict.fromkeys(r["policy"] for r in data):
+        mine = [r for r in data if r["policy"] == policy]
+        t = [float(r["t_s"]) for r in mine]
+        top.plot(t, [float(r["requests_per_s"]) / 1000 for r in mine], marker=".", label=policy)
+        middle.plot(t, [float(r["capacity"] or "nan") for r in mine], marker=".", label=policy)
+        bottom.plot(t, [float(r["rss_mib"]) for r in mine], marker=".", label=policy)
+        previous = None
+        for r in mine:
+            if r["phase"] != previous and policy == data[0]["policy"]:
+                for axis in (top, middle, bottom):
+                    axis.axvline(float(r["t_s"]), color="grey", alpha=0.3)
+                top.annotate(f"{r['phase']} (c={r['connections']}, p99 {r['phase_p99_ms']} ms)", (float(r["t_s"]), 1), fontsize=7)
+                previous = r["phase"]
+    top.set_ylabel("thousand requests/s")
+    middle.set_ylabel("idle contexts per node")
+    bottom.set_ylabel("server resident MiB")
+    bottom.set_xlabel("seconds")
+    top.legend(fontsize=8)
+    top.set_title("numa-service: capacity controllers live under wrk phases (1 s windows, SLO 10 ms)")
+    save(figure, "service-elastic.png")
+
+
 if __name__ == "__main__":
+    service_bars()
+    service_memory()
+    service_elastic()
     elastic_series()
     churn_series()
     loaded_curve()
