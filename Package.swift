@@ -27,8 +27,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
-        // The "NIO" trait only: the custom ByteBufferAllocator SPI is in 2.101 and later.
-        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // The "NIO" trait only: the custom ByteBufferAllocator is SPI, with no promise across
+        // minor versions; 2.101 is the one it is known to work with.
+        .package(url: "https://github.com/apple/swift-nio", .upToNextMinor(from: "2.101.2")),
         // Tests only: the Prometheus backend the exported metrics are checked against.
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],

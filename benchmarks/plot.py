@@ -246,7 +246,7 @@ def service_elastic():
                 top.annotate(f"{r['phase']} (c={r['connections']}, p99 {r['phase_p99_ms']} ms)", (float(r["t_s"]), 1), fontsize=7)
                 previous = r["phase"]
     top.set_ylabel("thousand requests/s")
-    middle.set_ylabel("idle contexts per node")
+    middle.set_ylabel("contexts capacity (all nodes)")
     bottom.set_ylabel("server resident MiB")
     bottom.set_xlabel("seconds")
     top.legend(fontsize=8)

@@ -19,7 +19,8 @@ The server runs pinned to CPU 0 (`taskset -c 0`, so one event loop) and wrk to C
 - instructions: callgrind's count per request, exact where timings are not: the server
   under valgrind answers N and then 2N sequential requests on one keep-alive connection (curl),
   and the difference of the totals over N is one request's instructions, start-up and
-  shutdown cancelled (service-instructions.csv);
+  shutdown cancelled; the heap's purger and the metrics collector, whose work follows the
+  clock (which valgrind slows 50-fold), are off (service-instructions.csv);
 - placement: in the emulated `two` guest, event loops on one CPU of each node, the share of
   sampled contexts and reply buffers on the node of the CPU that served the request, per mode
   (service-placement.csv). Placement only: latency in the guest means nothing.
@@ -28,6 +29,7 @@ import csv
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import statistics
@@ -51,12 +53,24 @@ class Server:
 
     def __init__(self, binary, port, args, cpus="0"):
         self.port = port
+        # Its log goes to a file: a pipe nobody reads would block the server once full.
+        self.log = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen(["taskset", "-c", cpus, binary, "--port", str(port), *args],
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self.process.stdout.readline()
+                                        stdout=subprocess.PIPE, stderr=self.log, text=True)
+        ready, _, _ = select.select([self.process.stdout], [], [], 60)
+        line = self.process.stdout.readline() if ready else ""
         if "listening on port" not in line:
             self.process.kill()
-            raise SystemExit(f"benchmarks: numa-service did not start: {line} {self.process.stderr.read()}")
+            self.log.seek(0)
+            raise SystemExit(f"benchmarks: numa-service did not start: {line} {self.log.read()}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *error):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
     def get(self, path):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=30) as reply:
@@ -75,23 +89,26 @@ class Server:
         return 0
 
     def metric(self, name, labels):
-        """The value of `name{labels...}` in /metrics, or None."""
+        """The sum of `name{labels...}` over the series that match (every node's, where the
+        labels leave the node out), or None when none does."""
         pattern = re.compile(re.escape(name) + r"\{([^}]*)\} (\S+)")
+        values = []
         for match in pattern.finditer(self.get("/metrics")):
             have = dict(item.split("=", 1) for item in match.group(1).split(","))
             if all(have.get(key) == f'"{value}"' for key, value in labels.items()):
-                return float(match.group(2))
-        return None
+                values.append(float(match.group(2)))
+        return sum(values) if values else None
 
     def stop(self):
         self.process.send_signal(signal.SIGTERM)
         try:
-            _, errors = self.process.communicate(timeout=60)
+            self.process.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             self.process.kill()
             raise SystemExit("benchmarks: numa-service did not stop on SIGTERM")
         if self.process.returncode != 0:
-            raise SystemExit(f"benchmarks: numa-service exited {self.process.returncode}: {errors}")
+            self.log.seek(0)
+            raise SystemExit(f"benchmarks: numa-service exited {self.process.returncode}: {self.log.read()[-2000:]}")
 
 
 def free_port():
@@ -102,8 +119,9 @@ def free_port():
 
 
 def seconds_of(text):
-    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
-    return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
+    """wrk's durations: 812.00us, 1.20ms, 2.00s, 1.50m, 1.00h."""
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text).groups()
+    return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
 
 
 def wrk(port, endpoint, connection, duration, connections=16, script_dir=None):
@@ -136,27 +154,37 @@ def throughput(binary, results, quick, check, log):
     for round_ in range(rounds):
         order = MODES if round_ % 2 == 0 else list(reversed(MODES))
         for mode in order:
-            server = Server(binary, free_port(), ["--allocator", mode, "--placement-sample", "0", "--metrics-interval", "1"])
-            for endpoint in ENDPOINTS:
-                for connection in CONNECTIONS:
-                    wrk(server.port, endpoint, connection, 1, script_dir=scratch)  # warm
-                    cpu = server.cpu_seconds()
-                    rate, p50, p99, requests, errors = wrk(server.port, endpoint, connection, duration, script_dir=scratch)
-                    cpu = server.cpu_seconds() - cpu
-                    rows.append({"round": round_, "allocator": mode, "endpoint": endpoint, "connection": connection,
-                                 "requests_per_s": f"{rate:.0f}", "p50_ms": f"{p50 * 1e3:.3f}", "p99_ms": f"{p99 * 1e3:.3f}",
-                                 "cpu_us_per_request": f"{cpu / max(requests, 1) * 1e6:.2f}",
-                                 "rss_mib": f"{server.rss_bytes() / 2**20:.1f}", "errors": errors.strip()})
-                    log(f"service: round {round_} {mode} {endpoint} {connection}: {rate:.0f}/s p99 {p99 * 1e3:.2f} ms")
-            time.sleep(1.2)  # one more collection of the pools' statistics
-            for pool in ("contexts", "buffers"):
-                for ratio in ("reuse", "fresh"):
-                    value = server.metric(f"numapool_{ratio}_ratio", {"pool": pool, "node": "all"})
-                    for row in rows:
-                        if row["round"] == round_ and row["allocator"] == mode:
-                            row[f"{pool}_{ratio}"] = "" if value is None else f"{value:.4f}"
-            server.stop()
+            with Server(binary, free_port(), ["--allocator", mode, "--placement-sample", "0", "--metrics-interval", "1"]) as server:
+                throughput_mode(server, round_, mode, duration, scratch, rows, log)
+
     shutil.rmtree(scratch)
+    summarize_throughput(rows, results, rounds, duration, check, log)
+
+
+def throughput_mode(server, round_, mode, duration, scratch, rows, log):
+    """One mode's cells in one round, on a running server, then its pools' rates."""
+    for endpoint in ENDPOINTS:
+        for connection in CONNECTIONS:
+            wrk(server.port, endpoint, connection, 1, script_dir=scratch)  # warm
+            cpu = server.cpu_seconds()
+            rate, p50, p99, requests, errors = wrk(server.port, endpoint, connection, duration, script_dir=scratch)
+            cpu = server.cpu_seconds() - cpu
+            rows.append({"round": round_, "allocator": mode, "endpoint": endpoint, "connection": connection,
+                         "requests_per_s": f"{rate:.0f}", "p50_ms": f"{p50 * 1e3:.3f}", "p99_ms": f"{p99 * 1e3:.3f}",
+                         "cpu_us_per_request": f"{cpu / max(requests, 1) * 1e6:.2f}",
+                         "rss_mib": f"{server.rss_bytes() / 2**20:.1f}", "errors": errors.strip()})
+            log(f"service: round {round_} {mode} {endpoint} {connection}: {rate:.0f}/s p99 {p99 * 1e3:.2f} ms")
+    time.sleep(1.2)  # one more collection of the pools' statistics
+    for pool in ("contexts", "buffers"):
+        for ratio in ("reuse", "fresh"):
+            value = server.metric(f"numapool_{ratio}_ratio", {"pool": pool, "node": "all"})
+            for row in rows:
+                if row["round"] == round_ and row["allocator"] == mode:
+                    row[f"{pool}_{ratio}"] = "" if value is None else f"{value:.4f}"
+    server.stop()
+
+
+def summarize_throughput(rows, results, rounds, duration, check, log):
     fields = list(rows[0].keys()) + [f"{p}_{r}" for p in ("contexts", "buffers") for r in ("reuse", "fresh") if f"{p}_{r}" not in rows[0]]
     with open(os.path.join(results, "service.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
@@ -189,12 +217,14 @@ def throughput(binary, results, quick, check, log):
                         misses.append(f"{endpoint}/{connection}: rate {rate_ratio:.3f}x, p99 {p99_ratio:.3f}x")
                 lines.append(f"{endpoint:<9} {connection:<10} {mode:<7} {median('requests_per_s'):>8.0f} {median('p50_ms'):>7.3f} "
                              f"{median('p99_ms'):>7.3f} {median('cpu_us_per_request'):>10.2f} {median('rss_mib'):>7.1f} {ratios}")
-    reuse = [r for r in rows if r.get("contexts_reuse")]
-    if reuse:
-        lines.append("pools at the end (last collection interval with gets): " + "; ".join(
-            f"{mode}: contexts reuse {statistics.median(float(r['contexts_reuse']) for r in reuse if r['allocator'] == mode):.3f}, "
-            f"buffers reuse {statistics.median(float(r['buffers_reuse']) for r in reuse if r['allocator'] == mode and r.get('buffers_reuse')):.3f}"
-            for mode in ("global", "local")))
+    def median_of(mode, key):
+        values = [float(r[key]) for r in rows if r["allocator"] == mode and r.get(key)]
+        return f"{statistics.median(values):.3f}" if values else "none"
+    lines.append("pools at the end (the last collection interval with gets): " + "; ".join(
+        f"{mode}: contexts reuse {median_of(mode, 'contexts_reuse')}, buffers reuse {median_of(mode, 'buffers_reuse')}"
+        for mode in ("global", "local")))
+    lines.append("global's buffers are spread over the nodes by NUMAHeap.allocate(byteCount:on:), which takes each "
+                 "block from its arena, never a thread's cache: its reuse is 0 by construction")
     table = "\n".join(lines) + "\n"
     with open(os.path.join(results, "service.txt"), "w") as f:
         f.write(table)
@@ -210,43 +240,53 @@ def memory(binary, results, quick, check, log):
     rows = []
     summary = {}
     for mode in ("local", "malloc"):
-        server = Server(binary, free_port(), ["--allocator", mode, "--placement-sample", "0", "--decay", "10"])
-        start = time.monotonic()
-        load = None
-        phase = "idle"
-        samples = []
-        while True:
-            t = time.monotonic() - start
-            if load is None and t >= idle:
-                load = subprocess.Popen(["taskset", "-c", "1", "wrk", "-t1", "-c64", f"-d{burst}s",
-                                         f"http://127.0.0.1:{server.port}/work?bytes=262144"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                phase = "burst"
-            if load is not None and phase == "burst" and load.poll() is not None:
-                phase = "quiet"
-                quiet_start = t
-            if phase == "quiet" and t - quiet_start >= quiet:
-                break
-            rss = server.rss_bytes()
-            samples.append((t, phase, rss))
-            rows.append({"allocator": mode, "t_s": f"{t:.2f}", "phase": phase, "rss_mib": f"{rss / 2**20:.1f}"})
-            time.sleep(0.5)
-        server.stop()
+        with Server(binary, free_port(), ["--allocator", mode, "--placement-sample", "0", "--decay", "10"]) as server:
+            samples = memory_series(server, mode, idle, burst, quiet, rows)
         before = max(s[2] for s in samples if s[1] == "idle")
         peak = max(s[2] for s in samples)
         end = samples[-1][2]
-        summary[mode] = (before, peak, end, quiet_start)
+        summary[mode] = (before, peak, end)
+    write_memory(rows, summary, results, burst, quiet, check, log)
+
+
+def memory_series(server, mode, idle, burst, quiet, rows):
+    """RSS samples (t, phase, bytes) of one server around one burst."""
+    start = time.monotonic()
+    load = None
+    phase = "idle"
+    samples = []
+    while True:
+        t = time.monotonic() - start
+        if load is None and t >= idle:
+            load = subprocess.Popen(["taskset", "-c", "1", "wrk", "-t1", "-c64", f"-d{burst}s",
+                                     f"http://127.0.0.1:{server.port}/work?bytes=262144"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            phase = "burst"
+        if load is not None and phase == "burst" and load.poll() is not None:
+            phase = "quiet"
+            quiet_start = t
+        if phase == "quiet" and t - quiet_start >= quiet:
+            break
+        rss = server.rss_bytes()
+        samples.append((t, phase, rss))
+        rows.append({"allocator": mode, "t_s": f"{t:.2f}", "phase": phase, "rss_mib": f"{rss / 2**20:.1f}"})
+        time.sleep(0.5)
+    server.stop()
+    return samples
+
+
+def write_memory(rows, summary, results, burst, quiet, check, log):
     with open(os.path.join(results, "service-memory.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     text = "; ".join(f"{mode}: idle {b / 2**20:.1f} MiB, peak {p / 2**20:.1f} MiB, {quiet} s after the burst {e / 2**20:.1f} MiB"
-                     for mode, (b, p, e, _) in summary.items())
+                     for mode, (b, p, e) in summary.items())
     with open(os.path.join(results, "service-memory.txt"), "w") as f:
         f.write(f"numa-service resident memory around a burst of /work?bytes=262144 at 64 connections "
                 f"({burst} s), decay 10 s\n{text}\n")
     log("service memory: " + text)
-    before, peak, end, _ = summary["local"]
+    before, peak, end = summary["local"]
     check("service_memory_back", end <= before + 0.2 * max(peak - before, 0),
           f"numa-service local gives the burst's memory back within the decay: {text}")
 
@@ -258,34 +298,40 @@ def elastic(binary, results, quick, log):
               ("quiet", 4, "/work?bytes=4096"), ("slow dependency", 16, "/work?bytes=4096&wait=20")]
     rows = []
     for policy in ("demand", "slo"):
-        server = Server(binary, free_port(), ["--allocator", "local", "--policy", policy, "--window", "1",
-                                              "--cooldown", "5", "--slo", "10", "--placement-sample", "0", "--metrics-interval", "1"])
-        start = time.monotonic()
-        answered = json.loads(server.get("/stats"))["answered"]
-        for name, connections, path in phases:
-            load = subprocess.Popen(["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{phase_seconds}s",
-                                     "--latency", f"http://127.0.0.1:{server.port}{path}"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-            while load.poll() is None:
-                time.sleep(1)
-                stats = json.loads(server.get("/stats"))
-                rate = stats["answered"] - answered
-                answered = stats["answered"]
-                rows.append({"policy": policy, "t_s": f"{time.monotonic() - start:.1f}", "phase": name,
-                             "connections": connections, "requests_per_s": rate,
-                             "capacity": server.metric("numapool_capacity", {"pool": "contexts"}) or "",
-                             "rss_mib": f"{server.rss_bytes() / 2**20:.1f}"})
-            text = load.stdout.read()
-            p99 = re.search(r"\s99%\s+(\S+)", text)
-            for row in rows:
-                if row["policy"] == policy and row["phase"] == name:
-                    row["phase_p99_ms"] = f"{seconds_of(p99.group(1)) * 1e3:.2f}" if p99 else ""
-        server.stop()
+        with Server(binary, free_port(), ["--allocator", "local", "--policy", policy, "--window", "1",
+                                          "--cooldown", "5", "--slo", "10", "--placement-sample", "0", "--metrics-interval", "1"]) as server:
+            elastic_phases(server, policy, phases, phase_seconds, rows)
     with open(os.path.join(results, "service-elastic.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     log(f"service elastic: {len(rows)} samples in service-elastic.csv")
+
+
+def elastic_phases(server, policy, phases, phase_seconds, rows):
+    """One policy's run through the phases: a row per second."""
+    start = time.monotonic()
+    answered = json.loads(server.get("/stats"))["answered"]
+    for name, connections, path in phases:
+        load = subprocess.Popen(["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{phase_seconds}s",
+                                 "--latency", f"http://127.0.0.1:{server.port}{path}"],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        while load.poll() is None:
+            time.sleep(1)
+            stats = json.loads(server.get("/stats"))
+            rate = stats["answered"] - answered
+            capacity = server.metric("numapool_capacity", {"pool": "contexts"})
+            answered = stats["answered"]
+            rows.append({"policy": policy, "t_s": f"{time.monotonic() - start:.1f}", "phase": name,
+                         "connections": connections, "requests_per_s": rate,
+                         "capacity": "" if capacity is None else f"{capacity:.0f}",
+                         "rss_mib": f"{server.rss_bytes() / 2**20:.1f}"})
+        text = load.stdout.read()
+        p99 = re.search(r"\s99%\s+(\S+)", text)
+        for row in rows:
+            if row["policy"] == policy and row["phase"] == name:
+                row["phase_p99_ms"] = f"{seconds_of(p99.group(1)) * 1e3:.2f}" if p99 else ""
+    server.stop()
 
 
 ALLOCATOR_SYMBOLS = {
@@ -308,16 +354,16 @@ def profile(binary, results, quick, log):
              "share of the server's samples"]
     scratch = tempfile.mkdtemp()
     for mode in MODES:
-        server = Server(binary, free_port(), ["--allocator", mode, "--placement-sample", "0"])
-        load = subprocess.Popen(["taskset", "-c", "1", "wrk", "-t1", "-c16", f"-d{seconds + 3}s",
-                                 f"http://127.0.0.1:{server.port}/work?bytes=16384"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(1)
         data = os.path.join(scratch, f"{mode}.data")
-        subprocess.run(["perf", "record", "-F", "2000", "-p", str(server.process.pid), "-o", data, "--", "sleep", str(seconds)],
-                       capture_output=True, check=True)
-        load.wait()
-        server.stop()
+        with Server(binary, free_port(), ["--allocator", mode, "--placement-sample", "0"]) as server:
+            load = subprocess.Popen(["taskset", "-c", "1", "wrk", "-t1", "-c16", f"-d{seconds + 3}s",
+                                     f"http://127.0.0.1:{server.port}/work?bytes=16384"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1)
+            subprocess.run(["perf", "record", "-F", "2000", "-p", str(server.process.pid), "-o", data, "--", "sleep", str(seconds)],
+                           capture_output=True, check=True)
+            load.wait()
+            server.stop()
         report = subprocess.run(["perf", "report", "-i", data, "--sort", "symbol", "--stdio"],
                                 capture_output=True, text=True, check=True).stdout
         shares = {name: 0.0 for name in ALLOCATOR_SYMBOLS}
@@ -356,13 +402,19 @@ def instructions(binary, results, quick, log):
                 port = free_port()
                 server = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", stripped,
                                            "--port", str(port), "--allocator", mode, "--placement-sample", "0",
-                                           "--metrics-interval", "3600"],
+                                           "--metrics-interval", "3600", "--no-purger"],
                                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
                 if "listening on port" not in server.stdout.readline():
                     raise SystemExit("benchmarks: numa-service did not start under valgrind")
                 subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}{path}&n=[1-{n}]"], check=True)
                 server.send_signal(signal.SIGTERM)
-                server.wait(timeout=120)
+                try:
+                    server.wait(timeout=120)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    raise SystemExit("benchmarks: numa-service under valgrind did not stop on SIGTERM")
+                if server.returncode != 0:
+                    raise SystemExit(f"benchmarks: numa-service under valgrind exited {server.returncode}")
                 with open(out) as f:
                     totals.append(next(int(line.split()[1]) for line in f if line.startswith(("summary:", "totals:"))))
             rows.append({"endpoint": endpoint, "allocator": mode, "requests": count,

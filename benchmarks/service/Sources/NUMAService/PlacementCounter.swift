@@ -19,7 +19,9 @@ final class PlacementCounter: Sendable {
     }
 
     private let every: Int
-    private let turn = ManagedAtomic<Int>(0)
+    /// A counter of calls per object: a request counts its context and its buffer, so one
+    /// shared counter would sample only one of the two.
+    private let turns: [Object: ManagedAtomic<Int>] = Dictionary(uniqueKeysWithValues: Object.allCases.map { ($0, ManagedAtomic(0)) })
     private let counters: [Object: [Locality: Counter]]
 
     init(every: Int, topology: Topology, factory: any MetricsFactory) {
@@ -37,7 +39,7 @@ final class PlacementCounter: Sendable {
 
     /// Counts `object` when this call is one of the sampled ones; `node` gives the node of its memory.
     func count(_ object: Object, node: () -> Int?) {
-        guard turn.loadThenWrappingIncrement(ordering: .relaxed) % every == 0 else { return }
+        guard turns[object]!.loadThenWrappingIncrement(ordering: .relaxed) % every == 0 else { return }
         let serving = Topology.currentCPU().node
         let locality: Locality = switch node() {
         case .none: .unknown

@@ -1,3 +1,4 @@
+import Atomics
 import Metrics
 import NIOCore
 import NUMA
@@ -39,6 +40,8 @@ public final class RequestMemory: Sendable {
     /// Why the heap's allocator is not used, when it is not (logged as a warning).
     public let fallbackReason: String?
     private let placement: PlacementCounter?
+    /// Requests whose context the pool could not lend, served from a Swift allocation instead.
+    public let leaseFailures = ManagedAtomic<Int>(0)
 
     /// The block size of the contexts' pool: a `RequestScratch` rounded to a pool block.
     static let contextBlockSize = 512
@@ -72,7 +75,7 @@ public final class RequestMemory: Sendable {
         var reason: String?
         do {
             let heap = try NUMAHeap(capacityPerNode: configuration.heapArenaBytes(topology: topology), binding: .preferred,
-                                    decay: configuration.decay, name: "buffers")
+                                    decay: configuration.decay, purger: configuration.purger, name: "buffers")
             bufferAllocator = try NUMAByteBufferAllocator.install(heap, placement: configuration.allocator == .global ? .spread : .local)
             made = heap
         } catch {
@@ -95,13 +98,15 @@ public final class RequestMemory: Sendable {
     /// Runs `body` with the request's context: a lease of the pool, or a Swift allocation, given
     /// back when `body` returns.
     public func withContext(_ body: (inout RequestScratch) async throws -> Void) async throws {
-        if let contexts {
-            let lease = try contexts.lease()
+        // The reply's head is sent before this runs, so a pool that cannot lend (its memory
+        // exhausted) must not fail the reply: such a request takes a Swift allocation, counted.
+        if let contexts, let lease = try? contexts.lease() {
             if let placement {
                 placement.count(.context) { contexts.homeNode(of: lease) }
             }
             return try await body(&lease.value)
         }
+        if contexts != nil { leaseFailures.wrappingIncrement(ordering: .relaxed) }
         let context = UnsafeMutablePointer<RequestScratch>.allocate(capacity: 1)
         context.initialize(to: RequestScratch())
         defer {

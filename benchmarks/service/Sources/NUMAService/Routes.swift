@@ -84,7 +84,8 @@ struct Routes: Sendable {
                 })
             }
             let data = try JSONSerialization.data(withJSONObject: ["pools": pools, "begun": ids.load(ordering: .relaxed),
-                                                                   "answered": answered.load(ordering: .relaxed)],
+                                                                   "answered": answered.load(ordering: .relaxed),
+                                                                   "lease_failures": memory.leaseFailures.load(ordering: .relaxed)],
                                                   options: [.sortedKeys])
             return Response(status: .ok, headers: [.contentType: "application/json"],
                             body: .init(byteBuffer: ByteBuffer(bytes: data)))

@@ -48,6 +48,10 @@ public struct ServiceConfiguration: Sendable {
     public var handlers: Handlers = .concurrency
     /// How long free heap memory stays before it goes back to the kernel.
     public var decay: Duration = .seconds(10)
+    /// Whether the heap's purger thread gives memory back while the service is idle; without
+    /// it, decay happens only as the heap is called (for instruction counts, which the
+    /// purger's wall-clock work would skew).
+    public var purger = true
     /// Count the placement of one request in this many; 0 counts none.
     public var placementSample = 16
     /// How often pool statistics are exported to the metrics.

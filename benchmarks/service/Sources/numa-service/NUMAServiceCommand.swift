@@ -57,6 +57,9 @@ struct NUMAServiceCommand: ParsableCommand {
     @Option(help: "Seconds that free heap memory stays before it goes back to the kernel.")
     var decay = 10
 
+    @Flag(help: "Run the heap without its purger thread (decay then happens only as the heap is called).")
+    var noPurger = false
+
     @Option(help: "Count the placement of one request in this many; 0 counts none.")
     var placementSample = 16
 
@@ -89,8 +92,10 @@ struct NUMAServiceCommand: ParsableCommand {
         configuration.decay = .seconds(decay)
         configuration.placementSample = placementSample
         configuration.metricsInterval = .seconds(metricsInterval)
+        configuration.purger = !noPurger
         do {
             try configuration.validate()
+            _ = try configuration.loopCPUs()
         } catch {
             throw ValidationError("\(error)")
         }

@@ -34,7 +34,38 @@ struct EndpointTests {
         if allocator != "malloc" {
             #expect(text.contains("numapool_gets_total{pool=\"contexts\",node=\"all\"}"))
             #expect(text.contains("numapool_bytes{pool=\"buffers\""))
+            // The channels' reads and the replies take the heap's memory: more requests, more gets.
+            let before = try Self.pools(server)["buffers"]?["gets"] ?? 0
+            _ = try Curl.run(["-s", "-o", "/dev/null", server.url("/work?bytes=3000&n=[1-20]")])
+            let after = try Self.pools(server)["buffers"]?["gets"] ?? 0
+            #expect(after >= before + 20, "buffers gets \(before) then \(after)")
         }
+        #expect(server.stop().status == 0)
+    }
+
+    static func pools(_ server: ServerProcess) throws -> [String: [String: Int]] {
+        let json = try JSONSerialization.jsonObject(with: Curl.request(server.url("/stats")).body) as? [String: Any]
+        return try #require(json?["pools"] as? [String: [String: Int]])
+    }
+
+    static func placement(_ server: ServerProcess) throws -> [String: Int] {
+        let text = String(decoding: try Curl.request(server.url("/metrics")).body, as: UTF8.self)
+        var counts: [String: Int] = [:]
+        for line in text.split(separator: "\n") where line.hasPrefix("numaservice_placement_total{") {
+            let object = line.split(separator: "\"")[1]
+            counts[String(object), default: 0] += Int(Double(line.split(separator: " ").last ?? "") ?? 0)
+        }
+        return counts
+    }
+
+    /// A request counts its context and then its buffer; with one counter for both, an even
+    /// sampling interval saw only contexts.
+    @Test("placement is sampled for contexts and buffers alike, one request in N of each")
+    func placementSampling() throws {
+        let server = try ServerProcess(["--allocator", "local", "--placement-sample", "4", "--metrics-interval", "1"])
+        _ = try Curl.run(["-s", "-o", "/dev/null", server.url("/work?bytes=100&n=[1-40]")])
+        let counts = try Self.placement(server)
+        #expect(counts["context"] == 10 && counts["buffer"] == 10, "\(counts)")
         #expect(server.stop().status == 0)
     }
 
@@ -84,6 +115,22 @@ struct EndpointTests {
         process.waitUntilExit()
         #expect(process.terminationStatus == 64, "\(text)")
         #expect(text.hasPrefix("Error: "), "\(text)")
+    }
+
+    @Test("--cpus naming a CPU this process may not use is refused at start, exit code 64",
+          .enabled(if: ProcessInfo.processInfo.activeProcessorCount >= 2, "needs a second CPU to leave out"))
+    func cpusNotAllowed() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+        process.arguments = ["-c", "0", ServerProcess.binary, "--cpus", "1", "--port", "0"]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = Pipe()
+        try process.run()
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 64, "\(text)")
+        #expect(text.contains("CPU 1 is not allowed"), "\(text)")
     }
 
     @Test("a port in use is an error and exit code 1, not a hang")

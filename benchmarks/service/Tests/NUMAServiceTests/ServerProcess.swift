@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 
 /// The built `numa-service`, started as users start it, on a free port.
@@ -21,12 +24,16 @@ final class ServerProcess {
         process.standardOutput = output
         process.standardError = try FileHandle(forWritingTo: stderrFile)
         try process.run()
-        // The first line says where it listens.
+        // The first line says where it listens; a server that says nothing for 60 s has failed.
         var line = Data()
         let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            let byte = output.fileHandleForReading.readData(ofLength: 1)
-            if byte.isEmpty || byte == Data("\n".utf8) { break }
+        let descriptor = output.fileHandleForReading.fileDescriptor
+        reading: while true {
+            let left = Int32(max(0, deadline.timeIntervalSinceNow * 1000))
+            var poll = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            guard left > 0, Glibc.poll(&poll, 1, left) == 1 else { break }
+            var byte: UInt8 = 0
+            guard read(descriptor, &byte, 1) == 1, byte != UInt8(ascii: "\n") else { break reading }
             line.append(byte)
         }
         let text = String(decoding: line, as: UTF8.self)
