@@ -104,48 +104,25 @@ struct EndpointTests {
         ["--handlers", "threads"], ["--window", "x"],
     ])
     func badFlags(arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: ServerProcess.binary)
-        process.arguments = arguments
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = Pipe()
-        try process.run()
-        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 64, "\(text)")
+        let (status, text) = try Command.run(ServerProcess.binary, arguments, errorsOnly: true)
+        #expect(status == 64, "\(text)")
         #expect(text.hasPrefix("Error: "), "\(text)")
     }
 
     @Test("--cpus naming a CPU this process may not use is refused at start, exit code 64",
           .enabled(if: ProcessInfo.processInfo.activeProcessorCount >= 2, "needs a second CPU to leave out"))
     func cpusNotAllowed() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
-        process.arguments = ["-c", "0", ServerProcess.binary, "--cpus", "1", "--port", "0"]
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = Pipe()
-        try process.run()
-        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 64, "\(text)")
+        let (status, text) = try Command.run("/usr/bin/taskset", ["-c", "0", ServerProcess.binary, "--cpus", "1", "--port", "0"],
+                                             errorsOnly: true)
+        #expect(status == 64, "\(text)")
         #expect(text.contains("CPU 1 is not allowed"), "\(text)")
     }
 
     @Test("a port in use is an error and exit code 1, not a hang")
     func portInUse() throws {
         let server = try ServerProcess([])
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: ServerProcess.binary)
-        process.arguments = ["--port", String(server.port)]
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = Pipe()
-        try process.run()
-        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 1)
+        let (status, text) = try Command.run(ServerProcess.binary, ["--port", String(server.port)], errorsOnly: true)
+        #expect(status == 1)
         #expect(text.contains("numa-service: error: "), "\(text)")
         #expect(server.stop().status == 0)
     }

@@ -7,19 +7,6 @@ let rulesDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 
 @Suite("numa-service watched by a real Prometheus")
 struct PrometheusTests {
-    static func run(_ tool: String, _ arguments: [String]) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/\(tool)")
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-
     /// A free TCP port on loopback.
     static func freePort() throws -> Int {
         let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -130,9 +117,9 @@ struct PrometheusTests {
     @Test("the shipped alerting rules pass promtool: the study's thresholds fire, and only past them")
     func alertRules() throws {
         let rules = rulesDirectory.appendingPathComponent("numapool-alerts.yml").path
-        let (checked, checkOutput) = try Self.run("promtool", ["check", "rules", rules])
+        let (checked, checkOutput) = try Command.run("/usr/bin/promtool", ["check", "rules", rules])
         #expect(checked == 0, "\(checkOutput)")
-        let (tested, testOutput) = try Self.run("promtool", ["test", "rules", rulesDirectory.appendingPathComponent("numapool-alerts.test.yml").path])
+        let (tested, testOutput) = try Command.run("/usr/bin/promtool", ["test", "rules", rulesDirectory.appendingPathComponent("numapool-alerts.test.yml").path])
         #expect(tested == 0, "\(testOutput)")
     }
 
@@ -141,20 +128,9 @@ struct PrometheusTests {
         let server = try ServerProcess(["--allocator", "local", "--metrics-interval", "1"])
         _ = try Curl.run(["-s", "-o", "/dev/null", server.url("/work?bytes=5000&n=[1-50]")])
         usleep(1_500_000)
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("metrics-\(UUID().uuidString).txt")
-        defer { try? FileManager.default.removeItem(at: file) }
-        try Curl.request(server.url("/metrics")).body.write(to: file)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/promtool")
-        process.arguments = ["check", "metrics"]
-        process.standardInput = try FileHandle(forReadingFrom: file)
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(text)")
+        let metrics = try Curl.request(server.url("/metrics")).body
+        let (status, text) = try Command.run("/usr/bin/promtool", ["check", "metrics"], input: metrics)
+        #expect(status == 0, "\(text)")
         #expect(server.stop().status == 0)
     }
 }

@@ -106,21 +106,8 @@ enum Curl {
                      contentType: parts.count > 1 ? String(parts[1]) : "")
     }
 
-    /// Runs curl with `arguments`: its exit status and standard output.
+    /// Runs curl with `arguments`: its exit status and what it wrote.
     static func run(_ arguments: [String], input: Data? = nil) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        let stdin = Pipe()
-        process.standardInput = stdin
-        try process.run()
-        if let input { stdin.fileHandleForWriting.write(input) }
-        try stdin.fileHandleForWriting.close()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try Command.run("/usr/bin/curl", arguments, input: input)
     }
 }
