@@ -99,9 +99,11 @@ public struct ServiceConfiguration: Sendable {
     public func validate() throws {
         guard (0...65535).contains(port) else { throw ServiceError.invalid("--port must be between 0 and 65535, got \(port)") }
         guard limit > 0 else { throw ServiceError.invalid("--limit must be positive, got \(limit)") }
-        guard slo > .zero else { throw ServiceError.invalid("--slo must be positive") }
-        guard window > .zero else { throw ServiceError.invalid("--window must be positive") }
-        guard cooldown >= .zero else { throw ServiceError.invalid("--cooldown must not be negative") }
+        guard slo > .zero else { throw ServiceError.invalid("--slo must be positive, got \(slo)") }
+        guard window > .zero else { throw ServiceError.invalid("--window must be positive, got \(window)") }
+        guard cooldown >= .zero else { throw ServiceError.invalid("--cooldown must not be negative, got \(cooldown)") }
+        guard decay >= .zero else { throw ServiceError.invalid("--decay must not be negative, got \(decay)") }
+        guard metricsInterval > .zero else { throw ServiceError.invalid("--metrics-interval must be positive, got \(metricsInterval)") }
         guard placementSample >= 0 else { throw ServiceError.invalid("--placement-sample must not be negative") }
         if policy != .none && allocator == .malloc {
             throw ServiceError.invalid("--policy \(policy.rawValue) sizes a pool: it needs --allocator local or global")

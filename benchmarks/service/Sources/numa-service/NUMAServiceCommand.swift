@@ -72,13 +72,8 @@ struct NUMAServiceCommand: ParsableCommand {
         configuration.port = port
         configuration.allocator = allocator
         configuration.policy = policy
-        guard slo > 0 else { throw ValidationError("--slo must be positive, got \(slo)") }
-        guard window > 0 else { throw ValidationError("--window must be positive, got \(window)") }
-        guard decay >= 0 else { throw ValidationError("--decay must not be negative, got \(decay)") }
-        guard metricsInterval > 0 else { throw ValidationError("--metrics-interval must be positive, got \(metricsInterval)") }
         configuration.slo = .milliseconds(slo)
         configuration.window = .seconds(window)
-        guard cooldown >= 0 else { throw ValidationError("--cooldown must not be negative, got \(cooldown)") }
         configuration.cooldown = .seconds(cooldown)
         configuration.limit = limit
         if let cpus {

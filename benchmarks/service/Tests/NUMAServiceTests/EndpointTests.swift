@@ -100,13 +100,16 @@ struct EndpointTests {
 
     @Test("bad flags are refused with one line and exit code 64", arguments: [
         ["--allocator", "jemalloc"], ["--port", "70000"], ["--cpus", "9999"], ["--limit", "0"],
-        ["--policy", "slo", "--allocator", "malloc"], ["--slo", "0"], ["--placement-sample", "-1"], ["--cooldown", "-1"],
-        ["--handlers", "threads"], ["--window", "x"],
+        ["--policy", "slo", "--allocator", "malloc"], ["--slo", "0"], ["--placement-sample=-1"], ["--cooldown=-1"],
+        ["--handlers", "threads"], ["--window", "x"], ["--window", "0"], ["--decay=-1"], ["--metrics-interval", "0"],
     ])
     func badFlags(arguments: [String]) throws {
         let (status, text) = try Command.run(ServerProcess.binary, arguments, errorsOnly: true)
         #expect(status == 64, "\(text)")
         #expect(text.hasPrefix("Error: "), "\(text)")
+        // Refused for its value, not misread ("--decay -1" reads -1 as a flag: "Missing value").
+        let flag = String(arguments[0].split(separator: "=")[0])
+        #expect(text.contains(flag) && !text.contains("Missing value"), "\(text)")
     }
 
     @Test("--cpus naming a CPU this process may not use is refused at start, exit code 64",
