@@ -8,7 +8,8 @@
 // a multiple of 64 bytes. Each kernel makes one pass and returns a value that depends on the
 // memory it read (or wrote), so that the caller can keep it and no pass can be dropped.
 
-/// Reads `bytes` from `a`: 16-byte aligned loads summed into four 64-bit lanes.
+/// Reads `bytes` from `a`: 16-byte aligned loads whose values nothing waits on; returns the sum
+/// of the last 64-byte line's words.
 uint64_t CMemoryKernels_read(const void *a, size_t bytes);
 /// Copies `bytes` from `b` to `a` (one read, one write per 16 bytes).
 uint64_t CMemoryKernels_copy(void *a, const void *b, size_t bytes);
