@@ -7,7 +7,7 @@ import TestSupport
 
 @Suite("Bandwidth kernels")
 struct BandwidthKernelTests {
-    /// Four 64-byte aligned arrays of `bytes` each, filled with 1, 2, 3, ... per 64-bit word.
+    /// Three 64-byte aligned arrays of `bytes` each, filled with 1, 2, 3, ... per 64-bit word.
     static func arrays(_ bytes: Int) -> [UnsafeMutableRawPointer] {
         (0..<3).map { _ in
             let p = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)

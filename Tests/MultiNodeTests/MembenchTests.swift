@@ -299,7 +299,8 @@ struct MultiNodeCLITests {
 }
 
 /// Turns NUMA balancing off around each test, where the kernel has it, and restores it: pages
-/// that move during a run would change the shares the tests check.
+/// that move during a run would change the shares the tests check. The numa-vm guests boot with
+/// it off, so there it writes nothing (each write patches kernel text; see scripts/numa-vm).
 struct BalancingOff: TestTrait, SuiteTrait, TestScoping {
     static let path = "/proc/sys/kernel/numa_balancing"
     static let debugfs = "/sys/kernel/debug/sched/numa_balancing"
